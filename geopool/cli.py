@@ -1,0 +1,155 @@
+"""``geopool`` command line: serve the embedded model, send the seed request, show a contract.
+
+Errors geopool raises on purpose are printed as one ``error: ...`` line with exit code 2 (bad usage
+or config) or 1 (the server or the run failed) — never a traceback.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+
+from geopool import codec
+from geopool.client import PoolingClient
+from geopool.contract import INPUT_DTYPES, ModelContract, load_contract
+from geopool.errors import ContractError, GeopoolError
+from geopool.fixture_models import DEFAULT_MODEL
+from geopool.server import DEFAULT_DTYPE, DEFAULT_MAX_NUM_SEQS, EmbeddedServer
+
+
+def _friendly_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except (ContractError, click.BadParameter) as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+        except GeopoolError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+
+    return wrapper
+
+
+def _server_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option("--model", "model", default=DEFAULT_MODEL, show_default=True,
+                     help="Fixture name (prithvi-tiny-tl, prithvi-300m-tl) or a TerraTorch model folder."),
+        click.option("--port", type=click.IntRange(1, 65535), default=None, help="TCP port [default: a free one]."),
+        click.option("--dtype", type=click.Choice(INPUT_DTYPES), default=DEFAULT_DTYPE, show_default=True,
+                     help="vLLM --dtype; clients must send inputs in this dtype."),
+        click.option("--max-num-seqs", type=click.IntRange(min=1), default=DEFAULT_MAX_NUM_SEQS, show_default=True),
+        click.option("--vllm-arg", "vllm_args", multiple=True, metavar="FLAG",
+                     help="Extra vLLM flag, repeatable (e.g. --vllm-arg=--max-model-len=512)."),
+        click.option("--startup-timeout", type=click.FloatRange(min=1), default=600.0, show_default=True,
+                     help="Seconds to wait for /health."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _make_server(model: str, port: int | None, dtype: str, max_num_seqs: int, vllm_args: tuple[str, ...],
+                 startup_timeout: float) -> EmbeddedServer:
+    return EmbeddedServer(model, port=port, dtype=dtype, max_num_seqs=max_num_seqs,
+                          extra_args=vllm_args, startup_timeout_s=startup_timeout)
+
+
+@click.group()
+@click.version_option(package_name="geopool")
+def main() -> None:
+    """Conformance and load testing for vLLM servers serving TerraTorch models via /pooling."""
+
+
+@main.command()
+@_server_options
+@_friendly_errors
+def serve(**options: Any) -> None:
+    """Run the embedded vLLM server on 127.0.0.1 until Ctrl-C."""
+    server = _make_server(**options)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # SIGTERM → normal exit → cleanup below
+    click.echo(f"starting vLLM ({server.model_name}, dtype {server.dtype}); log: reports/", err=True)
+    with server:
+        click.echo(f"ready in {server.startup_s:.1f} s: {server.url}  (model {server.model_name!r}, "
+                   f"inputs in {server.dtype}; log {server.log_path})")
+        try:
+            while server.alive():
+                time.sleep(1.0)
+        except KeyboardInterrupt:
+            click.echo("stopping", err=True)
+            return
+    click.echo("error: the vLLM server exited on its own; see its log", err=True)
+    sys.exit(1)
+
+
+def _send_seed(url: str, model: str, contract: ModelContract, api_key: str | None) -> np.ndarray:
+    inputs = codec.seed_inputs(contract)
+    encoded = {name: codec.encode_array(value, dtype=contract.input_dtype) for name, value in inputs.items()}
+    with PoolingClient(url, api_key=api_key) as client:
+        response = client.pool(codec.pooling_request(model, encoded))
+    result = codec.decode_json_response(response.json(), contract.output_shape)
+    click.echo(f"POST {url}/pooling → {response.status} in {response.elapsed_s:.3f} s")
+    click.echo(f"decoded output: shape {result.shape}, dtype {result.dtype}, finite {bool(np.isfinite(result).all())}, "
+               f"min {result.min():.6g}, mean {result.mean():.6g}, max {result.max():.6g}")
+    click.echo(f"Returned result: {result}")
+    return result
+
+
+@main.command()
+@_server_options
+@_friendly_errors
+def demo(**options: Any) -> None:
+    """Start the embedded server, send the seed request, print what came back."""
+    server = _make_server(**options)
+    click.echo(f"starting the embedded vLLM server ({server.model_name}, dtype {server.dtype}) …", err=True)
+    with server:
+        click.echo(f"server healthy in {server.startup_s:.1f} s at {server.url}")
+        _send_seed(server.url, server.model_name, server.contract, None)
+
+
+@main.command()
+@click.option("--base-url", required=True, envvar="GEOPOOL_BASE_URL", help="Server URL, e.g. http://127.0.0.1:8000")
+@click.option("--model", "model", default=None, help="Model name [default: the one listed by /v1/models].")
+@click.option("--model-config", type=click.Path(path_type=Path), default=None,
+              help="TerraTorch config.json (or its folder) [default: Sen1Floods11's contract].")
+@click.option("--input-dtype", type=click.Choice(INPUT_DTYPES), default="float32", show_default=True,
+              help="dtype the server was loaded with.")
+@click.option("--api-key", envvar="GEOPOOL_API_KEY", default=None, help="Bearer token (never printed).")
+@_friendly_errors
+def request(base_url: str, model: str | None, model_config: Path | None, input_dtype: str,
+            api_key: str | None) -> None:
+    """Send the seed request to a running server and print the decoded answer."""
+    contract = load_contract(model_config, input_dtype=input_dtype)
+    if model is None:
+        with PoolingClient(base_url, api_key=api_key) as client:
+            models = client.models()
+        if len(models) != 1:
+            raise click.BadParameter(f"the server lists {len(models)} models {models!r}; pass --model")
+        model = models[0]
+    _send_seed(base_url, model, contract, api_key)
+
+
+@main.command()
+@click.option("--model-config", type=click.Path(path_type=Path), default=None)
+@click.option("--input-dtype", type=click.Choice(INPUT_DTYPES), default="float32", show_default=True)
+@_friendly_errors
+def contract(model_config: Path | None, input_dtype: str) -> None:
+    """Print the model contract read from a config (default: Sen1Floods11)."""
+    found = load_contract(model_config, input_dtype=input_dtype)
+    for spec in found.inputs:
+        marker = " (target)" if spec.name == found.target else ""
+        click.echo(f"input  {spec.name}: {'×'.join(map(str, spec.shape))} {found.input_dtype}{marker}")
+    click.echo(f"output {'×'.join(map(str, found.output_shape))} ({found.num_classes} classes)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,227 @@
+"""httpx clients (sync and async) for a vLLM server's pooling and service endpoints.
+
+Every call has a timeout (:data:`DEFAULT_TIMEOUT`, per phase). An API key is sent as a Bearer token;
+it is never part of a ``repr``, an error message or a report. httpx errors are translated into
+:mod:`geopool.errors`. The request/response logic lives in module functions so the two classes stay
+thin wrappers that only differ in ``await``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from geopool.errors import (
+    MalformedResponseError,
+    PoolingHTTPError,
+    ServerTimeoutError,
+    ServerUnreachableError,
+)
+
+__all__ = ["DEFAULT_TIMEOUT", "AsyncPoolingClient", "PoolingClient", "PoolingResponse"]
+
+#: Connect fast or fail; a pooling answer may take ~20 s (a float16 model on CPU), so reads get 120 s.
+DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=120.0, write=60.0, pool=10.0)
+
+
+@dataclass(frozen=True)
+class PoolingResponse:
+    """A 2xx answer to ``POST /pooling`` as received, with the client-side elapsed time."""
+
+    status: int
+    headers: httpx.Headers
+    content: bytes
+    elapsed_s: float
+    request_id: str | None = None
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+    @property
+    def metadata(self) -> str | None:
+        """The ``metadata`` header of an ``encoding_format: "bytes"`` answer."""
+        return self.headers.get("metadata")
+
+
+def _headers(api_key: str | None) -> dict[str, str]:
+    headers = {"User-Agent": "geopool"}
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+    return headers
+
+
+@contextmanager
+def _translated(path: str) -> Iterator[None]:
+    try:
+        yield
+    except httpx.TimeoutException as exc:
+        raise ServerTimeoutError(f"{path}: {type(exc).__name__} (timeout)") from exc
+    except (httpx.TransportError, OSError) as exc:
+        raise ServerUnreachableError(f"{path}: {type(exc).__name__}: {exc}") from exc
+
+
+def _raise_for_status(response: httpx.Response, path: str) -> None:
+    if response.is_success:
+        return
+    text = response.text[:4000]
+    error = None
+    try:
+        parsed = json.loads(response.content)
+        if isinstance(parsed, dict) and isinstance(parsed.get("error"), dict):
+            error = parsed["error"]
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        pass
+    raise PoolingHTTPError(response.status_code, text, error, path)
+
+
+def _pooling_result(response: httpx.Response, started: float, request_id: str | None) -> PoolingResponse:
+    _raise_for_status(response, "/pooling")
+    return PoolingResponse(
+        status=response.status_code,
+        headers=response.headers,
+        content=response.content,
+        elapsed_s=time.perf_counter() - started,
+        request_id=request_id,
+    )
+
+
+def _json_of(response: httpx.Response, path: str) -> Any:
+    _raise_for_status(response, path)
+    try:
+        return response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise PoolingHTTPError(response.status_code, response.text[:300], None, path) from exc
+
+
+def _model_ids(listing: Any) -> list[str]:
+    try:
+        return [str(entry["id"]) for entry in listing["data"]]
+    except (KeyError, TypeError) as exc:
+        raise MalformedResponseError(f"/v1/models is not an OpenAI model list: {listing!r:.200}") from exc
+
+
+class _Base:
+    def __init__(self, base_url: str, *, api_key: str | None, timeout: httpx.Timeout | float) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._api_key = api_key
+        self._timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
+
+    def __repr__(self) -> str:
+        key = ", api_key=***" if self._api_key else ""
+        return f"{type(self).__name__}({self.base_url!r}{key})"
+
+    @staticmethod
+    def _pool_headers(request_id: str | None) -> dict[str, str]:
+        return {"X-Request-Id": request_id} if request_id else {}
+
+
+class PoolingClient(_Base):
+    """Synchronous client. Use as a context manager, or call :meth:`close`.
+
+    >>> with PoolingClient("http://127.0.0.1:1", timeout=0.5) as client:  # doctest: +SKIP
+    ...     client.health()
+    """
+
+    def __init__(
+        self, base_url: str, *, api_key: str | None = None, timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        super().__init__(base_url, api_key=api_key, timeout=timeout)
+        self._http = httpx.Client(
+            base_url=self.base_url, headers=_headers(api_key), timeout=self._timeout, transport=transport
+        )
+
+    def __enter__(self) -> PoolingClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _get(self, path: str) -> httpx.Response:
+        with _translated(path):
+            return self._http.get(path)
+
+    def pool(self, body: dict[str, Any], *, request_id: str | None = None) -> PoolingResponse:
+        """POST ``body`` to ``/pooling``; a non-2xx answer raises PoolingHTTPError."""
+        started = time.perf_counter()
+        with _translated("/pooling"):
+            response = self._http.post("/pooling", json=body, headers=self._pool_headers(request_id))
+        return _pooling_result(response, started, request_id)
+
+    def health(self) -> bool:
+        """True when ``/health`` answers 200; False for any other status."""
+        return self._get("/health").status_code == 200
+
+    def version(self) -> str:
+        return str(_json_of(self._get("/version"), "/version").get("version"))
+
+    def models(self) -> list[str]:
+        """Model ids listed by ``/v1/models``."""
+        return _model_ids(_json_of(self._get("/v1/models"), "/v1/models"))
+
+    def metrics(self) -> str:
+        response = self._get("/metrics")
+        _raise_for_status(response, "/metrics")
+        return response.text
+
+    def openapi(self) -> dict[str, Any]:
+        return _json_of(self._get("/openapi.json"), "/openapi.json")
+
+
+class AsyncPoolingClient(_Base):
+    """Asynchronous twin of :class:`PoolingClient` (same methods, awaited)."""
+
+    def __init__(
+        self, base_url: str, *, api_key: str | None = None, timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+        transport: httpx.AsyncBaseTransport | None = None, max_connections: int = 100,
+    ) -> None:
+        super().__init__(base_url, api_key=api_key, timeout=timeout)
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url, headers=_headers(api_key), timeout=self._timeout, transport=transport,
+            limits=httpx.Limits(max_connections=max_connections),
+        )
+
+    async def __aenter__(self) -> AsyncPoolingClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _get(self, path: str) -> httpx.Response:
+        with _translated(path):
+            return await self._http.get(path)
+
+    async def pool(self, body: dict[str, Any], *, request_id: str | None = None) -> PoolingResponse:
+        started = time.perf_counter()
+        with _translated("/pooling"):
+            response = await self._http.post("/pooling", json=body, headers=self._pool_headers(request_id))
+        return _pooling_result(response, started, request_id)
+
+    async def health(self) -> bool:
+        return (await self._get("/health")).status_code == 200
+
+    async def version(self) -> str:
+        return str(_json_of(await self._get("/version"), "/version").get("version"))
+
+    async def models(self) -> list[str]:
+        return _model_ids(_json_of(await self._get("/v1/models"), "/v1/models"))
+
+    async def metrics(self) -> str:
+        response = await self._get("/metrics")
+        _raise_for_status(response, "/metrics")
+        return response.text
+
+    async def openapi(self) -> dict[str, Any]:
+        return _json_of(await self._get("/openapi.json"), "/openapi.json")

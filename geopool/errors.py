@@ -1,0 +1,83 @@
+"""Every error geopool raises on purpose.
+
+    GeopoolError
+    ├── ContractError (ValueError)         a model config or contract override is invalid
+    ├── CodecError (ValueError)            a tensor cannot be encoded as asked
+    ├── MalformedResponseError (ValueError) a server answer does not decode to the contract
+    ├── ServerError                        talking to a server failed
+    │   ├── ServerUnreachableError         connection refused / DNS / reset
+    │   ├── ServerTimeoutError             a timeout phase expired
+    │   └── PoolingHTTPError               the server answered with a non-2xx status
+    ├── EmbeddedServerError                the embedded vLLM server could not be started
+    └── MissingDependencyError (ImportError) an optional extra is not installed
+
+Lower-level exceptions (httpx, json, binascii, OSError) are translated at the boundary with
+``raise ... from exc``; callers only ever need to catch ``GeopoolError``.
+"""
+
+from __future__ import annotations
+
+
+class GeopoolError(Exception):
+    """Root of every error geopool raises on purpose."""
+
+
+class ContractError(GeopoolError, ValueError):
+    """A model config or contract override is missing a field or has a bad value."""
+
+
+class CodecError(GeopoolError, ValueError):
+    """A tensor cannot be encoded as requested."""
+
+
+class MalformedResponseError(GeopoolError, ValueError):
+    """A server response does not decode to an array of the contract's shape."""
+
+
+class ServerError(GeopoolError):
+    """Talking to a server failed."""
+
+
+class ServerUnreachableError(ServerError):
+    """The server could not be reached (refused, reset, name not resolved)."""
+
+
+class ServerTimeoutError(ServerError):
+    """A connect/read/write/pool timeout expired."""
+
+
+class PoolingHTTPError(ServerError):
+    """The server answered with a non-2xx status.
+
+    ``status`` is the HTTP status; ``error`` is the decoded ``{"message", "type", "param", "code"}``
+    object when the body has vLLM's error shape, else ``None``; ``body`` is the raw text (truncated).
+    """
+
+    def __init__(self, status: int, body: str, error: dict | None, path: str) -> None:
+        self.status = status
+        self.body = body
+        self.error = error
+        self.path = path
+        message = (error or {}).get("message") if isinstance(error, dict) else None
+        super().__init__(f"{path} answered HTTP {status}: {message or body[:300]!r}")
+
+
+class EmbeddedServerError(GeopoolError):
+    """The embedded vLLM server failed to start or died; the message carries its log tail."""
+
+
+class MissingDependencyError(GeopoolError, ImportError):
+    """An optional dependency is needed for this feature."""
+
+
+def require(module: str, feature: str, hint: str = "./run setup") -> object:
+    """Import ``module`` or raise MissingDependencyError naming the feature and the fix."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"{feature} needs the Python package {module!r}, which is not installed here "
+            f"({exc}). Install it with: {hint}"
+        ) from exc

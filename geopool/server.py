@@ -1,0 +1,257 @@
+"""The embedded server: a real vLLM (CPU build) serving a TerraTorch fixture model on loopback.
+
+``EmbeddedServer`` is a context manager. Nothing starts in ``__init__``; ``start()`` prepares the
+model, launches ``python -m vllm.entrypoints.openai.api_server`` in its own process group, and polls
+``/health`` until a ``time.monotonic()`` deadline, checking on every poll that the process is alive.
+Any failure kills the whole process group and raises :class:`EmbeddedServerError` with the tail of
+the server's log (kept under ``reports/``). A watchdog process kills the group if the Python process
+that started it dies without cleaning up (SIGKILL, a crash), so no vLLM process outlives its owner.
+The environment is never printed (it may hold tokens).
+
+Why float32 by default: vLLM 0.32 does not cast inputs to the model dtype, and a tensor of another
+dtype kills its engine; on CPU a float16 model answers in ~21 s against ~0.45 s for float32, so the
+embedded default is ``dtype="float32"`` and the contract's ``input_dtype`` follows the server's dtype.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import deque
+from pathlib import Path
+from types import TracebackType
+
+import httpx
+
+from geopool.contract import INPUT_DTYPES, ModelContract, load_contract
+from geopool.errors import EmbeddedServerError, MissingDependencyError
+from geopool.fixture_models import DEFAULT_MODEL, prepare_model, resolve_model_dir
+
+__all__ = ["DEFAULT_DTYPE", "DEFAULT_MAX_NUM_SEQS", "REPORTS_DIR", "EmbeddedServer"]
+
+DEFAULT_DTYPE = "float32"
+DEFAULT_MAX_NUM_SEQS = 4
+#: On the CPU backend this is the share of *host* memory vLLM reserves; vLLM's 0.92 fails on 24 GiB,
+#: and a pooling model needs no KV cache to speak of, so keep several servers fitting side by side.
+DEFAULT_MEMORY_FRACTION = 0.05
+REPORTS_DIR = Path(__file__).resolve().parent.parent / "reports"
+_WATCHDOG = Path(__file__).resolve().parent / "_watchdog.py"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that was free a moment ago (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+class EmbeddedServer:
+    """A real vLLM server on 127.0.0.1 serving a fixture model (or any TerraTorch model folder).
+
+    Args:
+        model: fixture name (``prithvi-tiny-tl``, ``prithvi-300m-tl``) or a model folder.
+        port: TCP port; ``None`` picks a free one (and retries once if it is taken meanwhile).
+        dtype: vLLM ``--dtype``; clients must send inputs in this dtype (``contract.input_dtype``).
+        max_num_seqs: vLLM ``--max-num-seqs`` (warm-up builds this many dummy inputs at once).
+        extra_args: more vLLM flags, appended last so they win.
+        startup_timeout_s: deadline for ``/health`` to answer 200.
+        log_dir: where ``vllm-<model>-<port>.log`` is written.
+    """
+
+    def __init__(
+        self,
+        model: str | Path = DEFAULT_MODEL,
+        *,
+        port: int | None = None,
+        dtype: str = DEFAULT_DTYPE,
+        max_num_seqs: int = DEFAULT_MAX_NUM_SEQS,
+        extra_args: tuple[str, ...] | list[str] = (),
+        startup_timeout_s: float = 600.0,
+        log_dir: Path | str = REPORTS_DIR,
+        served_model_name: str | None = None,
+    ) -> None:
+        if dtype not in INPUT_DTYPES:
+            raise EmbeddedServerError(f"dtype={dtype!r} is not one of {INPUT_DTYPES}")
+        if max_num_seqs < 1:
+            raise EmbeddedServerError(f"max_num_seqs must be >= 1, got {max_num_seqs!r}")
+        self.model_dir = resolve_model_dir(model)
+        self.model_name = served_model_name or self.model_dir.name
+        self.requested_port = port
+        self.port: int | None = None
+        self.dtype = dtype
+        self.max_num_seqs = max_num_seqs
+        self.extra_args = tuple(extra_args)
+        self.startup_timeout_s = startup_timeout_s
+        self.log_dir = Path(log_dir)
+        self.log_path: Path | None = None
+        self.startup_s: float | None = None
+        self._process: subprocess.Popen[bytes] | None = None
+        self._watchdog: subprocess.Popen[bytes] | None = None
+
+    # ------------------------------------------------------------------------------ properties
+    @property
+    def url(self) -> str:
+        if self.port is None:
+            raise EmbeddedServerError("the embedded server is not started")
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def contract(self) -> ModelContract:
+        return load_contract(self.model_dir, input_dtype=self.dtype)
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+    def __repr__(self) -> str:
+        return f"EmbeddedServer({self.model_name!r}, port={self.port}, dtype={self.dtype!r})"
+
+    # ------------------------------------------------------------------------------- lifecycle
+    def __enter__(self) -> EmbeddedServer:
+        self.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    def start(self) -> EmbeddedServer:
+        if self._process is not None:
+            raise EmbeddedServerError(f"{self!r} is already started")
+        _check_vllm_installed()
+        served_dir = prepare_model(self.model_dir)
+        started = time.monotonic()
+        attempts = 1 if self.requested_port else 2
+        for attempt in range(attempts):
+            self.port = self.requested_port or free_port()
+            try:
+                self._launch(served_dir)
+                self._wait_healthy(started)
+                break
+            except EmbeddedServerError as exc:
+                self.stop()
+                port_taken = "address already in use" in str(exc).lower()
+                if not (port_taken and attempt + 1 < attempts):
+                    raise
+        self.startup_s = time.monotonic() - started
+        return self
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Stop the server and every process it started (SIGTERM, then SIGKILL). Idempotent."""
+        process, self._process = self._process, None
+        if process is not None:
+            _kill_group(process, timeout_s)
+        watchdog, self._watchdog = self._watchdog, None
+        if watchdog is not None:
+            watchdog.kill()
+            if watchdog.stdin:
+                watchdog.stdin.close()
+            watchdog.wait(timeout=10)
+
+    # -------------------------------------------------------------------------------- helpers
+    def command(self, model_path: Path) -> list[str]:
+        return [
+            sys.executable, "-m", "vllm.entrypoints.openai.api_server",
+            "--model", str(model_path),
+            "--served-model-name", self.model_name,
+            "--host", "127.0.0.1", "--port", str(self.port),
+            "--model-impl", "terratorch", "--trust-remote-code",
+            "--dtype", self.dtype,
+            "--skip-tokenizer-init", "--enforce-eager", "--enable-mm-embeds",
+            "--max-num-seqs", str(self.max_num_seqs),
+            "--gpu-memory-utilization", str(DEFAULT_MEMORY_FRACTION),
+            *self.extra_args,
+        ]
+
+    def _launch(self, model_path: Path) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = self.log_dir / f"vllm-{self.model_name}-{self.port}.log"
+        env = dict(os.environ, VLLM_TARGET_DEVICE="cpu", HF_HUB_OFFLINE="1", VLLM_USE_V2_MODEL_RUNNER="0")
+        with open(self.log_path, "wb") as log:
+            self._process = subprocess.Popen(
+                self.command(model_path), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                env=env, start_new_session=True,  # own process group: one killpg reaches every worker
+            )
+        self._watchdog = subprocess.Popen(
+            [sys.executable, str(_WATCHDOG), str(self._process.pid)],
+            stdin=subprocess.PIPE, start_new_session=True,
+        )
+
+    def _wait_healthy(self, started: float) -> None:
+        deadline = started + self.startup_timeout_s
+        assert self._process is not None
+        with httpx.Client(timeout=httpx.Timeout(2.0)) as http:
+            while True:
+                if self._process.poll() is not None:
+                    raise EmbeddedServerError(
+                        f"vLLM exited with code {self._process.returncode} before it was healthy"
+                        f"{self._log_tail()}"
+                    )
+                try:
+                    if http.get(f"{self.url}/health").status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise EmbeddedServerError(
+                        f"vLLM did not answer /health with 200 within {self.startup_timeout_s:.0f} s"
+                        f"{self._log_tail()}"
+                    )
+                time.sleep(0.5)
+
+    def _log_tail(self, lines: int = 40) -> str:
+        if self.log_path is None or not self.log_path.exists():
+            return ""
+        with open(self.log_path, errors="replace") as log:
+            tail = deque(log, maxlen=lines)
+        return f"\n--- last {len(tail)} lines of {self.log_path} ---\n" + "".join(tail)
+
+    def alive(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+
+def _check_vllm_installed() -> None:
+    import importlib.util
+
+    for module in ("vllm", "terratorch"):
+        if importlib.util.find_spec(module) is None:
+            raise MissingDependencyError(
+                f"the embedded server needs {module!r} in this Python ({sys.executable}); "
+                "install the server stack with: ./run setup"
+            )
+
+
+def _kill_group(process: subprocess.Popen[bytes], timeout_s: float) -> None:
+    try:
+        pgid = os.getpgid(process.pid)
+    except ProcessLookupError:
+        pgid = process.pid
+    for sig, wait_s in ((signal.SIGTERM, timeout_s), (signal.SIGKILL, 10.0)):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            process.wait(timeout=wait_s)
+        except subprocess.TimeoutExpired:
+            continue
+        if not _group_alive(pgid):
+            break
+        time.sleep(0.5)
+        if not _group_alive(pgid):
+            break
+    process.poll()
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
