@@ -19,7 +19,7 @@ import numpy as np
 
 from geopool import codec
 from geopool.client import PoolingClient
-from geopool.contract import INPUT_DTYPES, ModelContract, load_contract
+from geopool.contract import INPUT_DTYPES, InputSpec, ModelContract, load_contract
 from geopool.errors import ContractError, GeopoolError
 from geopool.fixture_models import DEFAULT_MODEL
 from geopool.server import DEFAULT_DTYPE, DEFAULT_MAX_NUM_SEQS, EmbeddedServer
@@ -56,6 +56,46 @@ def _server_options(func: Callable[..., Any]) -> Callable[..., Any]:
     for option in reversed(options):
         func = option(func)
     return func
+
+
+def _parse_input_shape(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, tuple]:
+    shapes = {}
+    for value in values:
+        name, sep, dims = value.partition("=")
+        try:
+            shape = tuple(int(d) for d in dims.split(","))
+        except ValueError:
+            shape = ()
+        if not sep or not name or not shape or min(shape) < 1:
+            raise click.BadParameter(f"{value!r} is not NAME=D1,D2,... (e.g. pixel_values=6,512,512)")
+        shapes[name] = shape
+    return shapes
+
+
+def _contract_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option("--model-config", type=click.Path(path_type=Path), default=None,
+                     help="TerraTorch config.json (or its folder) [default: Sen1Floods11's contract]."),
+        click.option("--input-dtype", type=click.Choice(INPUT_DTYPES), default="float32", show_default=True,
+                     help="dtype the server was loaded with (its --dtype); inputs are sent in it."),
+        click.option("--input-shape", "input_shapes", multiple=True, callback=_parse_input_shape,
+                     metavar="NAME=D,D,...", help="Override one input's shape (repeatable)."),
+        click.option("--num-classes", type=click.IntRange(min=1), default=None, help="Override the class count."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _contract_from(model_config: Path | None, input_dtype: str, input_shapes: dict[str, tuple],
+                   num_classes: int | None) -> ModelContract:
+    found = load_contract(model_config, input_dtype=input_dtype)
+    unknown = set(input_shapes) - {spec.name for spec in found.inputs}
+    if unknown:
+        raise ContractError(f"--input-shape names unknown inputs {sorted(unknown)}; "
+                            f"the contract's inputs are {[spec.name for spec in found.inputs]}")
+    inputs = tuple(InputSpec(spec.name, input_shapes.get(spec.name, spec.shape)) for spec in found.inputs)
+    return found.with_overrides(inputs=inputs, num_classes=num_classes)
 
 
 def _make_server(model: str, port: int | None, dtype: str, max_num_seqs: int, vllm_args: tuple[str, ...],
@@ -119,16 +159,12 @@ def demo(**options: Any) -> None:
 @main.command()
 @click.option("--base-url", required=True, envvar="GEOPOOL_BASE_URL", help="Server URL, e.g. http://127.0.0.1:8000")
 @click.option("--model", "model", default=None, help="Model name [default: the one listed by /v1/models].")
-@click.option("--model-config", type=click.Path(path_type=Path), default=None,
-              help="TerraTorch config.json (or its folder) [default: Sen1Floods11's contract].")
-@click.option("--input-dtype", type=click.Choice(INPUT_DTYPES), default="float32", show_default=True,
-              help="dtype the server was loaded with.")
+@_contract_options
 @click.option("--api-key", envvar="GEOPOOL_API_KEY", default=None, help="Bearer token (never printed).")
 @_friendly_errors
-def request(base_url: str, model: str | None, model_config: Path | None, input_dtype: str,
-            api_key: str | None) -> None:
+def request(base_url: str, model: str | None, api_key: str | None, **contract_options: Any) -> None:
     """Send the seed request to a running server and print the decoded answer."""
-    contract = load_contract(model_config, input_dtype=input_dtype)
+    contract = _contract_from(**contract_options)
     if model is None:
         with PoolingClient(base_url, api_key=api_key) as client:
             models = client.models()
@@ -139,12 +175,11 @@ def request(base_url: str, model: str | None, model_config: Path | None, input_d
 
 
 @main.command()
-@click.option("--model-config", type=click.Path(path_type=Path), default=None)
-@click.option("--input-dtype", type=click.Choice(INPUT_DTYPES), default="float32", show_default=True)
+@_contract_options
 @_friendly_errors
-def contract(model_config: Path | None, input_dtype: str) -> None:
-    """Print the model contract read from a config (default: Sen1Floods11)."""
-    found = load_contract(model_config, input_dtype=input_dtype)
+def contract(**contract_options: Any) -> None:
+    """Print the model contract read from a config (default: Sen1Floods11), with overrides."""
+    found = _contract_from(**contract_options)
     for spec in found.inputs:
         marker = " (target)" if spec.name == found.target else ""
         click.echo(f"input  {spec.name}: {'×'.join(map(str, spec.shape))} {found.input_dtype}{marker}")

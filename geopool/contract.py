@@ -96,7 +96,9 @@ class ModelContract:
         input_cfg = _field(pretrained, "pretrained_cfg.input", Mapping, key="input")
         data = _field(input_cfg, "pretrained_cfg.input.data", Mapping, key="data")
         inputs = tuple(_input_spec(name, spec) for name, spec in data.items())
-        target = input_cfg.get("target", inputs[0].name if inputs else None)
+        if not inputs:
+            raise ContractError("contract has no inputs: pretrained_cfg.input.data is empty")
+        target = input_cfg.get("target", inputs[0].name)
         if not isinstance(target, str):
             raise ContractError(f"pretrained_cfg.input.target must be a string, got {target!r}")
         model = _field(pretrained, "pretrained_cfg.model", Mapping, key="model")

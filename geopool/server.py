@@ -89,6 +89,8 @@ class EmbeddedServer:
         self.log_dir = Path(log_dir)
         self.log_path: Path | None = None
         self.startup_s: float | None = None
+        #: PIDs (= process-group ids) of every vLLM launched by this object, newest last.
+        self.launched_pids: list[int] = []
         self._process: subprocess.Popen[bytes] | None = None
         self._watchdog: subprocess.Popen[bytes] | None = None
 
@@ -176,6 +178,7 @@ class EmbeddedServer:
                 self.command(model_path), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 env=env, start_new_session=True,  # own process group: one killpg reaches every worker
             )
+        self.launched_pids.append(self._process.pid)
         self._watchdog = subprocess.Popen(
             [sys.executable, str(_WATCHDOG), str(self._process.pid)],
             stdin=subprocess.PIPE, start_new_session=True,
