@@ -88,6 +88,8 @@ class EmbeddedServer:
         self.startup_timeout_s = startup_timeout_s
         self.log_dir = Path(log_dir)
         self.log_path: Path | None = None
+        #: The folder vLLM serves (config.json + checkpoint), known once started.
+        self.served_dir: Path | None = None
         self.startup_s: float | None = None
         #: PIDs (= process-group ids) of every vLLM launched by this object, newest last.
         self.launched_pids: list[int] = []
@@ -125,7 +127,7 @@ class EmbeddedServer:
         if self._process is not None:
             raise EmbeddedServerError(f"{self!r} is already started")
         _check_vllm_installed()
-        served_dir = prepare_model(self.model_dir)
+        served_dir = self.served_dir = prepare_model(self.model_dir)
         started = time.monotonic()
         attempts = 1 if self.requested_port else 2
         for attempt in range(attempts):

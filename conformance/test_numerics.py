@@ -1,0 +1,65 @@
+"""Input dtype round trip and numerics, over Hypothesis-generated payloads (see geopool.strategies)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, note
+
+from geopool.conformance.checks import array_diff
+from geopool.conformance.support import body_for, decode, require, send
+from geopool.contract import SEN1FLOODS11
+from geopool.reference import TOLERANCES, ReferenceModel
+from geopool.strategies import payload_recipes, tensor_recipes
+
+# Strategies are built from the contract only after the target is known; Sen1Floods11's shapes serve to
+# draw recipes, which are shape-free, and payloads are built at the target's shapes.
+FINITE_PAYLOADS = payload_recipes(SEN1FLOODS11)
+TORCH_PAYLOADS = payload_recipes(SEN1FLOODS11, formats=("torch",))
+
+
+@pytest.fixture(scope="session")
+def reference(target):
+    if target.reference_dir is None:
+        pytest.skip("no reference weights: pass --reference-checkpoint DIR (config.json + .pt) for POOL-NUM-002")
+    return ReferenceModel(target.reference_dir)
+
+
+@pytest.mark.requirement("POOL-DTYPE-001", "POOL-NUM-001")
+@given(recipe=TORCH_PAYLOADS)
+def test_finite_inputs_in_the_server_dtype_give_finite_outputs(target, client, recipe):
+    note(f"replay: {recipe!r}")
+    response = send(client, body_for(target, recipe.arrays(target.contract), fmt="torch"), "POOL-DTYPE-001")
+    output = decode(target, response, "POOL-NUM-001")
+    bad = ~np.isfinite(output)
+    require("POOL-NUM-001", not bad.any(), f"{int(bad.sum())} non-finite outputs for finite inputs",
+            recipe=repr(recipe), first_position=[int(i) for i in np.argwhere(bad)[0]] if bad.any() else None)
+
+
+@pytest.mark.requirement("POOL-DTYPE-002")
+@given(recipe=tensor_recipes())
+def test_npy_and_torch_save_inputs_agree(target, client, seed_arrays, recipe):
+    if target.contract.input_dtype == "bfloat16":
+        pytest.skip("a bfloat16 server cannot be sent .npy inputs (numpy has no bfloat16)")
+    note(f"replay: {recipe!r}")
+    contract = target.contract
+    arrays = dict(seed_arrays, **{contract.target: recipe.build(contract.input_shape(contract.target),
+                                                                  contract.input_dtype)})
+    outputs = [decode(target, send(client, body_for(target, arrays, fmt=fmt), "POOL-DTYPE-002"), "POOL-DTYPE-002")
+               for fmt in ("torch", "npy")]
+    require("POOL-DTYPE-002", np.array_equal(*outputs, equal_nan=True),
+            "the .npy answer differs from the torch.save answer: " + array_diff(outputs[1], outputs[0]),
+            recipe=repr(recipe))
+
+
+@pytest.mark.requirement("POOL-NUM-002")
+@given(recipe=FINITE_PAYLOADS)
+def test_served_output_matches_the_offline_forward_pass(target, client, reference, recipe):
+    note(f"replay: {recipe!r}")
+    arrays = recipe.arrays(target.contract)
+    served = decode(target, send(client, body_for(target, arrays, fmt=recipe.fmt), "POOL-NUM-002"), "POOL-NUM-002")
+    offline = reference(arrays)
+    atol, rtol = TOLERANCES[target.contract.input_dtype]
+    require("POOL-NUM-002", np.allclose(served, offline, atol=atol, rtol=rtol, equal_nan=True),
+            f"served output is outside atol {atol} + rtol {rtol} of the offline pass: " + array_diff(served, offline),
+            recipe=repr(recipe))

@@ -1,0 +1,1 @@
+"""The conformance suite's machinery: requirement registry, expectations, checks, pytest plugin, report."""

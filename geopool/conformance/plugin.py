@@ -1,0 +1,198 @@
+"""pytest plugin of the conformance suite (loaded by the repository's root conftest.py).
+
+Target selection follows pytest-base-url: ``--base-url``, else ``$PYTEST_BASE_URL``, else the
+``base_url`` ini key; with none, the suite starts the embedded server for the session. The plugin is
+inert unless collected tests carry ``@pytest.mark.requirement``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, Phase, settings
+from hypothesis.database import DirectoryBasedExampleDatabase
+
+from geopool.conformance.checks import Checks, RequirementFailure
+from geopool.conformance.registry import SUITE_DIR, Expectations, load_expectations, load_registry
+from geopool.conformance.report import RequirementLedger, terminal_table, write_report
+from geopool.conformance.target import Target, TargetError, resolve_target
+from geopool.contract import INPUT_DTYPES
+from geopool.errors import GeopoolError
+
+_slow_network = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large],
+                 "print_blob": True}
+# Examples per property: ~0.5 s a request on 2 CPU cores, ~50 ms on a GPU.
+settings.register_profile("dev", max_examples=8, database=DirectoryBasedExampleDatabase(".hypothesis/examples"),
+                          **_slow_network)
+settings.register_profile("ci", max_examples=5, derandomize=True, database=None, **_slow_network)
+settings.register_profile("nightly", max_examples=200, phases=tuple(Phase), **_slow_network)
+
+TARGET_KEY = pytest.StashKey[Target]()
+LEDGER_KEY = pytest.StashKey[RequirementLedger]()
+EXPECT_KEY = pytest.StashKey[Expectations]()
+STARTED_KEY = pytest.StashKey[float]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("geopool-conformance", "geopool conformance suite")
+    group.addoption("--base-url", default=None, help="server under test [$PYTEST_BASE_URL, ini base_url; "
+                    "default: start the embedded server]")
+    group.addoption("--model", dest="conformance_model", default=None,
+                    help="model name [default: the one listed by /v1/models]")
+    group.addoption("--model-config", default=None, help="TerraTorch config.json giving the contract "
+                    "[default: Sen1Floods11's; the embedded model's when embedded]")
+    group.addoption("--input-dtype", default=None, choices=INPUT_DTYPES,
+                    help="dtype the server was loaded with [default: float32, or the embedded server's]")
+    group.addoption("--api-key", default=os.environ.get("GEOPOOL_API_KEY"), help="Bearer token [$GEOPOOL_API_KEY]")
+    group.addoption("--reference-checkpoint", default=None,
+                    help="folder with the served model's config.json + checkpoint, for POOL-NUM-002")
+    group.addoption("--conformance-report", default="reports/conformance.json", help="JSON report path")
+    group.addoption("--expectations", default=None,
+                    help="expected-failures TOML [default: the file under conformance/expectations for the server's "
+                    "version]; 'none' disables")
+    group.addoption("--strict-expectations", action="store_true",
+                    help="an expected failure that passes (unexpected-pass) fails the run")
+    parser.addini("base_url", "base URL of the server under test", default=None)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "requirement(*ids): the conformance requirements a test checks")
+    if config.getoption("hypothesis_profile", None) is None:
+        settings.load_profile("ci" if os.environ.get("CI") else "dev")
+    if _runs_the_suite(config) and not config.option.xmlpath:
+        config.option.xmlpath = str(Path(config.getoption("conformance_report")).with_suffix(".junit.xml"))
+
+
+def _runs_the_suite(config: pytest.Config) -> bool:
+    suite = str(SUITE_DIR)
+    return any(str(Path(arg.split("::")[0]).resolve()).startswith(suite) for arg in config.args)
+
+
+def _requirements_of(item: pytest.Item) -> list[str]:
+    return [rid for mark in item.iter_markers("requirement") for rid in mark.args]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    marked = [item for item in items if _requirements_of(item)]
+    if not marked:
+        return
+    registry = load_registry()
+    unknown = sorted({rid for item in marked for rid in _requirements_of(item)} - set(registry))
+    if unknown:
+        raise pytest.UsageError(f"tests name requirements missing from {registry and 'requirements.toml'}: {unknown}")
+    config.stash[LEDGER_KEY] = RequirementLedger(registry)
+    for item in marked:
+        config.stash[LEDGER_KEY].add_test(item.nodeid, _requirements_of(item))
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    config = session.config
+    if LEDGER_KEY not in config.stash or config.option.collectonly:
+        return
+    base_url = config.getoption("base_url") or os.environ.get("PYTEST_BASE_URL") or config.getini("base_url")
+    reference = config.getoption("reference_checkpoint")
+    try:
+        target = resolve_target(
+            base_url=base_url or None, model=config.getoption("conformance_model"),
+            model_config=_path(config.getoption("model_config")), input_dtype=config.getoption("input_dtype"),
+            api_key=config.getoption("api_key"), embedded_model=config.getoption("embedded_model"),
+            embedded_dtype=config.getoption("embedded_dtype"), reference=_path(reference),
+        )
+        expectations_option = config.getoption("expectations")
+        expectations = (Expectations(None, {}) if expectations_option == "none" else
+                        load_expectations(target.version, path=_path(expectations_option),
+                                          registry=config.stash[LEDGER_KEY].registry))
+    except (TargetError, GeopoolError) as exc:
+        pytest.exit(f"geopool conformance: {exc}", returncode=4)
+    if target.server is not None:
+        config.add_cleanup(target.server.stop)
+    config.stash[TARGET_KEY] = target
+    config.stash[EXPECT_KEY] = expectations
+    config.stash[STARTED_KEY] = time.time()
+
+
+def _path(value: str | None) -> Path | None:
+    return Path(value) if value else None
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    return [f"conformance target: (resolved after collection) base_url={config.getoption('base_url') or 'embedded'}"]
+
+
+@pytest.fixture(scope="session")
+def target(request: pytest.FixtureRequest) -> Target:
+    """The server under test (see :class:`geopool.conformance.target.Target`)."""
+    stash = request.config.stash
+    if TARGET_KEY not in stash:
+        pytest.fail("no conformance target: this test has no @pytest.mark.requirement", pytrace=False)
+    return stash[TARGET_KEY]
+
+
+@pytest.fixture
+def checks() -> Checks:
+    """Per-requirement facts of one test; failures are raised after the test body."""
+    return Checks()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item):
+    result = yield
+    found = getattr(item, "funcargs", {}).get("checks")
+    if isinstance(found, Checks) and found.failures:
+        raise RequirementFailure(found.failures)
+    return result
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    report: pytest.TestReport = yield
+    ledger = item.config.stash.get(LEDGER_KEY, None)
+    ids = _requirements_of(item)
+    if ledger is None or not ids:
+        return report
+    expected = item.config.stash.get(EXPECT_KEY, Expectations(None, {})).reasons
+    if report.when == "call" or report.outcome != "passed":
+        failing, evidence = _attribute(call, ids)
+        outcome = ledger.record(item.nodeid, report, ids, failing, evidence, expected)
+        if outcome == "expected-fail":
+            report.outcome = "skipped"
+            report.wasxfail = "; ".join(f"{rid}: {expected[rid]}" for rid in failing)
+        elif outcome == "unexpected-pass" and item.config.getoption("strict_expectations"):
+            report.outcome = "failed"
+            report.longrepr = f"unexpected pass of expected failures {[r for r in ids if r in expected]}"
+    return report
+
+
+def _attribute(call: pytest.CallInfo, ids: list[str]) -> tuple[list[str], list[dict]]:
+    if call.excinfo is None or call.excinfo.errisinstance(pytest.skip.Exception):
+        return [], []
+    error = call.excinfo.value
+    if isinstance(error, RequirementFailure):
+        return error.requirements, [item.as_dict() for item in error.evidence]
+    message = str(error).strip().splitlines()
+    short = " | ".join(message[:6])[:800] or type(error).__name__
+    return ids, [{"requirement": rid, "message": f"{type(error).__name__}: {short}"} for rid in ids]
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    ledger = config.stash.get(LEDGER_KEY, None)
+    target = config.stash.get(TARGET_KEY, None)
+    if ledger is None or target is None:
+        return
+    expectations = config.stash.get(EXPECT_KEY, Expectations(None, {}))
+    path = Path(config.getoption("conformance_report"))
+    duration = time.time() - config.stash.get(STARTED_KEY, time.time())
+    write_report(path, ledger, target, expectations, duration, _replay_command(config, target))
+    terminalreporter.write_sep("=", "geopool conformance")
+    for line in terminal_table(ledger, target):
+        terminalreporter.write_line(line)
+    terminalreporter.write_line(f"report: {path}  junit: {config.option.xmlpath or '-'}")
+
+
+def _replay_command(config: pytest.Config, target: Target) -> str:
+    url = "" if target.embedded else f" --base-url {target.url}"
+    return (f"pytest conformance/{url} --model {target.model} -k '<test name>' "
+            "(failing Hypothesis examples are also saved in .hypothesis/examples and re-tried first)")

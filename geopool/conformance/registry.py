@@ -1,0 +1,85 @@
+"""The requirements registry (``conformance/requirements.toml``) and expected-failure files."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import tomllib
+from pathlib import Path
+
+from geopool.errors import ContractError
+
+__all__ = ["Requirement", "load_registry", "load_expectations", "REGISTRY_PATH", "EXPECTATIONS_DIR"]
+
+SUITE_DIR = Path(__file__).resolve().parents[2] / "conformance"
+REGISTRY_PATH = SUITE_DIR / "requirements.toml"
+EXPECTATIONS_DIR = SUITE_DIR / "expectations"
+_ID = re.compile(r"^[A-Z]+(-[A-Z0-9]+)+-\d{3}$")
+LEVELS = ("MUST", "SHOULD")
+
+
+@dataclasses.dataclass(frozen=True)
+class Requirement:
+    id: str
+    level: str
+    statement: str
+    source: str
+
+
+def _read_toml(path: Path, what: str) -> dict:
+    try:
+        return tomllib.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise ContractError(f"{what} {str(path)!r} does not exist") from exc
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ContractError(f"{what} {str(path)!r} is not valid TOML: {exc}") from exc
+
+
+def load_registry(path: Path = REGISTRY_PATH) -> dict[str, Requirement]:
+    """Every requirement by id; a malformed entry raises ContractError naming it and the field."""
+    entries = _read_toml(path, "requirements registry").get("requirement", [])
+    registry: dict[str, Requirement] = {}
+    for number, entry in enumerate(entries, 1):
+        where = f"{path.name} requirement #{number} ({entry.get('id', 'no id')})"
+        for field in ("id", "level", "statement", "source"):
+            if not isinstance(entry.get(field), str) or not entry[field].strip():
+                raise ContractError(f"{where}: field {field!r} must be a non-empty string")
+        if not _ID.match(entry["id"]):
+            raise ContractError(f"{where}: id must look like POOL-SHAPE-001")
+        if entry["level"] not in LEVELS:
+            raise ContractError(f"{where}: level must be one of {LEVELS}, got {entry['level']!r}")
+        if entry["id"] in registry:
+            raise ContractError(f"{where}: id {entry['id']} appears twice")
+        registry[entry["id"]] = Requirement(**{k: entry[k] for k in ("id", "level", "statement", "source")})
+    return registry
+
+
+@dataclasses.dataclass(frozen=True)
+class Expectations:
+    """Requirements a server version is known to fail, each with a one-line reason."""
+
+    source: str | None
+    reasons: dict[str, str]
+
+
+def load_expectations(
+    server_version: str | None, *, path: Path | None = None, registry: dict[str, Requirement] | None = None
+) -> Expectations:
+    """The expected failures for ``server_version``: from ``path``, else the file in ``EXPECTATIONS_DIR``
+    whose ``versions`` list it. Unknown requirement ids or missing reasons raise ContractError."""
+    candidates = [path] if path is not None else sorted(EXPECTATIONS_DIR.glob("*.toml"))
+    for candidate in candidates:
+        data = _read_toml(candidate, "expectations file")
+        versions = data.get("versions", [])
+        if path is None and server_version not in versions:
+            continue
+        reasons: dict[str, str] = {}
+        for number, entry in enumerate(data.get("expected-fail", []), 1):
+            rid, reason = entry.get("id"), entry.get("reason")
+            if not isinstance(rid, str) or not isinstance(reason, str) or not reason.strip():
+                raise ContractError(f"{candidate.name} expected-fail #{number}: needs string 'id' and 'reason'")
+            if registry is not None and rid not in registry:
+                raise ContractError(f"{candidate.name} expected-fail #{number}: unknown requirement {rid!r}")
+            reasons[rid] = reason
+        return Expectations(str(candidate), reasons)
+    return Expectations(None, {})

@@ -1,0 +1,54 @@
+"""Helpers the conformance tests share: build and send a request, decode its answer, fail a requirement."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from geopool import codec
+from geopool.client import PoolingClient, PoolingResponse
+from geopool.conformance.checks import Evidence, RequirementFailure
+from geopool.conformance.target import Target
+from geopool.errors import GeopoolError, PoolingHTTPError
+
+__all__ = ["body_for", "send", "decode", "require", "evidence_of"]
+
+
+def body_for(target: Target, arrays: Mapping[str, np.ndarray], *, fmt: codec.InputFormat = "torch",
+             **options: Any) -> dict[str, Any]:
+    """The seed-shaped request for ``arrays``, serialized in the contract's input dtype."""
+    encoded = {name: codec.encode_array(value, dtype=target.contract.input_dtype, fmt=fmt)
+               for name, value in arrays.items()}
+    return codec.pooling_request(target.model, encoded, **options)
+
+
+def evidence_of(error: GeopoolError) -> dict[str, Any]:
+    if isinstance(error, PoolingHTTPError):
+        return {"status": error.status, "message": ((error.error or {}).get("message") or error.body)[:500]}
+    return {"error": f"{type(error).__name__}: {error}"[:500]}
+
+
+def require(requirement: str, condition: object, message: str, **details: Any) -> None:
+    """Raise RequirementFailure for ``requirement`` unless ``condition`` holds (for Hypothesis tests)."""
+    if not condition:
+        raise RequirementFailure([Evidence(requirement, message, details)])
+
+
+def send(client: PoolingClient, body: dict[str, Any], requirement: str, **kwargs: Any) -> PoolingResponse:
+    """POST ``body``; any failure to get a 2xx fails ``requirement`` with the status and message."""
+    try:
+        return client.pool(body, **kwargs)
+    except GeopoolError as error:
+        raise RequirementFailure([Evidence(requirement, "a valid request was not answered 2xx",
+                                           {**evidence_of(error), "request_id": kwargs.get("request_id")})]) from error
+
+
+def decode(target: Target, response: PoolingResponse, requirement: str, **options: Any) -> np.ndarray:
+    """Decode a base64 JSON answer to the contract's output shape, failing ``requirement`` if it cannot."""
+    try:
+        return codec.decode_json_response(response.json(), target.contract.output_shape, **options)
+    except (GeopoolError, ValueError) as error:
+        raise RequirementFailure([Evidence(requirement, f"the answer does not decode: {error}",
+                                           {"request_id": response.request_id})]) from error

@@ -1,0 +1,76 @@
+"""The server under test: an external URL, or the embedded server the suite starts and owns."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from geopool.client import PoolingClient
+from geopool.contract import ModelContract, load_contract
+from geopool.errors import GeopoolError
+from geopool.server import EmbeddedServer
+
+__all__ = ["Target", "TargetError", "resolve_target"]
+
+
+class TargetError(GeopoolError):
+    """The target cannot be used: unreachable, unhealthy, or its model is ambiguous."""
+
+
+@dataclasses.dataclass
+class Target:
+    url: str
+    model: str
+    contract: ModelContract
+    version: str | None
+    api_key: str | None = dataclasses.field(default=None, repr=False)
+    server: EmbeddedServer | None = None
+    reference_dir: Path | None = None
+
+    @property
+    def embedded(self) -> bool:
+        return self.server is not None
+
+    def client(self) -> PoolingClient:
+        return PoolingClient(self.url, api_key=self.api_key)
+
+    def describe(self) -> dict:
+        return {"url": self.url, "model": self.model, "vllm_version": self.version, "embedded": self.embedded,
+                "input_dtype": self.contract.input_dtype, "output_shape": list(self.contract.output_shape),
+                "inputs": {spec.name: list(spec.shape) for spec in self.contract.inputs}}
+
+
+def resolve_target(
+    *, base_url: str | None, model: str | None, model_config: Path | None, input_dtype: str | None,
+    api_key: str | None, embedded_model: str, embedded_dtype: str, reference: Path | None,
+) -> Target:
+    """Start the embedded server (no ``base_url``) or check the external one; raise TargetError if unusable."""
+    server = None
+    if base_url is None:
+        server = EmbeddedServer(embedded_model, dtype=embedded_dtype).start()
+        base_url, input_dtype = server.url, input_dtype or embedded_dtype
+        model_config = model_config or server.model_dir
+        reference = reference or server.served_dir
+    try:
+        with PoolingClient(base_url, api_key=api_key, timeout=10.0) as client:
+            try:
+                healthy = client.health()
+            except GeopoolError as exc:
+                raise TargetError(f"conformance target {base_url} is not reachable: {exc}") from exc
+            if not healthy:
+                raise TargetError(f"conformance target {base_url} is up but /health does not answer 200")
+            if model is None:
+                models = client.models()
+                if len(models) != 1:
+                    raise TargetError(f"{base_url}/v1/models lists {models!r}; pass --model to pick one")
+                model = models[0]
+            try:
+                version = client.version()
+            except GeopoolError:
+                version = None  # POOL-EP-002 reports it
+        contract = load_contract(model_config, input_dtype=input_dtype or "float32")
+    except BaseException:
+        if server is not None:
+            server.stop()
+        raise
+    return Target(base_url, model, contract, version, api_key, server, reference)

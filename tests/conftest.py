@@ -1,1 +1,0 @@
-pytest_plugins = ["geopool.pytest_plugin", "pytester"]
