@@ -7,6 +7,7 @@ inert unless collected tests carry ``@pytest.mark.requirement``.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -55,6 +56,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     "version]; 'none' disables")
     group.addoption("--strict-expectations", action="store_true",
                     help="an expected failure that passes (unexpected-pass) fails the run")
+    group.addoption("--requirements-map", default=None, metavar="PATH",
+                    help="write {requirement id: [test ids]} as JSON after collection (use with --collect-only)")
     parser.addini("base_url", "base URL of the server under test", default=None)
 
 
@@ -82,10 +85,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     registry = load_registry()
     unknown = sorted({rid for item in marked for rid in _requirements_of(item)} - set(registry))
     if unknown:
-        raise pytest.UsageError(f"tests name requirements missing from {registry and 'requirements.toml'}: {unknown}")
-    config.stash[LEDGER_KEY] = RequirementLedger(registry)
+        raise pytest.UsageError(f"tests name requirements missing from conformance/requirements.toml: {unknown}")
+    ledger = config.stash[LEDGER_KEY] = RequirementLedger(registry)
     for item in marked:
-        config.stash[LEDGER_KEY].add_test(item.nodeid, _requirements_of(item))
+        ledger.add_test(item.nodeid, _requirements_of(item))
+    if map_path := config.getoption("requirements_map"):
+        Path(map_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(map_path).write_text(json.dumps(ledger.tests, indent=2))
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -189,10 +195,12 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     terminalreporter.write_sep("=", "geopool conformance")
     for line in terminal_table(ledger, target):
         terminalreporter.write_line(line)
-    terminalreporter.write_line(f"report: {path}  junit: {config.option.xmlpath or '-'}")
+    terminalreporter.write_line(f"wall time {duration:.1f} s (after target start-up)  report: {path}  "
+                                f"junit: {config.option.xmlpath or '-'}")
 
 
 def _replay_command(config: pytest.Config, target: Target) -> str:
+    """A command template; ``{test}`` is replaced by a failing test's node id."""
     url = "" if target.embedded else f" --base-url {target.url}"
-    return (f"pytest conformance/{url} --model {target.model} -k '<test name>' "
-            "(failing Hypothesis examples are also saved in .hypothesis/examples and re-tried first)")
+    return (f"pytest '{{test}}'{url} --model {target.model}  (a failing Hypothesis example is printed as a "
+            "recipe, and with the dev profile saved under .hypothesis/examples and re-tried first)")

@@ -78,8 +78,8 @@ def write_report(path: Path, ledger: RequirementLedger, target: Any, expectation
                  [{"test": nodeid, "outcome": "not-run", "evidence": []} for nodeid in ledger.tests[rid]]}
         if rid in expectations.reasons:
             entry["expected_failure_reason"] = expectations.reasons[rid]
-        if outcome in ("fail", "error", "expected-fail"):
-            entry["replay"] = replay
+        entry["replay"] = [replay.format(test=t["test"]) for t in entry["tests"]
+                           if t["outcome"] in ("fail", "error", "expected-fail")]
         requirements.append(entry)
     report = {
         "generated": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),

@@ -1,0 +1,59 @@
+"""The conformance suite run as a user runs it: against the embedded server, and against a dead URL."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from geopool.conformance.registry import SUITE_DIR, load_expectations, load_registry
+from geopool.server import free_port
+
+REPO = SUITE_DIR.parent
+
+
+def run_suite(*args: str, timeout: float = 1500) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "pytest", "conformance/", "-p", "no:cacheprovider", *args],
+                          capture_output=True, text=True, cwd=REPO, timeout=timeout)
+
+
+@pytest.mark.live
+def test_plain_run_against_the_embedded_server(tmp_path):
+    """No URL: the suite starts its own server; only vLLM 0.32's known defects fail, as expected-fail."""
+    report_path, junit_path = tmp_path / "conformance.json", tmp_path / "junit.xml"
+    started = time.monotonic()
+    result = run_suite("--conformance-report", str(report_path), "--junitxml", str(junit_path))
+    wall = time.monotonic() - started
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
+    report = json.loads(report_path.read_text())
+    registry = load_registry()
+    outcomes = {entry["id"]: entry["outcome"] for entry in report["requirements"]}
+    assert set(outcomes) == set(registry)
+    expected = load_expectations("0.32.0").reasons
+    assert report["target"]["vllm_version"] == "0.32.0" and report["target"]["embedded"] is True
+    assert {rid for rid, outcome in outcomes.items() if outcome == "expected-fail"} == set(expected)
+    assert {rid for rid, outcome in outcomes.items() if outcome != "expected-fail"} == set(registry) - set(expected)
+    assert all(outcome == "pass" for rid, outcome in outcomes.items() if rid not in expected), outcomes
+    for entry in report["requirements"]:
+        assert entry["tests"], entry["id"]
+        if entry["outcome"] == "expected-fail":
+            assert entry["expected_failure_reason"] and entry["tests"][0]["evidence"] and entry["replay"]
+    assert ET.parse(junit_path).getroot().iter("testcase")
+    assert "geopool conformance" in result.stdout and "requirements:" in result.stdout
+    print(f"conformance run: {wall:.0f} s wall (server start included), report duration {report['duration_s']} s, "
+          f"{len(registry)} requirements, summary {report['summary']}")
+
+
+def test_unreachable_target_fails_fast_with_one_message(tmp_path):
+    url = f"http://127.0.0.1:{free_port()}"
+    started = time.monotonic()
+    result = run_suite("--base-url", url, "--conformance-report", str(tmp_path / "r.json"), timeout=120)
+    assert time.monotonic() - started < 60
+    assert result.returncode == 4, result.stdout[-3000:]
+    output = result.stdout + result.stderr
+    assert output.count("is not reachable") == 1 and url in output
+    assert " passed" not in output and " failed" not in output and "skipped" not in output
