@@ -60,5 +60,6 @@ def test_unreachable_server_is_one_line_and_exit_1():
 
 def test_plugin_options_are_registered(pytester):
     pytester.makepyfile("def test_x(request):\n    assert request.config.getoption('embedded_dtype') == 'float16'\n")
-    result = pytester.runpytest("-p", "geopool.pytest_plugin", "--embedded-dtype", "float16")
+    result = pytester.runpytest("-p", "geopool.pytest_plugin", "--embedded-dtype", "float16",
+                                "-o", "asyncio_default_fixture_loop_scope=function")
     result.assert_outcomes(passed=1)
