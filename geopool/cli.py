@@ -186,5 +186,48 @@ def contract(**contract_options: Any) -> None:
     click.echo(f"output {'×'.join(map(str, found.output_shape))} ({found.num_classes} classes)")
 
 
+@main.command()
+@click.option("--upstream", required=True, help="URL of the real server to stand in front of.")
+@click.option("--fault", default="none", show_default=True, metavar="NAME[:PARAM...]",
+              help="The fault to plant; --list-faults shows them.")
+@click.option("--listen", "port", type=click.IntRange(0, 65535), default=0, help="Port [default: a free one].")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; anything but loopback exposes the proxy to the network.")
+@click.option("--max-seconds", type=click.FloatRange(min=1), default=3600.0, show_default=True,
+              help="Stop by itself after this long.")
+@click.option("--max-requests", type=click.IntRange(min=1), default=100_000, show_default=True,
+              help="Stop by itself after this many requests.")
+@click.option("--list-faults", is_flag=True, help="List the faults and exit.")
+@_friendly_errors
+def proxy(upstream: str, fault: str, port: int, host: str, max_seconds: float, max_requests: int,
+          list_faults: bool) -> None:
+    """A reverse proxy in front of a real server that plants one fault (chaos-test a client or gateway)."""
+    import asyncio
+
+    from geopool.faults import describe_faults
+    from geopool.proxy import FaultProxy
+
+    if list_faults:
+        for name, summary in describe_faults():
+            click.echo(f"{name:16s} {summary}")
+        return
+    if not upstream.startswith(("http://", "https://")):
+        raise click.BadParameter(f"--upstream {upstream!r} must be an http:// or https:// URL")
+    server = FaultProxy(upstream, fault, host=host, port=port, max_seconds=max_seconds, max_requests=max_requests)
+
+    async def run() -> None:
+        await server.start()
+        click.echo(f"proxy {server.url} → {upstream} with fault {fault!r} "
+                   f"(stops after {max_seconds:.0f} s or {max_requests} requests)")
+        await server.serve_until_done()
+
+    try:
+        asyncio.run(run())
+    except KeyboardInterrupt:
+        click.echo("stopping", err=True)
+    except OSError as exc:
+        raise click.BadParameter(f"cannot listen on {host}:{port}: {exc}") from exc
+
+
 if __name__ == "__main__":
     main()

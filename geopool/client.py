@@ -157,6 +157,17 @@ class PoolingClient(_Base):
             response = self._http.post("/pooling", json=body, headers=self._pool_headers(request_id))
         return _pooling_result(response, started, request_id)
 
+    def post_raw(self, path: str, content: bytes, *, content_type: str = "application/json",
+                 close: bool = True) -> httpx.Response:
+        """POST bytes as they are and return the answer whatever its status (for negative tests).
+
+        ``close`` asks for ``Connection: close``: vLLM drops a keep-alive connection after a 500, and a
+        test must not mistake that for the server's failure on the *next* request.
+        """
+        headers = {"Content-Type": content_type, **({"Connection": "close"} if close else {})}
+        with _translated(path):
+            return self._http.post(path, content=content, headers=headers)
+
     def health(self) -> bool:
         """True when ``/health`` answers 200; False for any other status."""
         return self._get("/health").status_code == 200

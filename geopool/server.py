@@ -144,6 +144,16 @@ class EmbeddedServer:
         self.startup_s = time.monotonic() - started
         return self
 
+    def restart(self) -> EmbeddedServer:
+        """Stop (if running) and start again on the same port, so clients' URLs stay valid."""
+        port = self.port
+        self.stop()
+        requested, self.requested_port = self.requested_port, port or self.requested_port
+        try:
+            return self.start()
+        finally:
+            self.requested_port = requested
+
     def stop(self, timeout_s: float = 30.0) -> None:
         """Stop the server and every process it started (SIGTERM, then SIGKILL). Idempotent."""
         process, self._process = self._process, None
@@ -175,7 +185,8 @@ class EmbeddedServer:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = self.log_dir / f"vllm-{self.model_name}-{self.port}.log"
         env = dict(os.environ, VLLM_TARGET_DEVICE="cpu", HF_HUB_OFFLINE="1", VLLM_USE_V2_MODEL_RUNNER="0")
-        with open(self.log_path, "wb") as log:
+        with open(self.log_path, "ab") as log:  # append: a restart must not erase why the last run died
+            log.write(f"==> geopool: launching vLLM on port {self.port}\n".encode())
             self._process = subprocess.Popen(
                 self.command(model_path), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 env=env, start_new_session=True,  # own process group: one killpg reaches every worker

@@ -22,7 +22,7 @@ class Evidence:
     details: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"requirement": self.requirement, "message": self.message, **self.details}
+        return {**self.details, "requirement": self.requirement, "message": self.message}
 
 
 class RequirementFailure(AssertionError):

@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis.database import DirectoryBasedExampleDatabase
 
 from geopool.conformance.checks import Checks, RequirementFailure
+from geopool.conformance.guard import ServerGuard
 from geopool.conformance.registry import SUITE_DIR, Expectations, load_expectations, load_registry
 from geopool.conformance.report import RequirementLedger, terminal_table, write_report
 from geopool.conformance.target import Target, TargetError, resolve_target
@@ -35,6 +36,7 @@ TARGET_KEY = pytest.StashKey[Target]()
 LEDGER_KEY = pytest.StashKey[RequirementLedger]()
 EXPECT_KEY = pytest.StashKey[Expectations]()
 STARTED_KEY = pytest.StashKey[float]()
+GUARD_KEY = pytest.StashKey["ServerGuard"]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -56,6 +58,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     "version]; 'none' disables")
     group.addoption("--strict-expectations", action="store_true",
                     help="an expected failure that passes (unexpected-pass) fails the run")
+    group.addoption("--destructive", action="store_true",
+                    help="send inputs known to kill servers (marker 'destructive') to an external --base-url too; "
+                    "the embedded server gets them always, and is restarted after each death")
     group.addoption("--requirements-map", default=None, metavar="PATH",
                     help="write {requirement id: [test ids]} as JSON after collection (use with --collect-only)")
     parser.addini("base_url", "base URL of the server under test", default=None)
@@ -63,6 +68,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "requirement(*ids): the conformance requirements a test checks")
+    config.addinivalue_line("markers", "destructive: sends input known or suspected to kill the server")
     if config.getoption("hypothesis_profile", None) is None:
         settings.load_profile("ci" if os.environ.get("CI") else "dev")
     if _runs_the_suite(config) and not config.option.xmlpath:
@@ -137,6 +143,32 @@ def target(request: pytest.FixtureRequest) -> Target:
     return stash[TARGET_KEY]
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Destructive tests run against a server the suite owns, or an external one with --destructive.
+
+    Decided before any fixture is set up, so a skipped destructive test sends nothing at all.
+    """
+    if item.get_closest_marker("destructive") is None:
+        return
+    target = item.config.stash.get(TARGET_KEY, None)
+    if target is not None and not target.embedded and not item.config.getoption("destructive"):
+        pytest.skip("destructive input: sent only to the embedded server, or to --base-url with --destructive")
+
+
+@pytest.fixture(scope="session")
+def guard(request: pytest.FixtureRequest, target: Target, baseline) -> ServerGuard:
+    """Survival checks and restarts of an owned server (``baseline`` comes from the suite's conftest)."""
+    from geopool import codec
+
+    valid = codec.pooling_request(target.model, {
+        name: codec.encode_array(value, dtype=target.contract.input_dtype)
+        for name, value in codec.seed_inputs(target.contract).items()})
+    found = ServerGuard(target, valid, baseline)
+    request.config.stash[GUARD_KEY] = found
+    return found
+
+
 @pytest.fixture
 def checks() -> Checks:
     """Per-requirement facts of one test; failures are raised after the test body."""
@@ -176,8 +208,11 @@ def _attribute(call: pytest.CallInfo, ids: list[str]) -> tuple[list[str], list[d
     if call.excinfo is None or call.excinfo.errisinstance(pytest.skip.Exception):
         return [], []
     error = call.excinfo.value
-    if isinstance(error, RequirementFailure):
-        return error.requirements, [item.as_dict() for item in error.evidence]
+    failures = ([error] if isinstance(error, RequirementFailure) else
+                [e for e in getattr(error, "exceptions", ()) if isinstance(e, RequirementFailure)])
+    if failures and (isinstance(error, RequirementFailure) or len(failures) == len(error.exceptions)):
+        return (sorted({rid for f in failures for rid in f.requirements}),
+                [item.as_dict() for f in failures for item in f.evidence])
     message = str(error).strip().splitlines()
     short = " | ".join(message[:6])[:800] or type(error).__name__
     return ids, [{"requirement": rid, "message": f"{type(error).__name__}: {short}"} for rid in ids]
@@ -195,6 +230,14 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     terminalreporter.write_sep("=", "geopool conformance")
     for line in terminal_table(ledger, target):
         terminalreporter.write_line(line)
+    destructive = [r for reports in terminalreporter.stats.values() for r in reports
+                   if isinstance(r, pytest.TestReport) and "destructive" in r.keywords]
+    if destructive:
+        guard = config.stash.get(GUARD_KEY, None)
+        restarts = f", server restarted {guard.restarts}× ({guard.restart_seconds:.0f} s)" if guard else ""
+        ran = sum(1 for r in destructive if r.when == "call" and (not r.skipped or hasattr(r, "wasxfail")))
+        terminalreporter.write_line(f"destructive inputs: {ran} tests run, "
+                                    f"wall time {sum(r.duration for r in destructive):.1f} s{restarts}")
     terminalreporter.write_line(f"wall time {duration:.1f} s (after target start-up)  report: {path}  "
                                 f"junit: {config.option.xmlpath or '-'}")
 

@@ -57,3 +57,41 @@ def test_unreachable_target_fails_fast_with_one_message(tmp_path):
     output = result.stdout + result.stderr
     assert output.count("is not reachable") == 1 and url in output
     assert " passed" not in output and " failed" not in output and "skipped" not in output
+
+
+def _pooling_requests(url: str) -> float:
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    total = 0.0
+    for family in text_string_to_metric_families(httpx.get(f"{url}/metrics", timeout=10).text):
+        for sample in family.samples:
+            if sample.name == "http_requests_total" and sample.labels.get("handler") == "/pooling":
+                total += sample.value
+    return total
+
+
+@pytest.mark.live
+def test_external_target_without_the_flag_gets_no_destructive_input(embedded_server, tmp_path):
+    before = _pooling_requests(embedded_server.url)
+    result = run_suite("-m", "destructive", "--base-url", embedded_server.url,
+                       "--conformance-report", str(tmp_path / "r.json"), "--junitxml", str(tmp_path / "j.xml"),
+                       timeout=300)
+    assert result.returncode == 0, result.stdout[-4000:]
+    assert "passed" not in result.stdout.splitlines()[-1] and "skipped" in result.stdout.splitlines()[-1]
+    cases = list(ET.parse(tmp_path / "j.xml").getroot().iter("testcase"))
+    assert len(cases) >= 9
+    for case in cases:
+        skipped = case.find("skipped")
+        assert skipped is not None and "destructive input: sent only" in skipped.get("message", ""), case.attrib
+    assert _pooling_requests(embedded_server.url) == before, "a pooling request reached the server"
+    assert httpx_health(embedded_server.url)
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["requirements"], "the report was written"
+    assert {e["outcome"] for e in report["requirements"] if e["id"] == "POOL-SURV-002"} == {"skip"}
+
+
+def httpx_health(url: str) -> bool:
+    import httpx
+
+    return httpx.get(f"{url}/health", timeout=10).status_code == 200

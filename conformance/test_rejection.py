@@ -1,0 +1,78 @@
+"""Bad input is rejected with the right 4xx, the documented error body and a useful message, and the
+server survives each one (checked after every single request)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, Phase, given, note, settings
+from hypothesis import strategies as st
+
+from geopool import codec
+from geopool.conformance.checks import Checks, RequirementFailure
+from geopool.errors import GeopoolError
+from geopool.invalid import BadRequest, bad_requests, invalid_bodies
+
+CASES = bad_requests()
+
+
+def _param(case: BadRequest):
+    survival = "POOL-SURV-002" if case.destructive else "POOL-SURV-001"
+    marks = [pytest.mark.requirement(*sorted({case.requirement, "POOL-REJ-011", "POOL-REJ-012", survival}))]
+    if case.destructive:
+        marks.append(pytest.mark.destructive)
+    return pytest.param(case, id=case.name, marks=marks)
+
+
+def _valid_body(target) -> dict:
+    return codec.pooling_request(target.model, {name: codec.encode_array(value, dtype=target.contract.input_dtype)
+                                                for name, value in codec.seed_inputs(target.contract).items()})
+
+
+def check_rejection(checks: Checks, case: BadRequest, response, sent: str) -> None:
+    """Status, error body shape and message of one rejection."""
+    checks.context.update(request=sent, status=response.status_code)
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    error = body.get("error") if isinstance(body, dict) else None
+    message = error.get("message") if isinstance(error, dict) else None
+    checks.context["server_message"] = str(message if message is not None else response.text)[:300]
+    checks.that(case.requirement, response.status_code in case.statuses,
+                f"{case.name}: answered {response.status_code}, expected {' or '.join(map(str, case.statuses))}")
+    shape_ok = (isinstance(error, dict) and isinstance(message, str) and isinstance(error.get("type"), str)
+                and (error.get("param") is None or isinstance(error.get("param"), str))
+                and error.get("code") == response.status_code)
+    checks.that("POOL-REJ-011", shape_ok, f"{case.name}: error body is {response.text[:200]!r}")
+    if isinstance(message, str):
+        checks.that("POOL-REJ-012", any(word.lower() in message.lower() for word in case.names),
+                    f"{case.name}: message names none of {list(case.names)}")
+
+
+@pytest.mark.parametrize("case", [_param(case) for case in CASES])
+def test_bad_request_is_rejected_and_survived(target, client, guard, checks, case):
+    valid = _valid_body(target)
+    sent = f"{case.name} ({case.requirement})"
+    try:
+        response = client.post_raw("/pooling", case.body(valid, target.contract))
+    except GeopoolError as exc:  # a reset or timeout is the verdict, not a crash of the test
+        checks.fail(case.requirement, f"{case.name}: no HTTP answer ({type(exc).__name__}: {exc})")
+    else:
+        check_rejection(checks, case, response, sent)
+    guard.survives(checks, "POOL-SURV-002" if case.destructive else "POOL-SURV-001", sent)
+
+
+@pytest.mark.requirement("POOL-REJ-013", "POOL-SURV-001")
+@settings(phases=[Phase.explicit, Phase.reuse, Phase.generate],  # a request per example: no shrinking
+          suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_generated_invalid_input_is_a_4xx(target, client, guard, data):
+    description, raw = data.draw(invalid_bodies(_valid_body(target), target.contract), label="invalid body")
+    note(f"replay: {description}")
+    response = client.post_raw("/pooling", raw)
+    checks = Checks()
+    checks.that("POOL-REJ-013", 400 <= response.status_code < 500,
+                f"{description}: answered {response.status_code} {response.text[:200]!r}")
+    guard.survives(checks, "POOL-SURV-001", description)
+    if checks.failures:
+        raise RequirementFailure(checks.failures)

@@ -1,0 +1,66 @@
+"""Survival checks after bad requests, and restarts of a server the suite owns."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import numpy as np
+
+from geopool import codec
+from geopool.client import PoolingClient
+from geopool.conformance.checks import Checks
+from geopool.conformance.target import Target
+from geopool.errors import GeopoolError
+
+__all__ = ["ServerGuard", "SURVIVAL_TOLERANCE"]
+
+#: A valid request after a rejection must give the baseline answer (batching rounding at most).
+SURVIVAL_TOLERANCE = 1e-4
+
+
+class ServerGuard:
+    """Knows what a healthy answer looks like and whether the suite may restart the server."""
+
+    def __init__(self, target: Target, valid_body: dict, baseline: np.ndarray) -> None:
+        self.target = target
+        self.valid_body = valid_body
+        self._baseline = baseline
+        self.restarts = 0
+        self.restart_seconds = 0.0
+
+    def healthy(self) -> bool:
+        try:
+            return httpx.get(f"{self.target.url}/health", timeout=10.0).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def survives(self, checks: Checks, requirement: str, sent: str) -> bool:
+        """Check /health and a valid request after ``sent``; on death, fail ``requirement`` and restart."""
+        problem = None
+        if not self.healthy():
+            problem = "the server died: /health no longer answers 200"
+        else:
+            try:
+                with PoolingClient(self.target.url, api_key=self.target.api_key) as client:
+                    response = client.pool(self.valid_body)
+                answer = codec.decode_json_response(response.json(), self.target.contract.output_shape)
+                distance = float(np.abs(answer - self._baseline).max())
+                if not distance <= SURVIVAL_TOLERANCE:
+                    problem = f"a valid request now gets a different answer (max |diff| {distance:.3g})"
+            except (GeopoolError, ValueError) as exc:
+                problem = f"a valid request now fails: {exc}"
+        if problem is None:
+            return True
+        checks.fail(requirement, f"after {sent}: {problem}", request=sent)
+        self.recover()
+        return False
+
+    def recover(self) -> None:
+        """Restart the owned server if it is not healthy (waiting briefly for a dying one to exit)."""
+        if self.target.server is None or self.healthy():
+            return
+        started = time.monotonic()
+        self.target.server.restart()
+        self.restarts += 1
+        self.restart_seconds += time.monotonic() - started

@@ -1,0 +1,252 @@
+"""Invalid /pooling requests: the named cases of the negative suite and Hypothesis strategies for the
+invalid space. A request here is ``(body bytes, description)``; nothing is sent from this module.
+
+Cases marked ``destructive`` are known or suspected to kill a vLLM 0.32 engine (verified: a dtype the
+model was not loaded with, rank-4 pixel values, an extra input key, empty or string message content);
+the suite only sends them to a server it owns or when the user passes ``--destructive``.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import io
+import json
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from hypothesis import strategies as st
+
+from geopool import codec
+from geopool.contract import INPUT_DTYPES, ModelContract
+
+__all__ = ["BadRequest", "bad_requests", "invalid_bodies", "code_running_payload", "sparse_payload"]
+
+Body = dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class BadRequest:
+    """One invalid request and what a conforming server answers.
+
+    ``statuses`` are the acceptable 4xx codes; ``names`` are words one of which the error message
+    should contain (the field or input at fault); ``edit`` turns a valid seed body into the bad one
+    (or returns raw bytes for bodies that are not JSON).
+    """
+
+    name: str
+    requirement: str
+    statuses: tuple[int, ...]
+    names: tuple[str, ...]
+    edit: Callable[[Body, ModelContract], Body | bytes]
+    destructive: bool = False
+
+    def body(self, valid: Body, contract: ModelContract) -> bytes:
+        edited = self.edit(json.loads(json.dumps(valid)), contract)
+        return edited if isinstance(edited, bytes) else json.dumps(edited).encode()
+
+
+def _embeds(body: Body) -> dict[str, Any]:
+    return body["messages"][0]["content"][0]["image_embeds"]
+
+
+def _set_input(name_of: Callable[[ModelContract], str], value: Callable[[ModelContract], Any]):
+    def edit(body: Body, contract: ModelContract) -> Body:
+        _embeds(body)[name_of(contract)] = value(contract)
+        return body
+    return edit
+
+
+def _target(contract: ModelContract) -> str:
+    return contract.target
+
+
+def _second_input(contract: ModelContract) -> str:
+    others = [spec.name for spec in contract.inputs if spec.name != contract.target]
+    return others[0] if others else contract.target
+
+
+def _tensor(shape_of: Callable[[ModelContract], tuple[int, ...]], *, dtype: str | None = None):
+    def make(contract: ModelContract) -> str:
+        return codec.encode_array(np.ones(shape_of(contract), np.float32), dtype=dtype or contract.input_dtype)
+    return make
+
+
+def _other_dtype(contract: ModelContract) -> str:
+    return next(d for d in INPUT_DTYPES if d != contract.input_dtype)
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def _torch_save(obj: Any) -> bytes:
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
+
+
+def _without(name_of: Callable[[ModelContract], str]):
+    def edit(body: Body, contract: ModelContract) -> Body:
+        del _embeds(body)[name_of(contract)]
+        return body
+    return edit
+
+
+def _top(**fields: Any):
+    def edit(body: Body, contract: ModelContract) -> Body:
+        body.update(fields)
+        return body
+    return edit
+
+
+def _messages(value: Callable[[Body], Any]):
+    def edit(body: Body, contract: ModelContract) -> Body:
+        body["messages"] = value(body)
+        return body
+    return edit
+
+
+def _content(value: Any):
+    def edit(body: Body, contract: ModelContract) -> Body:
+        body["messages"][0]["content"] = value
+        return body
+    return edit
+
+
+def _target_shape(change: Callable[[tuple[int, ...]], tuple[int, ...]]):
+    return lambda contract: change(contract.input_shape(contract.target))
+
+
+def bad_requests() -> list[BadRequest]:
+    """Every named invalid request of the negative suite."""
+    return [
+        BadRequest("bad-base64", "POOL-REJ-001", (400,), ("base64",),
+                   _set_input(_target, lambda c: "@@not base64@@")),
+        BadRequest("not-a-tensor-file", "POOL-REJ-002", (400,), ("tensor", "load", "pixel"),
+                   _set_input(_target, lambda c: _b64(b"this is text, not a tensor file"))),
+        BadRequest("truncated-tensor-file", "POOL-REJ-002", (400,), ("tensor", "load", "zip", "archive"),
+                   _set_input(_target, lambda c: _b64(base64.b64decode(_tensor(_target_shape(tuple))(c))[:200]))),
+        BadRequest("non-tensor-object", "POOL-REJ-003", (400,), ("tensor",),
+                   _set_input(_target, lambda c: _b64(_torch_save({"pixel_values": [1.0, 2.0]})))),
+        BadRequest("missing-input", "POOL-REJ-004", (400,), ("location_coords", "missing", "expected"),
+                   _without(_second_input)),
+        BadRequest("json-arrays", "POOL-REJ-006", (400,), ("pixel_values", "string", "str"),
+                   _set_input(_target, lambda c: [[1.0, 2.0], [3.0, 4.0]])),
+        BadRequest("malformed-json", "POOL-REJ-007", (400,), ("json", "JSON", "parsing"),
+                   lambda body, c: json.dumps(body).encode()[:1000]),
+        BadRequest("unknown-model", "POOL-REJ-008", (404,), ("no-such-model",), _top(model="no-such-model")),
+        BadRequest("bad-encoding-format", "POOL-REJ-009", (400,), ("encoding_format",),
+                   _top(encoding_format="xml")),
+        BadRequest("bad-embed-dtype", "POOL-REJ-009", (400,), ("embed_dtype",), _top(embed_dtype="float64")),
+        BadRequest("bad-endianness", "POOL-REJ-009", (400,), ("endianness",), _top(endianness="middle")),
+        BadRequest("messages-not-a-list", "POOL-REJ-010", (400,), ("messages",),
+                   _messages(lambda body: body["messages"][0])),
+        BadRequest("part-of-another-type", "POOL-REJ-010", (400,), ("image_url", "type"),
+                   lambda body, c: _retype(body)),
+        BadRequest("two-image-parts", "POOL-REJ-010", (400,), ("image", "length"),
+                   lambda body, c: _double(body)),
+        # Known to kill a vLLM 0.32 engine; sent only to a server the suite owns, or with --destructive.
+        BadRequest("extra-input-key", "POOL-REJ-005", (400,), ("temporal_coords", "unexpected", "unknown"),
+                   _set_input(lambda c: "temporal_coords", _tensor(lambda c: (1, 2))), destructive=True),
+        BadRequest("empty-messages", "POOL-REJ-010", (400,), ("messages",), _messages(lambda body: []),
+                   destructive=True),
+        BadRequest("empty-content", "POOL-REJ-010", (400,), ("content",), _content([]), destructive=True),
+        BadRequest("string-content", "POOL-REJ-010", (400,), ("content", "image_embeds"), _content("hello"),
+                   destructive=True),
+        BadRequest("other-input-dtype", "POOL-SURV-002", (400,), ("dtype", "Half", "float"),
+                   lambda body, c: _all_inputs(body, c, _other_dtype(c)), destructive=True),
+        BadRequest("rank-4-target", "POOL-SURV-002", (400,), ("shape", "dimension", "rank"),
+                   _set_input(_target, _tensor(_target_shape(lambda s: (*s, 1)))), destructive=True),
+        BadRequest("rank-2-target", "POOL-SURV-002", (400,), ("shape", "dimension", "rank"),
+                   _set_input(_target, _tensor(_target_shape(lambda s: s[-2:]))), destructive=True),
+        BadRequest("wrong-channel-count", "POOL-SURV-002", (400,), ("channel", "shape"),
+                   _set_input(_target, _tensor(_target_shape(lambda s: (s[0] - 1, *s[1:])))), destructive=True),
+        BadRequest("mismatched-coords-shape", "POOL-SURV-002", (400,), ("location_coords", "shape"),
+                   _set_input(_second_input, _tensor(lambda c: (1, 3))), destructive=True),
+    ]
+
+
+def _retype(body: Body) -> Body:
+    part = body["messages"][0]["content"][0]
+    part["type"] = "image_url"
+    return body
+
+
+def _double(body: Body) -> Body:
+    content = body["messages"][0]["content"]
+    content.append(json.loads(json.dumps(content[0])))
+    return body
+
+
+def _all_inputs(body: Body, contract: ModelContract, dtype: str) -> Body:
+    for name, value in codec.seed_inputs(contract).items():
+        _embeds(body)[name] = codec.encode_array(value, dtype=dtype)
+    return body
+
+
+class _Canary:
+    """Unpickling this calls ``pathlib.Path.touch(path)``: harmless, and visible on the unpickling machine."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        import pathlib
+
+        return (pathlib.Path.touch, (pathlib.Path(self.path),))
+
+
+def code_running_payload(marker_path: str) -> str:
+    """Base64 ``torch.save`` of an object whose unpickling creates ``marker_path``."""
+    return _b64(_torch_save(_Canary(marker_path)))
+
+
+def sparse_payload(*, indices: list[list[int]], size: tuple[int, ...]) -> str:
+    """Base64 ``torch.save`` of a sparse COO tensor with ``indices`` that may lie outside ``size``."""
+    import torch
+
+    values = torch.ones(len(indices[0]), dtype=torch.float32)
+    tensor = torch.sparse_coo_tensor(torch.tensor(indices), values, size, check_invariants=False)
+    return _b64(_torch_save(tensor))
+
+
+# ------------------------------------------------------------------------------------ Hypothesis
+
+
+def invalid_bodies(valid: Body, contract: ModelContract) -> st.SearchStrategy[tuple[str, bytes]]:
+    """Non-destructive invalid bodies as ``(description, bytes)``: truncated base64, a tensor file with
+    a damaged archive header or tail, and JSON values of the wrong type in place of an input."""
+    names = [spec.name for spec in contract.inputs]
+    encoded = {name: _embeds(valid)[name] for name in names}
+
+    def with_value(name: str, value: Any, what: str) -> tuple[str, bytes]:
+        body = json.loads(json.dumps(valid))
+        _embeds(body)[name] = value
+        return f"{name}: {what}", json.dumps(body).encode()
+
+    truncated = st.tuples(st.sampled_from(names), st.floats(0.0, 0.999)).map(
+        lambda t: with_value(t[0], encoded[t[0]][: int(len(encoded[t[0]]) * t[1])],
+                             f"base64 truncated to {t[1]:.3f} of its length"))
+    damaged = st.tuples(st.sampled_from(names), st.booleans(), st.integers(0, 63), st.binary(min_size=1, max_size=8))
+    damaged = damaged.map(lambda t: with_value(t[0], _damage(encoded[t[0]], t[1], t[2], t[3]),
+                                               f"{'tail' if t[1] else 'head'} bytes at {t[2]} replaced by {t[3]!r}"))
+    json_values = st.one_of(st.integers(), st.floats(allow_nan=False), st.booleans(), st.none(),
+                            st.lists(st.floats(-1, 1), max_size=4),
+                            st.dictionaries(st.text(max_size=5), st.text(max_size=5), max_size=2))
+    wrong_type = st.tuples(st.sampled_from(names), json_values).map(
+        lambda t: with_value(t[0], t[1], f"JSON {type(t[1]).__name__} {t[1]!r:.40} instead of base64"))
+    return st.one_of(truncated, damaged, wrong_type)
+
+
+def _damage(text: str, at_tail: bool, offset: int, junk: bytes) -> str:
+    """Overwrite bytes of the zip archive's local header (head) or central directory (tail)."""
+    raw = bytearray(base64.b64decode(text))
+    start = len(raw) - 64 + offset if at_tail else offset
+    for i, byte in enumerate(junk):
+        if 0 <= start + i < len(raw):
+            raw[start + i] = byte ^ 0xFF if raw[start + i] == byte else byte
+    return _b64(bytes(raw))
