@@ -445,6 +445,18 @@ class OpenapiStrip(_ReplaceEndpoint):
         return 200, "application/json", json.dumps(spec).encode()
 
 
+class OpenapiNarrow(_ReplaceEndpoint):
+    name, summary, path = "openapi-narrow", "/openapi.json documents a /pooling body that needs an 'input' field", \
+        "/openapi.json"
+
+    def replacement(self, exchange):
+        spec = json.loads(exchange.body)
+        operation = spec.get("paths", {}).get("/pooling", {}).get("post", {})
+        operation["requestBody"] = {"content": {"application/json": {"schema": {
+            "type": "object", "required": ["input"], "properties": {"input": {"type": "string"}}}}}}
+        return 200, "application/json", json.dumps(spec).encode()
+
+
 class BytesMetadata(Fault):
     name, summary = "bytes-metadata", "bytes answers report a wrong shape in their metadata header"
 
@@ -515,7 +527,7 @@ FAULTS: dict[str, Callable[..., Fault]] = {cls.name: cls for cls in [
     Fault, Layout, Float16Bytes, ByteSwap, NonFinite, Infinite, Truncate, Noise, HalfPrecisionNoise,
     ExtraData, MissingData, WrongIndex, DropField, RetypeField, WrongModel, DropRequestId,
     IgnoreInput, Stale, Swap, ServerErrorForClientError, AcceptBad, FlatErrors, BlankErrors, DieAfterBad,
-    MetricsFrozen, MetricsGarbage, VersionGarbage, ModelsEmpty, OpenapiStrip, BytesMetadata, HealthFlap,
+    MetricsFrozen, MetricsGarbage, VersionGarbage, ModelsEmpty, OpenapiStrip, OpenapiNarrow, BytesMetadata, HealthFlap,
     SlowTail, Unavailable, ResetMidBody,
 ]}
 

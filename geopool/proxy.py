@@ -94,7 +94,13 @@ class FaultProxy:
                     "type": "BadGateway", "param": None, "code": 502}}).encode()
                 exchange.headers = {"content-type": "application/json"}
             else:
-                await self.fault.response(exchange)
+                try:
+                    await self.fault.response(exchange)
+                except Exception as exc:  # a fault that cannot apply must be visible, not a silent 500
+                    exchange.status, exchange.body = 502, json.dumps({"error": {
+                        "message": f"proxy: fault {self.fault.name} failed: {type(exc).__name__}: {exc}",
+                        "type": "ProxyFaultError", "param": None, "code": 502}}).encode()
+                    exchange.headers = {"content-type": "application/json"}
         return await self._reply(request, exchange)
 
     async def _forward(self, request: web.Request, exchange: Exchange) -> None:
@@ -151,5 +157,5 @@ class FaultProxy:
 def _json_or_none(raw: bytes) -> object:
     try:
         return json.loads(raw) if raw[:1] == b"{" else None
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # deep nesting is a test input, not our error
         return None

@@ -123,6 +123,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         config.add_cleanup(target.server.stop)
     config.stash[TARGET_KEY] = target
     config.stash[EXPECT_KEY] = expectations
+    config.stash[LEDGER_KEY].expected = expectations.reasons
     config.stash[STARTED_KEY] = time.time()
 
 
@@ -198,10 +199,16 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         if outcome == "expected-fail":
             report.outcome = "skipped"
             report.wasxfail = "; ".join(f"{rid}: {expected[rid]}" for rid in failing)
-        elif outcome == "unexpected-pass" and item.config.getoption("strict_expectations"):
-            report.outcome = "failed"
-            report.longrepr = f"unexpected pass of expected failures {[r for r in ids if r in expected]}"
     return report
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """With --strict-expectations, a known defect that no longer fails makes the run fail."""
+    ledger = session.config.stash.get(LEDGER_KEY, None)
+    if ledger is None or not session.config.getoption("strict_expectations"):
+        return
+    if any(ledger.outcome(rid) == "unexpected-pass" for rid in ledger.registry) and exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def _attribute(call: pytest.CallInfo, ids: list[str]) -> tuple[list[str], list[dict]]:

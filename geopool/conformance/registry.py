@@ -24,6 +24,8 @@ class Requirement:
     level: str
     statement: str
     source: str
+    #: Why no proxy fault can make this requirement fail (see geopool.conformance.matrix), if so.
+    uncatchable: str | None = None
 
 
 def _read_toml(path: Path, what: str) -> dict:
@@ -50,7 +52,10 @@ def load_registry(path: Path = REGISTRY_PATH) -> dict[str, Requirement]:
             raise ContractError(f"{where}: level must be one of {LEVELS}, got {entry['level']!r}")
         if entry["id"] in registry:
             raise ContractError(f"{where}: id {entry['id']} appears twice")
-        registry[entry["id"]] = Requirement(**{k: entry[k] for k in ("id", "level", "statement", "source")})
+        if "uncatchable" in entry and not (isinstance(entry["uncatchable"], str) and entry["uncatchable"].strip()):
+            raise ContractError(f"{where}: field 'uncatchable' must be a non-empty string")
+        registry[entry["id"]] = Requirement(**{k: entry[k] for k in ("id", "level", "statement", "source")},
+                                            uncatchable=entry.get("uncatchable"))
     return registry
 
 

@@ -23,6 +23,8 @@ class RequirementLedger:
 
     def __init__(self, registry: dict[str, Requirement]) -> None:
         self.registry = registry
+        #: Requirement id → reason, for the server under test (set once the target is known).
+        self.expected: dict[str, str] = {}
         self.tests: dict[str, list[str]] = {rid: [] for rid in registry}
         self.results: dict[str, list[dict[str, Any]]] = {rid: [] for rid in registry}
 
@@ -47,26 +49,26 @@ class RequirementLedger:
             if rid in failing:
                 outcome = "expected-fail" if rid in expected else "fail"
             else:
-                outcome = "unexpected-pass" if rid in expected else "pass"
+                outcome = "pass"
             overall.append(outcome)
             self._add(rid, nodeid, outcome, [e for e in evidence if e["requirement"] == rid])
         if "fail" in overall:
             return "fail"
-        if "expected-fail" in overall:
-            return "expected-fail"
-        return "unexpected-pass" if "unexpected-pass" in overall else "pass"
+        return "expected-fail" if "expected-fail" in overall else "pass"
 
     def _add(self, rid: str, nodeid: str, outcome: str, evidence: list[dict]) -> None:
         self.results[rid].append({"test": nodeid, "outcome": outcome, "evidence": evidence})
 
     def outcome(self, rid: str) -> str:
+        """Worst test outcome; a known defect whose every run test passed is an unexpected pass."""
         seen = {entry["outcome"] for entry in self.results[rid]}
         if not seen:
             return "not-run"
         if seen == {"skip"}:
             return "skip"
         seen.discard("skip")
-        return next(o for o in OUTCOMES if o in seen)
+        worst = next(o for o in OUTCOMES if o in seen)
+        return "unexpected-pass" if worst == "pass" and rid in self.expected else worst
 
 
 def write_report(path: Path, ledger: RequirementLedger, target: Any, expectations: Expectations,

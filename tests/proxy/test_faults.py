@@ -15,7 +15,8 @@ from geopool.faults import FAULTS, Exchange, parse_fault
 
 def pooling_exchange(values: np.ndarray, **request) -> Exchange:
     body = {"id": "pooling-1", "object": "list", "created": 1, "model": "m",
-            "data": [{"index": 0, "object": "pooling", "data": base64.b64encode(values.astype("<f4").tobytes()).decode()}],
+            "data": [{"index": 0, "object": "pooling",
+                      "data": base64.b64encode(values.astype("<f4").tobytes()).decode()}],
             "usage": {"prompt_tokens": 1, "total_tokens": 1}}
     return Exchange("POST", "/pooling", b"{}", {"encoding_format": "base64", **request}, 200,
                     {"content-type": "application/json"}, json.dumps(body).encode())

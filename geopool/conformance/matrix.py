@@ -1,0 +1,93 @@
+"""The fault matrix: which conformance requirements each proxy fault must make fail.
+
+A requirement counts as *caught* by a fault when one of its tests that passes through ``--fault none``
+fails (or expected-fails) through the fault. ``tests/proxy/test_fault_matrix.py`` runs every row
+against the embedded server; ``python -m geopool.conformance.matrix`` prints the table as Markdown
+(kept in docs/fault-matrix.md).
+"""
+
+from __future__ import annotations
+
+import sys
+
+__all__ = ["MATRIX", "LOAD_ONLY", "markdown"]
+
+_E, _C, _N, _D = "test_envelope.py", "test_encoding.py", "test_numerics.py", "test_determinism.py"
+_P, _R, _S = "test_endpoints.py", "test_rejection.py", "test_security.py"
+
+#: fault spec → (the conformance tests to run, as paths under conformance/ or path::name, the caught ids)
+MATRIX: dict[str, tuple[tuple[str, ...], frozenset[str]]] = {
+    "layout": ((f"{_N}::test_served_output_matches_the_offline_forward_pass",), frozenset({"POOL-NUM-002"})),
+    "float16-bytes": ((_C,), frozenset({
+        "POOL-ENC-001", "POOL-ENC-002", "POOL-ENC-003", "POOL-ENC-006", "POOL-SHAPE-001", "POOL-SHAPE-003",
+        "POOL-DTYPE-003"})),
+    "byteswap": ((_C,), frozenset({"POOL-ENC-003", "POOL-ENC-004", "POOL-ENC-005", "POOL-ENC-006"})),
+    "nan": ((f"{_N}::test_finite_inputs_in_the_server_dtype_give_finite_outputs",), frozenset({"POOL-NUM-001"})),
+    "inf:7": ((f"{_N}::test_finite_inputs_in_the_server_dtype_give_finite_outputs",), frozenset({"POOL-NUM-001"})),
+    "truncate": ((_C,), frozenset({
+        "POOL-ENC-001", "POOL-ENC-002", "POOL-ENC-003", "POOL-ENC-004", "POOL-ENC-005", "POOL-ENC-006",
+        "POOL-SHAPE-001", "POOL-SHAPE-003", "POOL-DTYPE-003"})),
+    "noise:0.01": ((f"{_D}::test_same_request_twice_is_bitwise_identical",
+                    f"{_N}::test_npy_and_torch_save_inputs_agree"), frozenset({"POOL-DET-001", "POOL-DTYPE-002"})),
+    "half-noise": ((f"{_C}::test_reduced_precision",), frozenset({"POOL-ENC-004", "POOL-ENC-005"})),
+    "extra-data": ((_E,), frozenset({"POOL-ENV-006"})),
+    "missing-data": ((_E,), frozenset({"POOL-ENV-006"})),
+    "wrong-index": ((_E,), frozenset({"POOL-ENV-006"})),
+    "drop-field:id": ((_E,), frozenset({"POOL-ENV-002", "POOL-ENV-008"})),
+    "drop-field:object": ((_E,), frozenset({"POOL-ENV-003"})),
+    "retype-field:created": ((_E,), frozenset({"POOL-ENV-004"})),
+    "drop-field:usage.total_tokens": ((_E,), frozenset({"POOL-ENV-007"})),
+    "wrong-model": ((_E,), frozenset({"POOL-ENV-005"})),
+    "drop-request-id": ((_E,), frozenset({"POOL-ENV-008"})),
+    "ignore-input": ((_D, f"{_C}::test_output_follows_the_input_size"), frozenset({
+        "POOL-DET-002", "POOL-DET-004", "POOL-DET-005", "POOL-SHAPE-003"})),
+    "stale": ((_D,), frozenset({"POOL-DET-001", "POOL-DET-002", "POOL-DET-004", "POOL-DET-005"})),
+    "swap": ((f"{_D}::test_lone_and_batched_answers_agree",), frozenset({"POOL-DET-002"})),
+    "5xx-for-4xx": ((_R, _S), frozenset({
+        "POOL-REJ-001", "POOL-REJ-003", "POOL-REJ-004", "POOL-REJ-006", "POOL-REJ-007", "POOL-REJ-008",
+        "POOL-REJ-009", "POOL-REJ-010", "POOL-REJ-011", "POOL-SEC-004", "POOL-SEC-006"})),
+    "accept-bad": ((_R,), frozenset({
+        "POOL-REJ-001", "POOL-REJ-003", "POOL-REJ-004", "POOL-REJ-006", "POOL-REJ-008", "POOL-REJ-009",
+        "POOL-REJ-010", "POOL-REJ-011", "POOL-REJ-012"})),
+    "flat-errors": ((f"{_R}::test_bad_request_is_rejected_and_survived[bad-base64]",), frozenset({"POOL-REJ-011"})),
+    "blank-errors": ((f"{_R}::test_bad_request_is_rejected_and_survived[bad-base64]",), frozenset({"POOL-REJ-012"})),
+    "die-after-bad": ((f"{_R}::test_bad_request_is_rejected_and_survived[bad-base64]",), frozenset({"POOL-SURV-001"})),
+    "metrics-frozen": ((f"{_P}::test_metrics_count_pooling_requests",), frozenset({"POOL-EP-005"})),
+    "metrics-garbage": ((f"{_P}::test_metrics_count_pooling_requests",), frozenset({"POOL-EP-004"})),
+    "version-garbage": ((f"{_P}::test_health_version_models",), frozenset({"POOL-EP-002"})),
+    "models-empty": ((f"{_P}::test_health_version_models",), frozenset({"POOL-EP-003"})),
+    "health-flap": ((f"{_P}::test_health_version_models",), frozenset({"POOL-EP-001"})),
+    "openapi-strip": ((f"{_P}::test_openapi_documents_the_pooling_request",), frozenset({"POOL-EP-006"})),
+    "openapi-narrow": ((f"{_P}::test_openapi_documents_the_pooling_request",), frozenset({"POOL-EP-008"})),
+    "bytes-metadata": ((f"{_C}::test_bytes_encoding",), frozenset({"POOL-SHAPE-002", "POOL-ENC-003"})),
+    "503": ((_E, f"{_N}::test_finite_inputs_in_the_server_dtype_give_finite_outputs",
+             f"{_S}::test_pathological_json"), frozenset({
+        "POOL-ENV-001", "POOL-ENV-002", "POOL-ENV-003", "POOL-ENV-004", "POOL-ENV-005", "POOL-ENV-006",
+        "POOL-ENV-007", "POOL-ENV-008", "POOL-DTYPE-001", "POOL-NUM-001", "POOL-SEC-006", "POOL-SEC-007",
+        "POOL-SURV-001"})),
+    "reset": ((_E,), frozenset({
+        "POOL-ENV-001", "POOL-ENV-002", "POOL-ENV-003", "POOL-ENV-004", "POOL-ENV-005", "POOL-ENV-006",
+        "POOL-ENV-007", "POOL-ENV-008"})),
+}
+
+#: Faults aimed at the load suite (latency and availability under load), not at a requirement.
+LOAD_ONLY = {"slow-tail": "latency SLOs of the load suite's gate"}
+
+
+def markdown(results: dict[str, tuple[frozenset[str], float]] | None = None) -> str:
+    """The table; with ``results`` (fault → (caught ids, seconds)), the measured columns too."""
+    lines = ["| fault | caught by | selection |" + (" measured | wall s |" if results else ""),
+             "|---|---|---|" + ("---|---|" if results else "")]
+    for fault, (selection, caught) in MATRIX.items():
+        row = f"| `{fault}` | {', '.join(sorted(caught))} | {', '.join(selection)} |"
+        if results and fault in results:
+            measured, seconds = results[fault]
+            row += f" {', '.join(sorted(measured)) or '-'} | {seconds:.0f} |"
+        lines.append(row)
+    for fault, why in LOAD_ONLY.items():
+        lines.append(f"| `{fault}` | (load suite: {why}) | - |" + (" | |" if results else ""))
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.stdout.write(markdown())
