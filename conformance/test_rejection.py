@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from geopool import codec
 from geopool.conformance.checks import Checks, RequirementFailure
+from geopool.conformance.support import body_for
 from geopool.errors import GeopoolError
 from geopool.invalid import BadRequest, bad_requests, invalid_bodies
 
@@ -24,8 +25,7 @@ def _param(case: BadRequest):
 
 
 def _valid_body(target) -> dict:
-    return codec.pooling_request(target.model, {name: codec.encode_array(value, dtype=target.contract.input_dtype)
-                                                for name, value in codec.seed_inputs(target.contract).items()})
+    return body_for(target, codec.seed_inputs(target.contract))
 
 
 def check_rejection(checks: Checks, case: BadRequest, response, sent: str) -> None:

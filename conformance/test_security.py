@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 
 from geopool import codec
+from geopool.conformance.support import body_for
 from geopool.errors import GeopoolError
 from geopool.invalid import code_running_payload, sparse_payload
 
 
 def _body_with(target, name: str, value: str) -> bytes:
-    body = codec.pooling_request(target.model, {n: codec.encode_array(v, dtype=target.contract.input_dtype)
-                                                for n, v in codec.seed_inputs(target.contract).items()})
+    body = body_for(target, codec.seed_inputs(target.contract))
     body["messages"][0]["content"][0]["image_embeds"][name] = value
     return json.dumps(body).encode()
 

@@ -31,6 +31,9 @@ settings.register_profile("dev", max_examples=8, database=DirectoryBasedExampleD
                           **_slow_network)
 settings.register_profile("ci", max_examples=5, derandomize=True, database=None, **_slow_network)
 settings.register_profile("nightly", max_examples=200, phases=tuple(Phase), **_slow_network)
+# One pass without shrinking: each shrink step is another request to a slow server (fault matrix, smoke runs).
+settings.register_profile("fast", max_examples=3, derandomize=True, database=None,
+                          phases=(Phase.explicit, Phase.generate), **_slow_network)
 
 TARGET_KEY = pytest.StashKey[Target]()
 LEDGER_KEY = pytest.StashKey[RequirementLedger]()
@@ -161,11 +164,9 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 def guard(request: pytest.FixtureRequest, target: Target, baseline) -> ServerGuard:
     """Survival checks and restarts of an owned server (``baseline`` comes from the suite's conftest)."""
     from geopool import codec
+    from geopool.conformance.support import body_for
 
-    valid = codec.pooling_request(target.model, {
-        name: codec.encode_array(value, dtype=target.contract.input_dtype)
-        for name, value in codec.seed_inputs(target.contract).items()})
-    found = ServerGuard(target, valid, baseline)
+    found = ServerGuard(target, body_for(target, codec.seed_inputs(target.contract)), baseline)
     request.config.stash[GUARD_KEY] = found
     return found
 
