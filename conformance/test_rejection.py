@@ -4,14 +4,13 @@ server survives each one (checked after every single request)."""
 from __future__ import annotations
 
 import pytest
-from hypothesis import HealthCheck, Phase, given, note, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, Phase, example, given, note, settings
 
 from geopool import codec
 from geopool.conformance.checks import Checks, RequirementFailure
 from geopool.conformance.support import body_for
 from geopool.errors import GeopoolError
-from geopool.invalid import BadRequest, bad_requests, invalid_bodies
+from geopool.invalid import BadRequest, Mutation, bad_requests, invalid_mutations
 
 CASES = bad_requests()
 
@@ -65,10 +64,12 @@ def test_bad_request_is_rejected_and_survived(target, client, guard, checks, cas
 @pytest.mark.requirement("POOL-REJ-013", "POOL-SURV-001")
 @settings(phases=[Phase.explicit, Phase.reuse, Phase.generate],  # a request per example: no shrinking
           suppress_health_check=[HealthCheck.too_slow])
-@given(data=st.data())
-def test_generated_invalid_input_is_a_4xx(target, client, guard, data):
-    description, raw = data.draw(invalid_bodies(_valid_body(target), target.contract), label="invalid body")
-    note(f"replay: {description}")
+@given(mutation=invalid_mutations())
+@example(mutation=Mutation("truncate", fraction=0.0))  # an empty input
+@example(mutation=Mutation("damage", at_tail=True, offset=40, junk=b"\x00\x00\x00\x00"))  # archive index
+def test_generated_invalid_input_is_a_4xx(target, client, guard, mutation):
+    description, raw = mutation.apply(_valid_body(target), target.contract)
+    note(f"replay: {mutation!r} → {description}")
     response = client.post_raw("/pooling", raw)
     checks = Checks()
     checks.that("POOL-REJ-013", 400 <= response.status_code < 500,

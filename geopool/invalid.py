@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from geopool import codec
 from geopool.contract import INPUT_DTYPES, ModelContract
 
-__all__ = ["BadRequest", "bad_requests", "invalid_bodies", "code_running_payload", "sparse_payload"]
+__all__ = ["BadRequest", "Mutation", "bad_requests", "invalid_mutations", "code_running_payload", "sparse_payload"]
 
 Body = dict[str, Any]
 
@@ -217,29 +217,51 @@ def sparse_payload(*, indices: list[list[int]], size: tuple[int, ...]) -> str:
 # ------------------------------------------------------------------------------------ Hypothesis
 
 
-def invalid_bodies(valid: Body, contract: ModelContract) -> st.SearchStrategy[tuple[str, bytes]]:
-    """Non-destructive invalid bodies as ``(description, bytes)``: truncated base64, a tensor file with
-    a damaged archive header or tail, and JSON values of the wrong type in place of an input."""
-    names = [spec.name for spec in contract.inputs]
-    encoded = {name: _embeds(valid)[name] for name in names}
+@dataclasses.dataclass(frozen=True)
+class Mutation:
+    """A non-destructive way to spoil one input of a valid body; shape-free, so it prints and replays.
 
-    def with_value(name: str, value: Any, what: str) -> tuple[str, bytes]:
+    ``kind`` is ``truncate`` (keep ``fraction`` of the base64 text), ``damage`` (overwrite archive bytes
+    at ``offset`` from the head, or from the tail when ``at_tail``, with ``junk``) or ``retype`` (put the
+    JSON ``value`` where the base64 text was). ``input_index`` picks the input, modulo their number.
+    """
+
+    kind: str
+    input_index: int = 0
+    fraction: float = 0.0
+    at_tail: bool = False
+    offset: int = 0
+    junk: bytes = b"\x00"
+    value: Any = None
+
+    def apply(self, valid: Body, contract: ModelContract) -> tuple[str, bytes]:
+        """``(description, body bytes)`` of ``valid`` with this mutation applied."""
         body = json.loads(json.dumps(valid))
-        _embeds(body)[name] = value
+        name = contract.inputs[self.input_index % len(contract.inputs)].name
+        text = _embeds(body)[name]
+        if self.kind == "truncate":
+            _embeds(body)[name] = text[: int(len(text) * self.fraction)]
+            what = f"base64 truncated to {self.fraction:.3f} of its length"
+        elif self.kind == "damage":
+            _embeds(body)[name] = _damage(text, self.at_tail, self.offset, self.junk)
+            what = f"{'tail' if self.at_tail else 'head'} bytes at {self.offset} replaced by {self.junk!r}"
+        else:
+            _embeds(body)[name] = self.value
+            what = f"JSON {type(self.value).__name__} {self.value!r:.40} instead of base64"
         return f"{name}: {what}", json.dumps(body).encode()
 
-    truncated = st.tuples(st.sampled_from(names), st.floats(0.0, 0.999)).map(
-        lambda t: with_value(t[0], encoded[t[0]][: int(len(encoded[t[0]]) * t[1])],
-                             f"base64 truncated to {t[1]:.3f} of its length"))
-    damaged = st.tuples(st.sampled_from(names), st.booleans(), st.integers(0, 63), st.binary(min_size=1, max_size=8))
-    damaged = damaged.map(lambda t: with_value(t[0], _damage(encoded[t[0]], t[1], t[2], t[3]),
-                                               f"{'tail' if t[1] else 'head'} bytes at {t[2]} replaced by {t[3]!r}"))
+
+def invalid_mutations() -> st.SearchStrategy[Mutation]:
+    """Truncated base64, damaged torch.save archive headers/tails, and JSON values of the wrong type."""
+    index = st.integers(0, 7)
+    truncated = st.builds(Mutation, st.just("truncate"), index, fraction=st.floats(0.0, 0.999))
+    damaged = st.builds(Mutation, st.just("damage"), index, at_tail=st.booleans(), offset=st.integers(0, 63),
+                        junk=st.binary(min_size=1, max_size=8))
     json_values = st.one_of(st.integers(), st.floats(allow_nan=False), st.booleans(), st.none(),
                             st.lists(st.floats(-1, 1), max_size=4),
                             st.dictionaries(st.text(max_size=5), st.text(max_size=5), max_size=2))
-    wrong_type = st.tuples(st.sampled_from(names), json_values).map(
-        lambda t: with_value(t[0], t[1], f"JSON {type(t[1]).__name__} {t[1]!r:.40} instead of base64"))
-    return st.one_of(truncated, damaged, wrong_type)
+    retyped = st.builds(Mutation, st.just("retype"), index, value=json_values)
+    return st.one_of(truncated, damaged, retyped)
 
 
 def _damage(text: str, at_tail: bool, offset: int, junk: bytes) -> str:
