@@ -22,11 +22,12 @@ def run_suite(*args: str, timeout: float = 1500) -> subprocess.CompletedProcess[
 
 
 @pytest.mark.live
+@pytest.mark.timeout(2400)  # the server is restarted after each destructive input (~45 s each)
 def test_plain_run_against_the_embedded_server(tmp_path):
     """No URL: the suite starts its own server; only vLLM 0.32's known defects fail, as expected-fail."""
     report_path, junit_path = tmp_path / "conformance.json", tmp_path / "junit.xml"
     started = time.monotonic()
-    result = run_suite("--conformance-report", str(report_path), "--junitxml", str(junit_path))
+    result = run_suite("--conformance-report", str(report_path), "--junitxml", str(junit_path), timeout=2300)
     wall = time.monotonic() - started
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
     report = json.loads(report_path.read_text())
@@ -46,6 +47,7 @@ def test_plain_run_against_the_embedded_server(tmp_path):
     assert "geopool conformance" in result.stdout and "requirements:" in result.stdout
     print(f"conformance run: {wall:.0f} s wall (server start included), report duration {report['duration_s']} s, "
           f"{len(registry)} requirements, summary {report['summary']}")
+    print("\n".join(line for line in result.stdout.splitlines() if line.startswith(("destructive", "wall time"))))
 
 
 def test_unreachable_target_fails_fast_with_one_message(tmp_path):
