@@ -93,3 +93,13 @@ async def test_async_client_concurrent_requests(embedded_server, seed_output):
         decoded = codec.decode_json_response(response.json(), seed_output.shape)
         # Batched CPU results are close but not bitwise equal to a lone request (measured: 2.2e-7).
         np.testing.assert_allclose(decoded, seed_output, atol=1e-5)
+
+
+def test_geopool_request_against_a_running_server(embedded_server):
+    from click.testing import CliRunner
+
+    from geopool.cli import main
+
+    result = CliRunner().invoke(main, ["request", "--base-url", embedded_server.url])
+    assert result.exit_code == 0, result.output
+    assert "→ 200" in result.output and "shape (1, 2, 512, 512), dtype float32, finite True" in result.output
