@@ -52,13 +52,14 @@ def check_rejection(checks: Checks, case: BadRequest, response, sent: str) -> No
 def test_bad_request_is_rejected_and_survived(target, client, guard, checks, case):
     valid = _valid_body(target)
     sent = f"{case.name} ({case.requirement})"
+    raw = case.body(valid, target.contract)
     try:
-        response = client.post_raw("/pooling", case.body(valid, target.contract))
+        response = client.post_raw("/pooling", raw)
     except GeopoolError as exc:  # a reset or timeout is the verdict, not a crash of the test
         checks.fail(case.requirement, f"{case.name}: no HTTP answer ({type(exc).__name__}: {exc})")
     else:
         check_rejection(checks, case, response, sent)
-    guard.survives(checks, "POOL-SURV-002" if case.destructive else "POOL-SURV-001", sent)
+    guard.survives(checks, "POOL-SURV-002" if case.destructive else "POOL-SURV-001", sent, raw)
 
 
 @pytest.mark.requirement("POOL-REJ-013", "POOL-SURV-001")
@@ -74,6 +75,6 @@ def test_generated_invalid_input_is_a_4xx(target, client, guard, mutation):
     checks = Checks()
     checks.that("POOL-REJ-013", 400 <= response.status_code < 500,
                 f"{description}: answered {response.status_code} {response.text[:200]!r}")
-    guard.survives(checks, "POOL-SURV-001", description)
+    guard.survives(checks, "POOL-SURV-001", description, raw)
     if checks.failures:
         raise RequirementFailure(checks.failures)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import httpx
@@ -12,11 +13,13 @@ from geopool.client import PoolingClient
 from geopool.conformance.checks import Checks
 from geopool.conformance.target import Target
 from geopool.errors import GeopoolError
+from geopool.server import REPORTS_DIR
 
 __all__ = ["ServerGuard", "SURVIVAL_TOLERANCE"]
 
 #: A valid request after a rejection must give the baseline answer (batching rounding at most).
 SURVIVAL_TOLERANCE = 1e-4
+KILLERS_DIR = REPORTS_DIR / "killers"
 
 
 class ServerGuard:
@@ -35,8 +38,9 @@ class ServerGuard:
         except httpx.HTTPError:
             return False
 
-    def survives(self, checks: Checks, requirement: str, sent: str) -> bool:
-        """Check /health and a valid request after ``sent``; on death, fail ``requirement`` and restart."""
+    def survives(self, checks: Checks, requirement: str, sent: str, body: bytes | None = None) -> bool:
+        """Check /health and a valid request after ``sent``; on failure, fail ``requirement`` (keeping the
+        offending ``body`` under ``reports/killers/`` to replay) and restart an owned server."""
         problem = None
         if not self.healthy():
             problem = "the server died: /health no longer answers 200"
@@ -52,7 +56,14 @@ class ServerGuard:
                 problem = f"a valid request now fails: {exc}"
         if problem is None:
             return True
-        checks.fail(requirement, f"after {sent}: {problem}", request=sent)
+        details: dict[str, str] = {"request": sent}
+        if body is not None:
+            saved = KILLERS_DIR / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', sent)[:80]}.json"
+            saved.parent.mkdir(parents=True, exist_ok=True)
+            saved.write_bytes(body)
+            details["replay"] = (f"curl -X POST {self.target.url}/pooling "
+                                 f"-H 'Content-Type: application/json' -d @{saved}")
+        checks.fail(requirement, f"after {sent}: {problem}", **details)
         self.recover()
         return False
 

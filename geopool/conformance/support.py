@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -36,13 +37,16 @@ def require(requirement: str, condition: object, message: str, **details: Any) -
         raise RequirementFailure([Evidence(requirement, message, details)])
 
 
-def send(client: PoolingClient, body: dict[str, Any], requirement: str, **kwargs: Any) -> PoolingResponse:
-    """POST ``body``; any failure to get a 2xx fails ``requirement`` with the status and message."""
+def send(client: PoolingClient, body: dict[str, Any], requirement: str, *,
+         request_id: str | None = None, tag: bool = True) -> PoolingResponse:
+    """POST ``body`` with an X-Request-Id (``request_id``, else a fresh one when ``tag``, so evidence can be
+    found in the server's log); any failure to get a 2xx fails ``requirement`` with status, message and id."""
+    request_id = request_id or (f"geopool-{uuid.uuid4().hex[:16]}" if tag else None)
     try:
-        return client.pool(body, **kwargs)
+        return client.pool(body, request_id=request_id)
     except GeopoolError as error:
         raise RequirementFailure([Evidence(requirement, "a valid request was not answered 2xx",
-                                           {**evidence_of(error), "request_id": kwargs.get("request_id")})]) from error
+                                           {**evidence_of(error), "request_id": request_id})]) from error
 
 
 def decode(target: Target, response: PoolingResponse, requirement: str, **options: Any) -> np.ndarray:
