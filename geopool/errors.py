@@ -3,6 +3,7 @@
     GeopoolError
     ├── ContractError (ValueError)         a model config or contract override is invalid
     ├── CodecError (ValueError)            a tensor cannot be encoded as asked
+    ├── ConfigError (ValueError)           a scenario or SLO file (or its override) is invalid
     ├── MalformedResponseError (ValueError) a server answer does not decode to the contract
     ├── ServerError                        talking to a server failed
     │   ├── ServerUnreachableError         connection refused / DNS / reset
@@ -28,6 +29,10 @@ class ContractError(GeopoolError, ValueError):
 
 class CodecError(GeopoolError, ValueError):
     """A tensor cannot be encoded as requested."""
+
+
+class ConfigError(GeopoolError, ValueError):
+    """A load scenario, SLO file or command-line override names a bad field or value."""
 
 
 class MalformedResponseError(GeopoolError, ValueError):

@@ -12,6 +12,7 @@ import base64
 import dataclasses
 import json
 import random
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -504,6 +505,27 @@ class SlowTail(_Sampled):
         return False
 
 
+class Stall(Fault):
+    name, summary = ("stall", "a server stall: pooling requests arriving from AT s after the first one, for SECONDS s, "
+                             "are held until the stall ends (params: at [5], seconds [5])")
+
+    def __init__(self, *params):
+        super().__init__(*params)
+        self.first: float | None = None
+
+    async def intercept(self, exchange):
+        if not exchange.pooling:
+            return False
+        now = time.monotonic()
+        if self.first is None:
+            self.first = now
+        start = self.first + self._float(0, 5.0)
+        end = start + self._float(1, 5.0)
+        if start <= now < end:
+            await asyncio.sleep(end - now)
+        return False
+
+
 class Unavailable(_Sampled):
     name, summary = "503", "PERCENT % of pooling requests answered 503 (param: percent [100])"
 
@@ -528,7 +550,7 @@ FAULTS: dict[str, Callable[..., Fault]] = {cls.name: cls for cls in [
     ExtraData, MissingData, WrongIndex, DropField, RetypeField, WrongModel, DropRequestId,
     IgnoreInput, Stale, Swap, ServerErrorForClientError, AcceptBad, FlatErrors, BlankErrors, DieAfterBad,
     MetricsFrozen, MetricsGarbage, VersionGarbage, ModelsEmpty, OpenapiStrip, OpenapiNarrow, BytesMetadata, HealthFlap,
-    SlowTail, Unavailable, ResetMidBody,
+    SlowTail, Stall, Unavailable, ResetMidBody,
 ]}
 
 

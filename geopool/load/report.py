@@ -1,0 +1,175 @@
+"""A run's verdict: ``summary.json``, ``report.html`` (plotly, self-contained) and the terminal lines.
+
+Everything is computed from ``records.jsonl``, the same file a crash would leave behind.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import numpy as np
+
+from geopool.load import serverview, slo, stats
+from geopool.load.records import read_records
+from geopool.load.scenario import Scenario
+
+__all__ = ["finalize", "write_failure"]
+
+TEMPLATE = Path(__file__).with_name("report.html.j2")
+
+
+def finalize(report_dir: Path, *, scenario: Scenario, slo_spec: slo.Slo | None, target: Mapping[str, Any],
+             samples: Sequence[dict[str, Any]], slots: Mapping[int, Mapping[str, Any]],
+             missing_slots: Sequence[int] = (), locust_stats: Any = None) -> int:
+    """Compute everything from the run's records, write summary.json and report.html, print, return the exit code."""
+    records = read_records(report_dir / "records.jsonl")
+    starts = [s["t0"] for s in slots.values() if s.get("t0") is not None]
+    t0 = min(starts) if starts else min((r["sent"] for r in records), default=0.0)
+    summary = stats.summarize(records, scenario, t0)
+    latencies = stats.measured_latencies_ms(records, scenario, t0)
+    server = serverview.server_summary(samples, t0 + scenario.warmup_s)
+    client_mean = summary["latency_ms"]["uncorrected"].get("mean")
+    server_e2e = (server.get("e2e") or {}).get("mean_ms") if server.get("available") else None
+    summary["server"] = server
+    summary["client_minus_server_ms"] = (client_mean - server_e2e
+                                         if client_mean is not None and server_e2e is not None else None)
+    if missing_slots:
+        summary["invalid_reasons"].append(f"no final records from worker slot(s) {list(missing_slots)}")
+        summary["valid"] = False
+    checks = slo.evaluate(slo_spec, summary, latencies) if slo_spec else []
+    code = slo.exit_code(checks, summary["valid"])
+    summary.update(
+        scenario=scenario.to_dict(), target=dict(target), t0=t0, slots=len(slots),
+        slo={"file": slo_spec.source if slo_spec else None, "checks": checks},
+        verdict={slo.EXIT_OK: "pass", slo.EXIT_BREACH: "slo-breached", slo.EXIT_INVALID: "invalid"}[code],
+        exit_code=code, exit_codes=slo.EXIT_CODES,
+        locust={"requests": locust_stats.total.num_requests, "failures": locust_stats.total.num_failures,
+                "p99_ms_bucketed": locust_stats.total.get_response_time_percentile(0.99)} if locust_stats else None,
+        files={"records": "records.jsonl", "metrics": "metrics.jsonl", "report": "report.html"},
+    )
+    (report_dir / "metrics.jsonl").write_text("".join(json.dumps(s) + "\n" for s in samples))
+    (report_dir / "summary.json").write_text(json.dumps(_clean(summary), indent=2))
+    (report_dir / "report.html").write_text(render_html(summary, records, t0, scenario))
+    print_summary(summary, report_dir)
+    return code
+
+
+def write_failure(report_dir: Path, message: str, scenario: Scenario | None, target: Mapping[str, Any]) -> None:
+    report_dir.mkdir(parents=True, exist_ok=True)
+    summary = {"verdict": "error", "error": message, "exit_code": slo.EXIT_NO_TARGET,
+               "scenario": scenario.to_dict() if scenario else None, "target": dict(target)}
+    (report_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+
+
+def print_summary(summary: Mapping[str, Any], report_dir: Path) -> None:
+    requests = summary["requests"]
+    corrected, uncorrected = summary["latency_ms"]["corrected"], summary["latency_ms"]["uncorrected"]
+    lines = [
+        f"geopool load: scenario {summary['scenario']['name']} ({summary['scenario']['mode']} loop) "
+        f"against {summary['target'].get('url')} (vLLM {summary['target'].get('vllm_version')})",
+        f"  requests: {requests['measured']} measured ({requests['warmup_excluded']} in warm-up), "
+        f"{requests['ok']} ok, {requests['http_errors']} HTTP errors, {requests['transport_errors']} transport "
+        f"errors, {requests['verification_failures']} failed verification, {requests['unfinished']} unfinished",
+        f"  throughput: {summary['throughput_rps']:.3f} ok req/s over {summary['measured_seconds']:.1f} s",
+    ]
+    for label, dist in (("corrected", corrected), ("uncorrected", uncorrected)):
+        if dist.get("count"):
+            figures = "  ".join(f"{p} {dist[p]:.1f}" for p in ("p50", "p90", "p95", "p99", "p99.9"))
+            lines.append(f"  latency {label} (ms): {figures}  max {dist['max']:.1f}")
+    late = summary["late_sends"]
+    if late["of"]:
+        lines.append(f"  late sends: {late['count']} of {late['of']} over {late['threshold_ms']:g} ms "
+                     f"(max {late['max_ms']:.1f} ms)")
+    lines.append("  samples: " + "  ".join(f"{p} {'enough' if s['enough'] else 'too few'} ({s['samples']}/"
+                                           f"{s['needed']})" for p, s in summary["sufficiency"].items()))
+    server = summary["server"]
+    if server.get("available") and server.get("e2e"):
+        lines.append(f"  server: e2e mean {server['e2e']['mean_ms']:.1f} ms, queue mean "
+                     f"{(server.get('queue') or {}).get('mean_ms', math.nan):.1f} ms, inference mean "
+                     f"{(server.get('inference') or {}).get('mean_ms', math.nan):.1f} ms, batch mean "
+                     f"{(server.get('batch') or {}).get('mean_size', math.nan):.2f}; client − server "
+                     f"{summary['client_minus_server_ms']:.1f} ms")
+    for check in summary["slo"]["checks"]:
+        tail = f": {check['by']}" if check.get("by") else ""
+        lines.append(f"  SLO {check['state'].upper():12} {check['bound']}{tail}")
+    for reason in summary["invalid_reasons"]:
+        lines.append(f"  INVALID: {reason}")
+    lines.append(f"  verdict: {summary['verdict']} (exit {summary['exit_code']}); report: {report_dir}/report.html")
+    print("\n".join(lines), flush=True)
+
+
+def render_html(summary: Mapping[str, Any], records: Sequence[Mapping[str, Any]], t0: float,
+                scenario: Scenario) -> str:
+    import plotly.graph_objects as go
+    from plotly.offline import get_plotlyjs
+
+    done = [r for r in records if r.get("done") is not None]
+    ok = [r for r in done if r["verdict"] == "ok"]
+    x = np.array([r["done"] - t0 for r in ok])
+    corrected = np.array([(r["done"] - (r["intended"] if r.get("intended") is not None else r["sent"])) * 1000
+                          for r in ok])
+    uncorrected = np.array([(r["done"] - r["sent"]) * 1000 for r in ok])
+    layout = {"height": 360, "margin": {"l": 60, "r": 20, "t": 40, "b": 50}, "template": "plotly_white"}
+    warmup = {"type": "rect", "xref": "x", "yref": "paper", "x0": 0, "x1": scenario.warmup_s, "y0": 0, "y1": 1,
+              "fillcolor": "lightgrey", "opacity": 0.35, "line": {"width": 0}}
+
+    latency = go.Figure(layout={**layout, "title": "Latency over time (warm-up shaded)",
+                                "xaxis_title": "seconds since start", "yaxis_title": "ms", "shapes": [warmup]})
+    latency.add_scatter(x=x, y=corrected, mode="markers", name="corrected (from intended send)",
+                        marker={"size": 4})
+    latency.add_scatter(x=x, y=uncorrected, mode="markers", name="uncorrected (from actual send)",
+                        marker={"size": 4})
+    failed = [r for r in done if r["verdict"] != "ok"]
+    if failed:
+        latency.add_scatter(x=[r["done"] - t0 for r in failed], y=[(r["done"] - r["sent"]) * 1000 for r in failed],
+                            mode="markers", name="failed", marker={"size": 6, "symbol": "x", "color": "red"})
+
+    end = max([r["done"] - t0 for r in done], default=1.0)
+    edges = np.arange(0.0, math.ceil(end) + 1.0, 1.0)
+    throughput = go.Figure(layout={**layout, "title": "Throughput over time (1 s bins)",
+                                   "xaxis_title": "seconds since start", "yaxis_title": "requests / s",
+                                   "shapes": [warmup]})
+    throughput.add_bar(x=edges[:-1], y=np.histogram(x, edges)[0], name="verified ok")
+    throughput.add_bar(x=edges[:-1], y=np.histogram([r["done"] - t0 for r in failed], edges)[0], name="failed")
+    throughput.update_layout(barmode="stack")
+
+    cdf = go.Figure(layout={**layout, "title": "Latency CDF (after warm-up)", "xaxis_title": "ms",
+                            "yaxis_title": "fraction of requests"})
+    measured = stats.measured_latencies_ms(records, scenario, t0)
+    for name, values in measured.items():
+        ordered = np.sort(values)
+        cdf.add_scatter(x=ordered, y=np.arange(1, len(ordered) + 1) / max(len(ordered), 1), mode="lines", name=name)
+
+    queue = go.Figure(layout={**layout, "title": "Server queue over time (vLLM /metrics)",
+                              "xaxis_title": "seconds since start", "yaxis_title": "requests"})
+    series = summary["server"].get("series") or []
+    queue.add_scatter(x=[s["t"] - t0 for s in series], y=[s["running"] for s in series], name="running",
+                      mode="lines+markers")
+    queue.add_scatter(x=[s["t"] - t0 for s in series], y=[s["waiting"] for s in series], name="waiting",
+                      mode="lines+markers")
+
+    plots = {name: fig.to_html(full_html=False, include_plotlyjs=False, div_id=f"plot-{name}")
+             for name, fig in [("latency", latency), ("throughput", throughput), ("cdf", cdf), ("queue", queue)]}
+    environment = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATE.parent), autoescape=True)
+    return environment.get_template(TEMPLATE.name).render(
+        summary=summary, plots=plots, plotlyjs=get_plotlyjs(),
+        summary_json=json.dumps(_clean(summary), indent=2))
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe: NaN and infinities become null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    if isinstance(value, np.generic):
+        return _clean(value.item())
+    return value
+

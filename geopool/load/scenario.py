@@ -1,0 +1,195 @@
+"""Load scenarios: what traffic a run sends, read from a TOML file and validated before anything starts.
+
+A scenario is closed loop (``users`` concurrent users, each sending its next request when the last
+one finished) or open loop (arrivals at ``rate`` per second, ``constant`` or ``poisson``, from a
+schedule fixed before the run; ``users`` is then the most requests in flight). ``stages`` make it a
+shape (ramp, step, spike, soak): each stage holds until ``until_s`` with its own ``users`` (closed) or
+``rate`` (open). Every run is bounded by ``duration_s`` and ``max_requests``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from geopool.errors import ConfigError
+
+__all__ = ["DEFAULT_SCENARIO_FILE", "Scenario", "Stage", "load_scenarios", "scenario_from"]
+
+DEFAULT_SCENARIO_FILE = Path(__file__).resolve().parents[2] / "load" / "scenarios.toml"
+
+MODES = ("closed", "open")
+ARRIVALS = ("constant", "poisson")
+PAYLOADS = ("pool", "seed")
+VERIFY = ("contract", "reference")
+
+
+@dataclasses.dataclass(frozen=True)
+class Stage:
+    """Until ``until_s`` seconds after the start: ``users`` users (closed) or ``rate`` arrivals/s (open)."""
+
+    until_s: float
+    users: int
+    rate: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Scenario:
+    name: str
+    mode: str = "closed"
+    users: int = 8
+    rate: float = 1.0
+    arrival: str = "poisson"
+    duration_s: float = 60.0
+    max_requests: int = 10_000
+    warmup_s: float = 10.0
+    stages: tuple[Stage, ...] = ()
+    payload: str = "pool"
+    pool_size: int = 8
+    seed: int = 0
+    verify: str = "contract"
+    window_requests: int = 20
+    late_threshold_ms: float = 10.0
+    request_timeout_s: float = 120.0
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        where = f"scenario {self.name!r}"
+        _choice(where, "mode", self.mode, MODES)
+        _choice(where, "arrival", self.arrival, ARRIVALS)
+        _choice(where, "payload", self.payload, PAYLOADS)
+        _choice(where, "verify", self.verify, VERIFY)
+        _positive(where, "users", self.users)
+        _positive(where, "rate", self.rate)
+        _positive(where, "duration_s", self.duration_s)
+        _positive(where, "max_requests", self.max_requests)
+        _positive(where, "pool_size", self.pool_size)
+        _positive(where, "request_timeout_s", self.request_timeout_s)
+        if self.window_requests < 2:
+            raise ConfigError(f"{where}: window_requests must be >= 2, got {self.window_requests!r}")
+        if not 0 <= self.warmup_s < self.duration_s:
+            raise ConfigError(f"{where}: warmup_s must be >= 0 and below duration_s ({self.duration_s}), "
+                              f"got {self.warmup_s!r}")
+        if self.late_threshold_ms < 0:
+            raise ConfigError(f"{where}: late_threshold_ms must be >= 0, got {self.late_threshold_ms!r}")
+        previous = 0.0
+        for number, stage in enumerate(self.stages, 1):
+            if stage.until_s <= previous:
+                raise ConfigError(f"{where}: stage {number} ends at until_s={stage.until_s}, not after "
+                                  f"the previous stage ({previous})")
+            previous = stage.until_s
+
+    @property
+    def open_loop(self) -> bool:
+        return self.mode == "open"
+
+    @property
+    def end_s(self) -> float:
+        """When the run stops: the last stage's end, or ``duration_s``, whichever is first."""
+        return min(self.duration_s, self.stages[-1].until_s) if self.stages else self.duration_s
+
+    @property
+    def peak_users(self) -> int:
+        return max([self.users, *(stage.users for stage in self.stages)])
+
+    def stage_at(self, elapsed_s: float) -> Stage | None:
+        """The stage in force ``elapsed_s`` after the start, or None once the run is over."""
+        if elapsed_s >= self.end_s:
+            return None
+        for stage in self.stages:
+            if elapsed_s < stage.until_s:
+                return stage
+        return Stage(self.end_s, self.users, self.rate)
+
+    def with_overrides(self, **changes: Any) -> Scenario:
+        """A copy with the non-None ``changes`` applied (validated like the original)."""
+        kept = {key: value for key, value in changes.items() if value is not None}
+        unknown = set(kept) - {field.name for field in dataclasses.fields(self)}
+        if unknown:
+            raise ConfigError(f"unknown scenario setting(s): {', '.join(sorted(unknown))}")
+        if "stages" in kept:
+            kept["stages"] = _stages(f"scenario {self.name!r}", kept["stages"])
+        try:
+            return dataclasses.replace(self, **kept)
+        except TypeError as exc:
+            raise ConfigError(f"scenario {self.name!r}: {exc}") from exc
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def scenario_from(name: str, table: Mapping[str, Any]) -> Scenario:
+    """One ``[scenario.NAME]`` table → Scenario; unknown keys and wrong types are named."""
+    where = f"scenario {name!r}"
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"{where} must be a table, got {type(table).__name__}")
+    fields = {field.name: field for field in dataclasses.fields(Scenario)}
+    values: dict[str, Any] = {"name": name}
+    for key, value in table.items():
+        if key not in fields or key == "name":
+            raise ConfigError(f"{where}: unknown key {key!r}; known keys: "
+                              f"{', '.join(sorted(set(fields) - {'name'}))}")
+        if key == "stages":
+            values[key] = _stages(where, value)
+            continue
+        default = fields[key].default
+        values[key] = _typed(where, key, value, type(default))
+    return Scenario(**values)
+
+
+def load_scenarios(path: str | Path | None = None) -> dict[str, Scenario]:
+    """Every scenario in a TOML file (``[scenario.NAME]`` tables), by name."""
+    path = Path(path) if path is not None else DEFAULT_SCENARIO_FILE
+    try:
+        document = tomllib.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise ConfigError(f"scenario file {str(path)!r} does not exist") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"scenario file {str(path)!r} is not valid TOML: {exc}") from exc
+    tables = document.get("scenario")
+    if not isinstance(tables, Mapping) or not tables:
+        raise ConfigError(f"scenario file {str(path)!r} has no [scenario.NAME] tables")
+    return {name: scenario_from(name, table) for name, table in tables.items()}
+
+
+def _stages(where: str, value: Any) -> tuple[Stage, ...]:
+    if not isinstance(value, list | tuple):
+        raise ConfigError(f"{where}: stages must be a list of tables, got {type(value).__name__}")
+    stages = []
+    for number, item in enumerate(value, 1):
+        if isinstance(item, Stage):
+            stages.append(item)
+            continue
+        if not isinstance(item, Mapping) or "until_s" not in item:
+            raise ConfigError(f"{where}: stage {number} must be a table with until_s, got {item!r}")
+        extra = set(item) - {"until_s", "users", "rate"}
+        if extra:
+            raise ConfigError(f"{where}: stage {number} has unknown key(s) {sorted(extra)}; use until_s, users, rate")
+        until = _typed(where, f"stages[{number}].until_s", item["until_s"], float)
+        users = _typed(where, f"stages[{number}].users", item.get("users", 1), int)
+        rate = _typed(where, f"stages[{number}].rate", item.get("rate", 1.0), float)
+        if users < 0 or rate < 0:
+            raise ConfigError(f"{where}: stage {number} has a negative users or rate")
+        stages.append(Stage(until, users, rate))
+    return tuple(stages)
+
+
+def _typed(where: str, key: str, value: Any, kind: type) -> Any:
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise ConfigError(f"{where}: {key} must be {kind.__name__}, got {value!r}")
+    return value
+
+
+def _choice(where: str, key: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{where}: {key}={value!r} is not one of {', '.join(choices)}")
+
+
+def _positive(where: str, key: str, value: float) -> None:
+    if not value > 0:
+        raise ConfigError(f"{where}: {key} must be > 0, got {value!r}")

@@ -1,0 +1,40 @@
+"""Every load-test response is checked: HTTP status, then decoded, shape, dtype and finite, then
+(optionally) equal to the reference output of its own input within the served dtype's tolerance.
+
+A 200 with a wrong tensor is a verification failure, counted apart from HTTP and transport errors.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from geopool import codec
+from geopool.contract import ModelContract
+from geopool.errors import MalformedResponseError
+from geopool.reference import TOLERANCES
+
+__all__ = ["OK", "HTTP_ERROR", "TRANSPORT_ERROR", "VERIFY_FAILED", "UNFINISHED", "verify_response"]
+
+OK, HTTP_ERROR, TRANSPORT_ERROR, VERIFY_FAILED, UNFINISHED = "ok", "http", "transport", "verify", "unfinished"
+
+
+def verify_response(status: int, body: bytes, contract: ModelContract,
+                    expected: np.ndarray | None = None) -> tuple[str, str]:
+    """``(verdict, detail)`` for one answer; detail is empty when the verdict is OK."""
+    if status != 200:
+        return HTTP_ERROR, f"HTTP {status}: {body[:200].decode('utf-8', 'replace')}"
+    try:
+        output = codec.decode_json_response(body, contract.output_shape)
+    except MalformedResponseError as exc:
+        return VERIFY_FAILED, f"malformed: {exc}"[:300]
+    if output.dtype != np.float32:
+        return VERIFY_FAILED, f"dtype {output.dtype}, expected float32"
+    finite = np.isfinite(output)
+    if not finite.all():
+        return VERIFY_FAILED, f"{int(finite.size - finite.sum())} non-finite values"
+    if expected is not None:
+        atol, rtol = TOLERANCES[contract.input_dtype]
+        if not np.allclose(output, expected, atol=atol, rtol=rtol):
+            worst = float(np.max(np.abs(output - expected)))
+            return VERIFY_FAILED, f"differs from the reference of its own input by up to {worst:.3g}"
+    return OK, ""
