@@ -4,9 +4,9 @@ vLLM 0.32 (verified on the embedded server) exports histograms ``vllm:e2e_reques
 ``vllm:request_queue_time_seconds``, ``vllm:request_inference_time_seconds`` and
 ``vllm:iteration_tokens_total`` (tokens per engine step; each pooling request is one prompt token, so
 this is the batch size), and gauges ``vllm:num_requests_running`` / ``vllm:num_requests_waiting``.
-Figures for a window are differences of the cumulative counters between two scrapes; percentiles
-from histogram buckets are interpolated inside a bucket (as PromQL's histogram_quantile does), so
-they are approximate, unlike the client's exact ones.
+Figures for a window are differences of the cumulative counters between two scrapes; a server
+percentile is only known to a bucket, so it is reported as the bucket's upper bound ("at most"),
+unlike the client's exact ones.
 """
 
 from __future__ import annotations
@@ -71,20 +71,19 @@ def _delta(first: dict[str, Any] | None, last: dict[str, Any] | None) -> dict[st
 
 
 def bucket_quantile(buckets: dict[str, float], q: float) -> float | None:
-    """histogram_quantile over cumulative ``le`` buckets; None without observations."""
+    """Upper bound of the ``le`` bucket holding quantile ``q``: the q-quantile is at most this.
+
+    (Interpolating inside the bucket, as PromQL does, invents values: queue times of ~0 s in a
+    [0, 0.3] bucket would read as 0.15 s.) None without observations, inf past the last bound.
+    """
     bounds = sorted(((math.inf if le == "+Inf" else float(le)), count) for le, count in buckets.items())
     if not bounds or bounds[-1][1] <= 0:
         return None
     rank = q * bounds[-1][1]
-    lower_bound, lower_count = 0.0, 0.0
     for upper, count in bounds:
         if count >= rank:
-            if math.isinf(upper):
-                return lower_bound
-            inside = count - lower_count
-            return lower_bound + (upper - lower_bound) * ((rank - lower_count) / inside if inside else 1.0)
-        lower_bound, lower_count = upper, count
-    return lower_bound
+            return upper
+    return math.inf
 
 
 def server_summary(samples: Sequence[dict[str, Any]], measure_from: float) -> dict[str, Any]:
@@ -108,7 +107,7 @@ def server_summary(samples: Sequence[dict[str, Any]], measure_from: float) -> di
         result[key] = {
             "count": int(delta["count"]),
             "mean_ms": delta["sum"] / delta["count"] * 1000,
-            **{f"p{q:g}_ms_approx": (None if (v := bucket_quantile(delta["buckets"], q / 100)) is None else v * 1000)
+            **{f"p{q:g}_ms_at_most": (None if (v := bucket_quantile(delta["buckets"], q / 100)) is None else v * 1000)
                for q in (50, 90, 99)},
         }
     batch = _delta(first.get("batch"), last.get("batch"))
