@@ -229,9 +229,6 @@ def proxy(upstream: str, fault: str, port: int, host: str, max_seconds: float, m
         raise click.BadParameter(f"cannot listen on {host}:{port}: {exc}") from exc
 
 
-if __name__ == "__main__":
-    main()
-
 
 @main.command()
 @click.option("--base-url", envvar="GEOPOOL_BASE_URL", default=None,
@@ -286,3 +283,7 @@ def load(scenario_name: str, scenario_file: Path | None, slo_file: Path | None, 
         embedded={"model": embedded_model, "dtype": embedded_dtype, "max_num_seqs": max_num_seqs,
                   "vllm_args": vllm_args, "startup_timeout": 600.0})
     sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()
