@@ -12,8 +12,9 @@ for about ``--duration`` seconds, with the server drained and idle for ``--gap``
 * ``vllm-bench``   ``vllm bench serve --backend vllm-pooling`` with ``--max-concurrency`` = users and a fixed
   request count (``--num-prompts``, default: geopool's achieved rate × duration). It only checks for HTTP 200.
 
-What each number means (all over one *window* per generator: geopool first send → last body read; plain Locust
-test start → test stop; vllm bench its own benchmark duration):
+What each number means, all over one *window* per generator: first request sent → last response read (geopool:
+from its records; plain Locust: from its request events; vllm bench: its own ``duration``, ending when it writes
+its result file a few ms after the last response):
 
 * ``ok`` / ``wall s`` / ``req/s``: requests completed successfully in the window, the window length, their ratio.
 * ``cpu s``: user+sys CPU seconds of the generator's whole process tree inside the window (psutil samples
@@ -39,7 +40,6 @@ import argparse
 import csv
 import importlib.metadata
 import json
-import math
 import os
 import resource
 import signal
@@ -85,14 +85,15 @@ PLAIN_LOCUSTFILE = textwrap.dedent(f'''\
     WINDOW = {{}}
 
 
-    @events.test_start.add_listener
-    def _started(**_kw):
-        WINDOW["start"] = time.time()
+    @events.request.add_listener
+    def _finished(start_time, **_kw):  # first send -> last finished request: the same window as geopool's
+        WINDOW.setdefault("first", start_time)
+        WINDOW["first"] = min(WINDOW["first"], start_time)
+        WINDOW["last"] = time.time()
 
 
-    @events.test_stop.add_listener
-    def _stopped(**_kw):
-        WINDOW["stop"] = time.time()
+    @events.quitting.add_listener
+    def _save(**_kw):
         with open(os.environ["{WINDOW_ENV}"], "w") as f:
             json.dump(WINDOW, f)
 
@@ -301,7 +302,7 @@ def run_plain(s: Setup, res: Result) -> tuple[float, float, list[tuple[float, fl
     if res.failed:
         res.note = f"{res.failed} failures (mean latency includes them)"
     window = json.loads(window_path.read_text())
-    return window["start"], window["stop"], samples
+    return window["first"], window["last"], samples
 
 
 def vllm_bench_prefix() -> tuple[list[str], str]:
@@ -314,8 +315,6 @@ def vllm_bench_prefix() -> tuple[list[str], str]:
 
 
 def run_vllm_bench(s: Setup, res: Result, num_prompts: int) -> tuple[float, float, list[tuple[float, float]]]:
-    if time.get_clock_info("perf_counter").implementation != "clock_gettime(CLOCK_MONOTONIC)":
-        raise BenchError("needs perf_counter = CLOCK_MONOTONIC (shared by processes) to place vllm bench's window")
     result_dir = s.workdir / "vllm-bench"
     prefix, note = vllm_bench_prefix()
     cmd = [*prefix, "--base-url", s.base_url, "--endpoint", "/pooling", "--backend", "vllm-pooling",
@@ -337,12 +336,10 @@ def run_vllm_bench(s: Setup, res: Result, num_prompts: int) -> tuple[float, floa
         errors = sorted({e for e in data.get("errors", []) if e})
         raise BenchError(f"0 of {num_prompts} requests succeeded: {errors[:3]}")
     res.client_mean_ms = float(data["mean_e2el_ms"])
-    to_epoch = time.time() - time.perf_counter()
-    starts, latencies = data["start_times"], data["latencies"]
-    start = min(starts) + to_epoch
-    end = max(t + lat for t, lat in zip(starts, latencies, strict=True)) + to_epoch
-    if not math.isclose(end - start, float(data["duration"]), abs_tol=0.5):
-        res.note += f"; window {end - start:.2f} s vs its duration {data['duration']:.2f} s"
+    # The pooling result has no start times: its window ends when it writes the result (a few ms after the
+    # last response) and lasts its own "duration" (first send -> last response).
+    end = result_path.stat().st_mtime
+    start = end - float(data["duration"])
     return start, end, samples
 
 
@@ -372,6 +369,10 @@ def measure(name: str, s: Setup, gap_s: float, **kw: Any) -> Result:
     if count > 0:
         res.server_mean_ms = (after["e2e_sum"] - before["e2e_sum"]) / count * 1e3
         res.overhead_ms = res.client_mean_ms - res.server_mean_ms
+    if res.server_count > res.completed + res.failed + s.users:  # at most `users` were cut off in flight
+        res.note += (f"; WARNING: the server finished {res.server_count} requests, more than this generator sent: "
+                     "other traffic on the server: server ms / overhead ms are mixed, the server was shared")
+        print(f"    warning: other traffic on the server ({res.server_count} finished there)", flush=True)
     print(f"    {res.completed} ok in {res.window_s:.1f} s (exit {res.exit_code})", flush=True)
     return res
 

@@ -145,7 +145,7 @@ class ScenarioShape(LoadTestShape):
         scenario = STATE.scenario
         if scenario is None or STATE.all_finished:
             return None
-        elapsed = self.get_run_time()
+        elapsed = STATE.elapsed()
         if scenario.open_loop and elapsed >= scenario.end_s:
             # the schedule started after the pool was built: give its last arrivals time to finish
             return (scenario.users, STATE.spawn_rate or scenario.users) if elapsed < STATE.tail_end_s else None

@@ -46,7 +46,12 @@ class Session:
         self.request_timeout_s = 120.0
         self.exit_code: int | None = None
         self.all_finished = False
+        self.run_t0: float | None = None
         self._reset_share()
+
+    def elapsed(self) -> float:
+        """Seconds since every load-generating process was ready (0 until then): the shape's clock."""
+        return 0.0 if self.run_t0 is None else clock() - self.run_t0
 
     # ------------------------------------------------------------------ master / only process
     def configure(self, options: Any, host: str | None) -> None:
@@ -82,6 +87,7 @@ class Session:
         self.slots_state: dict[int, dict[str, Any]] = {}
         self.fatal: tuple[int, str] | None = None
         self.all_finished = False
+        self.run_t0 = None
         self.target = self._target_facts()
         if "error" in self.target:
             self._fail(runner, EXIT_NO_TARGET, f"target {self.host} is not reachable: {self.target['error']}")
@@ -106,6 +112,7 @@ class Session:
         except (GeopoolError, OSError, ValueError) as exc:
             self._fail(runner, EXIT_USAGE, str(exc))
             return
+        self.run_t0 = self.t0
         self.flusher = gevent.spawn(self._flush_loop, None)
 
     def receive(self, data: dict[str, Any], runner: Any) -> None:
@@ -114,8 +121,12 @@ class Session:
         if data.get("error"):
             self._fail(runner, EXIT_USAGE, f"worker {data['slot']}: {data['error']}")
         self.records.append(data["records"])
-        state.update(t0=data.get("t0"), finished=data.get("finished", False), final=data.get("final", False),
-                     issued=data.get("issued"))
+        state.update(t0=state.get("t0") or data.get("t0"), issued=data.get("issued"),
+                     finished=state["finished"] or data.get("finished", False),
+                     final=state["final"] or data.get("final", False))
+        starts = [s.get("t0") for s in self.slots_state.values()]
+        if self.run_t0 is None and all(t is not None for t in starts):
+            self.run_t0 = max(starts)  # the last worker's start: no stage is cut short anywhere
         self._maybe_finish(runner)
 
     def close_run(self, runner: Any) -> None:
@@ -152,10 +163,16 @@ class Session:
             print(f"geopool: run failed: {self.fatal[1]} (exit {self.exit_code}; {self.report_dir})", flush=True)
             return
         self.samples.append(serverview.scrape(self.host, api_key=self.options.api_key))
-        self.exit_code = report.finalize(
-            self.report_dir, scenario=self.scenario, slo_spec=self.slo, target={**self.target, "model": self.model},
-            samples=self.samples, slots=self.slots_state, missing_slots=getattr(self, "missing_slots", []),
-            locust_stats=environment.runner.stats)
+        try:
+            self.exit_code = report.finalize(
+                self.report_dir, scenario=self.scenario, slo_spec=self.slo,
+                target={**self.target, "model": self.model}, samples=self.samples, slots=self.slots_state,
+                missing_slots=getattr(self, "missing_slots", []), locust_stats=environment.runner.stats)
+        except Exception as exc:  # a report bug must not hide the run: the records are on disk
+            log.exception("geopool: computing the report failed")
+            print(f"geopool: computing the report failed ({type(exc).__name__}: {exc}); the records are in "
+                  f"{self.report_dir / 'records.jsonl'}", flush=True)
+            self.exit_code = EXIT_NO_TARGET
 
     # ------------------------------------------------------------------ every load-generating process
     def accept_plan(self, plan: dict[str, Any]) -> None:
@@ -172,9 +189,12 @@ class Session:
             runner.send_message(MSG_RECORDS, {"slot": self.plan["slot"], "records": [], "error": str(exc),
                                               "final": True, "finished": True})
             return
+        self._flush(final=False, runner=runner)  # tells the master this worker is ready (its t0)
         self.flusher = gevent.spawn(self._flush_loop, runner)
 
     def close_worker(self, runner: Any) -> None:
+        if getattr(self, "flusher", None) is not None:
+            self.flusher.kill(block=False)
         self._drain()
         self._flush(final=True, runner=runner)
         self.plan = None

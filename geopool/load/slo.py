@@ -39,7 +39,7 @@ EXIT_CODES = {
     EXIT_USAGE: "bad command line, scenario file or SLO file",
     EXIT_BREACH: "an SLO bound was breached (even if the run is also invalid)",
     EXIT_INVALID: "invalid run: no steady state, too few samples for a gated percentile, or no successful request",
-    EXIT_NO_TARGET: "the target could not be reached or the run could not start",
+    EXIT_NO_TARGET: "the target could not be reached, the run could not start or stop, or its report failed",
 }
 _PERCENTILE_KEYS = {f"p{p:g}": p for p in PERCENTILES}
 
