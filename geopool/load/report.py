@@ -89,11 +89,11 @@ def print_summary(summary: Mapping[str, Any], report_dir: Path) -> None:
                                            f"{s['needed']})" for p, s in summary["sufficiency"].items()))
     server = summary["server"]
     if server.get("available") and server.get("e2e"):
-        lines.append(f"  server: e2e mean {server['e2e']['mean_ms']:.1f} ms, queue mean "
-                     f"{(server.get('queue') or {}).get('mean_ms', math.nan):.1f} ms, inference mean "
-                     f"{(server.get('inference') or {}).get('mean_ms', math.nan):.1f} ms, batch mean "
-                     f"{(server.get('batch') or {}).get('mean_size', math.nan):.2f}; client − server "
-                     f"{summary['client_minus_server_ms']:.1f} ms")
+        lines.append(f"  server: e2e mean {_ms(server['e2e']['mean_ms'])}, queue mean "
+                     f"{_ms((server.get('queue') or {}).get('mean_ms'))}, inference mean "
+                     f"{_ms((server.get('inference') or {}).get('mean_ms'))}, batch mean "
+                     f"{_number((server.get('batch') or {}).get('mean_size'))}; client − server "
+                     f"{_ms(summary['client_minus_server_ms'])}")
     for check in summary["slo"]["checks"]:
         tail = f": {check['by']}" if check.get("by") else ""
         lines.append(f"  SLO {check['state'].upper():12} {check['bound']}{tail}")
@@ -101,6 +101,14 @@ def print_summary(summary: Mapping[str, Any], report_dir: Path) -> None:
         lines.append(f"  INVALID: {reason}")
     lines.append(f"  verdict: {summary['verdict']} (exit {summary['exit_code']}); report: {report_dir}/report.html")
     print("\n".join(lines), flush=True)
+
+
+def _ms(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1f} ms"
+
+
+def _number(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
 
 
 def render_html(summary: Mapping[str, Any], records: Sequence[Mapping[str, Any]], t0: float,

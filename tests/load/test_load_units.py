@@ -248,3 +248,24 @@ def test_verification_separates_http_errors_from_wrong_tensors():
     assert verdict == VERIFY_FAILED and "malformed" in detail
     verdict, detail = verify_response(200, _answer(good + 0.1), SEN1FLOODS11, expected=good)
     assert verdict == VERIFY_FAILED and "differs from the reference" in detail
+
+
+# ---------------------------------------------------------------------------------------- report
+
+
+@pytest.mark.parametrize("verdict", [OK, VERIFY_FAILED, HTTP_ERROR])
+def test_report_is_written_whatever_the_verdicts(tmp_path, verdict, capsys):
+    from geopool.load import report
+
+    scenario = Scenario("o", mode="open", rate=1.0, duration_s=40.0, warmup_s=5.0, window_requests=5)
+    log = RecordLog(tmp_path / "records.jsonl")
+    log.append(_record(0, i, 1000.0 + i, 1000.0 + i, 1000.5 + i, verdict=verdict) for i in range(40))
+    log.close()
+    spec = slo.slo_from({"latency": {"corrected": {"p50": 1000.0}}, "errors": {"max_error_rate": 0.0}})
+    code = report.finalize(tmp_path, scenario=scenario, slo_spec=spec, target={"url": "http://127.0.0.1:1"},
+                           samples=[], slots={0: {"t0": 1000.0}})
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert (tmp_path / "report.html").stat().st_size > 100_000  # plotly.js is inlined
+    expected = {OK: slo.EXIT_OK, VERIFY_FAILED: slo.EXIT_BREACH, HTTP_ERROR: slo.EXIT_BREACH}[verdict]
+    assert code == summary["exit_code"] == expected, capsys.readouterr().out
+    assert f"(exit {expected})" in capsys.readouterr().out
