@@ -246,6 +246,8 @@ def proxy(upstream: str, fault: str, port: int, host: str, max_seconds: float, m
 @click.option("--max-requests", type=click.IntRange(min=1), default=None, help="Request budget (overrides).")
 @click.option("--warmup", "warmup_s", type=click.FloatRange(min=0), default=None, help="Warm-up seconds excluded.")
 @click.option("--window-requests", type=click.IntRange(min=2), default=None, help="Steady-state window size.")
+@click.option("--stability-tolerance", type=click.FloatRange(0, 1, min_open=True), default=None,
+              help="Steady state: last 3 windows within this fraction [0.10].")
 @click.option("--payload", type=click.Choice(["pool", "seed"]), default=None, help="Payload pool or the seed input.")
 @click.option("--pool-size", type=click.IntRange(min=1), default=None, help="Distinct pre-encoded inputs.")
 @click.option("--verify", type=click.Choice(["contract", "reference"]), default=None,

@@ -26,10 +26,9 @@ from geopool.load.slo import EXIT_NO_TARGET, load_slo
 __all__ = ["locust_command", "resolve", "run_load"]
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")  # not imported here: Locust monkey-patches
-OVERRIDES = ("users", "rate", "arrival", "duration_s", "max_requests", "warmup_s", "window_requests", "payload",
-             "pool_size", "verify")
 _FLAGS = {"rate": "--rate", "arrival": "--arrival", "max_requests": "--max-requests", "warmup_s": "--warmup",
-          "window_requests": "--window-requests", "payload": "--payload", "pool_size": "--pool-size",
+          "window_requests": "--window-requests", "stability_tolerance": "--stability-tolerance",
+          "payload": "--payload", "pool_size": "--pool-size",
           "verify": "--verify"}
 
 

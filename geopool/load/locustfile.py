@@ -44,6 +44,8 @@ def _arguments(parser: Any) -> None:
     group.add_argument("--max-requests", type=int, default=None, help="Request budget of the run (overrides).")
     group.add_argument("--warmup", type=float, default=None, help="Seconds excluded from statistics (overrides).")
     group.add_argument("--window-requests", type=int, default=None, help="Steady-state window size (overrides).")
+    group.add_argument("--stability-tolerance", type=float, default=None,
+                       help="Steady state: the last 3 windows within this fraction [0.10].")
     group.add_argument("--payload", choices=["pool", "seed"], default=None, help="Payload pool or the seed input.")
     group.add_argument("--pool-size", type=int, default=None, help="Distinct pre-encoded inputs (overrides).")
     group.add_argument("--verify", choices=["contract", "reference"], default=None,

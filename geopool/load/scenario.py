@@ -52,6 +52,7 @@ class Scenario:
     seed: int = 0
     verify: str = "contract"
     window_requests: int = 20
+    stability_tolerance: float = 0.10
     late_threshold_ms: float = 10.0
     request_timeout_s: float = 120.0
     description: str = ""
@@ -73,6 +74,8 @@ class Scenario:
         if not 0 <= self.warmup_s < self.duration_s:
             raise ConfigError(f"{where}: warmup_s must be >= 0 and below duration_s ({self.duration_s}), "
                               f"got {self.warmup_s!r}")
+        if not 0 < self.stability_tolerance <= 1:
+            raise ConfigError(f"{where}: stability_tolerance must be within (0, 1], got {self.stability_tolerance!r}")
         if self.late_threshold_ms < 0:
             raise ConfigError(f"{where}: late_threshold_ms must be >= 0, got {self.late_threshold_ms!r}")
         previous = 0.0

@@ -68,7 +68,8 @@ class Session:
             users=options.num_users if not scenario.stages else None,
             duration_s=float(options.run_time) if options.run_time else None,
             rate=options.rate, arrival=options.arrival, max_requests=options.max_requests,
-            warmup_s=options.warmup, window_requests=options.window_requests, payload=options.payload,
+            warmup_s=options.warmup, window_requests=options.window_requests,
+            stability_tolerance=options.stability_tolerance, payload=options.payload,
             pool_size=options.pool_size, verify=options.verify)
         if scenario.verify == "reference" and not options.reference_dir:
             raise ConfigError("--verify reference needs --reference-dir (the folder the server serves)")

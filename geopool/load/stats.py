@@ -5,7 +5,7 @@
   in a closed loop there is no schedule, so both are the same and are labelled so.
 - Sample sufficiency: MLPerf LoadGen's early-stopping rule (confidence 99 %, tolerance 0).
 - Steady state: perf_analyzer's rule — the last 3 windows (of ``window_requests`` completions each)
-  have throughput and mean latency within 10 % (max/min ≤ 1.10).
+  have throughput and mean latency within ``stability_tolerance`` (10 %, as perf_analyzer's -s: max/min ≤ 1.10).
 """
 
 from __future__ import annotations
@@ -146,7 +146,8 @@ def summarize(records: Sequence[dict[str, Any]], scenario: Scenario, t0: float) 
                                                    else e * 1000.0)}
         for p in PERCENTILES
     }
-    summary["steady_state"] = steady_state(done, main_latency, measure_from, scenario.window_requests)
+    summary["steady_state"] = steady_state(done, main_latency, measure_from, scenario.window_requests,
+                                           scenario.stability_tolerance)
     reasons = []
     if not ok:
         reasons.append("no successful request after warm-up")
@@ -168,7 +169,8 @@ def measured_latencies_ms(records: Sequence[dict[str, Any]], scenario: Scenario,
     return {"corrected": (done - intended) * 1000.0, "uncorrected": (done - sent) * 1000.0}
 
 
-def steady_state(done: np.ndarray, latency_s: np.ndarray, measure_from: float, size: int) -> dict[str, Any]:
+def steady_state(done: np.ndarray, latency_s: np.ndarray, measure_from: float, size: int,
+                 tolerance: float = STABILITY) -> dict[str, Any]:
     """Windows of ``size`` completions: throughput and mean latency of each; stable if the last 3 agree."""
     windows = []
     previous_end = measure_from
@@ -178,7 +180,7 @@ def steady_state(done: np.ndarray, latency_s: np.ndarray, measure_from: float, s
         windows.append({"end": end, "throughput_rps": size / span,
                         "mean_latency_ms": float(latency_s[start:start + size].mean() * 1000)})
         previous_end = end
-    result: dict[str, Any] = {"window_requests": size, "windows": windows, "tolerance": STABILITY}
+    result: dict[str, Any] = {"window_requests": size, "windows": windows, "tolerance": tolerance}
     if len(windows) < STABLE_WINDOWS:
         result.update(reached=False, reason=f"{len(windows)} complete window(s) of {size} requests; "
                                             f"{STABLE_WINDOWS} are needed (run longer or lower window_requests)")
@@ -190,6 +192,6 @@ def steady_state(done: np.ndarray, latency_s: np.ndarray, measure_from: float, s
         spreads[key] = max(values) / min(values) - 1 if min(values) > 0 else math.inf
     result["spread"] = spreads
     unstable = [f"{key} varies {spread:.0%} over the last {STABLE_WINDOWS} windows"
-                for key, spread in spreads.items() if spread > STABILITY]
+                for key, spread in spreads.items() if spread > tolerance]
     result.update(reached=not unstable, reason="; ".join(unstable))
     return result

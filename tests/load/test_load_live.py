@@ -75,8 +75,10 @@ def check_lines(output: str) -> str:
 @pytest.fixture(scope="module")
 def healthy_run(embedded_server, tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("healthy")
-    return run_load(tmp_path, "--base-url", embedded_server.url, "--scenario", "open-constant", "--rate", "1",
-                    "--users", "4", "--duration", "45", "--warmup", "5", "--window-requests", "10",
+    return run_load(tmp_path, "--base-url", embedded_server.url, "--scenario", "open-constant", "--rate", "1.2",
+                    "--users", "4", "--duration", "60", "--warmup", "10", "--window-requests", "20",
+                    # window means of 20 requests drift up to ~15 % on 2 cores shared with the server
+                    "--stability-tolerance", "0.25",
                     "--model-config", str(embedded_server.served_dir / "config.json"), slo=HEALTHY_SLO)
 
 
@@ -86,10 +88,11 @@ def test_gate_passes_on_a_healthy_server(healthy_run):
     assert summary["verdict"] == "pass" and summary["valid"]
     assert [check["state"] for check in summary["slo"]["checks"]] == ["met"] * 5
     assert summary["target"]["vllm_version"] == "0.32.0"
-    # every scheduled arrival (1/s for 45 s) was sent, answered, verified and recorded
-    assert summary["requests"]["total"] == 45 == len(records(report_dir))
-    assert summary["requests"]["ok"] == summary["requests"]["measured"] == 40
-    assert summary["late_sends"]["count"] <= 2
+    # every scheduled arrival (1.2/s for 60 s) was sent, answered, verified and recorded
+    assert summary["requests"]["total"] == 72 == len(records(report_dir))
+    assert summary["requests"]["ok"] == summary["requests"]["measured"] == 60
+    # the schedule was kept: a send is late only by the time another answer's verification holds the loop
+    assert summary["late_sends"]["max_ms"] < 200
     assert "verdict: pass (exit 0)" in result.stdout
 
 
@@ -97,11 +100,11 @@ def test_healthy_run_has_the_server_view_and_locust_outputs(healthy_run):
     _, summary, report_dir = healthy_run
     server = summary["server"]
     assert server["available"] and server["failed_scrapes"] == 0
-    assert server["e2e"]["count"] >= 40 and server["batch"]["mean_size"] >= 1.0
+    assert server["e2e"]["count"] >= 60 and server["batch"]["mean_size"] >= 1.0
     client_mean = summary["latency_ms"]["uncorrected"]["mean"]
     assert 0 < server["e2e"]["mean_ms"] < client_mean
     assert summary["client_minus_server_ms"] == pytest.approx(client_mean - server["e2e"]["mean_ms"])
-    assert len(server["series"]) >= 40 and all(s["running"] is not None for s in server["series"])
+    assert len(server["series"]) >= 50 and all(s["running"] is not None for s in server["series"])
     for name in ("locust_stats.csv", "locust_stats_history.csv", "locust.html", "metrics.jsonl", "report.html"):
         assert (report_dir / name).stat().st_size > 0, name
     locust_rows = (report_dir / "locust_stats.csv").read_text()
@@ -177,6 +180,32 @@ def test_a_stall_shows_in_corrected_but_not_uncorrected_latency(embedded_server,
     assert corrected["p99"] > uncorrected["p99"] + 500, (corrected, uncorrected)
     assert corrected["p90"] > 2 * uncorrected["p90"], (corrected, uncorrected)
     assert summary["late_sends"]["count"] >= 5
+
+
+def test_answers_can_be_checked_against_the_reference_of_their_own_input(embedded_server, tmp_path):
+    # One user: vLLM 0.32 mixes up location_coords between requests batched together (POOL-DET-003),
+    # so a lone sender is what makes every answer comparable with its own input's reference.
+    result, summary, report_dir = run_load(
+        tmp_path, "--base-url", embedded_server.url, "--scenario", "closed", "--users", "1", "--duration", "12",
+        "--warmup", "0", "--pool-size", "3", "--verify", "reference",
+        "--model-config", str(embedded_server.served_dir / "config.json"),
+        "--reference-dir", str(embedded_server.served_dir), slo=ERROR_SLO)
+    assert result.returncode in (0, 4), check_lines(result.stdout)  # invalid only for want of steady state
+    assert summary["requests"]["ok"] >= 5 and summary["requests"]["verification_failures"] == 0
+    assert {r["item"] for r in records(report_dir)} == {0, 1, 2}
+
+
+def test_reference_verification_catches_wrong_values_the_contract_check_passes(embedded_server, tmp_path):
+    with FaultProxy(embedded_server.url, "noise:0.05", max_seconds=300) as proxy:
+        result, summary, _ = run_load(
+            tmp_path, "--base-url", proxy.url, "--scenario", "closed", "--users", "1", "--duration", "8",
+            "--warmup", "0", "--pool-size", "2", "--verify", "reference",
+            "--model-config", str(embedded_server.served_dir / "config.json"),
+            "--reference-dir", str(embedded_server.served_dir), slo=ERROR_SLO)
+    assert result.returncode == 3, check_lines(result.stdout)
+    requests = summary["requests"]
+    assert requests["verification_failures"] == requests["finished"] > 0 and requests["http_errors"] == 0
+    assert "differs from the reference of its own input" in (tmp_path / "run" / "records.jsonl").read_text()
 
 
 # ------------------------------------------------------------------------- shapes and Locust itself
