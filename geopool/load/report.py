@@ -17,6 +17,7 @@ import numpy as np
 from geopool.load import serverview, slo, stats
 from geopool.load.records import read_records
 from geopool.load.scenario import Scenario
+from geopool.load.schedule import arrival_offsets
 
 __all__ = ["finalize", "write_failure"]
 
@@ -38,6 +39,14 @@ def finalize(report_dir: Path, *, scenario: Scenario, slo_spec: slo.Slo | None, 
     summary["server"] = server
     summary["client_minus_server_ms"] = (client_mean - server_e2e
                                          if client_mean is not None and server_e2e is not None else None)
+    if scenario.open_loop:
+        scheduled = len(arrival_offsets(scenario))
+        summary["requests"].update(scheduled=scheduled, not_sent=max(scheduled - len(records), 0))
+        if summary["requests"]["not_sent"]:
+            summary["invalid_reasons"].append(
+                f"{summary['requests']['not_sent']} of {scheduled} scheduled arrivals were never sent "
+                "(the run stopped first)")
+            summary["valid"] = False
     if missing_slots:
         summary["invalid_reasons"].append(f"no final records from worker slot(s) {list(missing_slots)}")
         summary["valid"] = False

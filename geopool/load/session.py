@@ -80,8 +80,14 @@ class Session:
         self.tail_end_s = scenario.end_s + min(scenario.request_timeout_s, 30.0) + 10.0
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
         self.report_dir = Path(options.report_dir or REPORTS / f"{scenario.name}-{stamp}")
+        if (self.report_dir / "records.jsonl").exists():
+            raise ConfigError(f"{self.report_dir} already holds a run's records; pick a new --report-dir")
 
     def start_run(self, runner: Any) -> None:
+        self.runs = getattr(self, "runs", 0) + 1
+        if self.runs > 1:  # another run from the web UI: its own folder, never appended to the last one
+            self.report_dir = self.report_dir.with_name(f"{self.report_dir.name.split('.run')[0]}.run{self.runs}")
+            self._closed = self._finished = False
         self.report_dir.mkdir(parents=True, exist_ok=True)
         self.records = RecordLog(self.report_dir / "records.jsonl")
         self.samples: list[dict[str, Any]] = []
