@@ -117,6 +117,9 @@ def serve(**options: Any) -> None:
     """Run the embedded vLLM server on 127.0.0.1 until Ctrl-C."""
     server = _make_server(**options)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # SIGTERM → normal exit → cleanup below
+    # Python leaves SIGINT ignored when it starts with it ignored (a background job of a shell script,
+    # nohup): Ctrl-C / SIGINT must still stop the server.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     click.echo(f"starting vLLM ({server.model_name}, dtype {server.dtype}); log: reports/", err=True)
     with server:
         click.echo(f"ready in {server.startup_s:.1f} s: {server.url}  (model {server.model_name!r}, "
