@@ -84,6 +84,7 @@ class Session:
             raise ConfigError(f"{self.report_dir} already holds a run's records; pick a new --report-dir")
 
     def start_run(self, runner: Any) -> None:
+        self._reset_share()  # a web-UI rerun starts from nothing the last run left (closing, counters)
         self.runs = getattr(self, "runs", 0) + 1
         if self.runs > 1:  # another run from the web UI: its own folder, never appended to the last one
             self.report_dir = self.report_dir.with_name(f"{self.report_dir.name.split('.run')[0]}.run{self.runs}")
