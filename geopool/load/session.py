@@ -94,6 +94,7 @@ class Session:
         self.samples: list[dict[str, Any]] = []
         self.slots_state: dict[int, dict[str, Any]] = {}
         self.fatal: tuple[int, str] | None = None
+        self.missing_slots: list[int] = []
         self.all_finished = False
         self.run_t0 = None
         self.target = self._target_facts()
@@ -175,7 +176,7 @@ class Session:
             self.exit_code = report.finalize(
                 self.report_dir, scenario=self.scenario, slo_spec=self.slo,
                 target={**self.target, "model": self.model}, samples=self.samples, slots=self.slots_state,
-                missing_slots=getattr(self, "missing_slots", []), locust_stats=environment.runner.stats)
+                missing_slots=self.missing_slots, locust_stats=environment.runner.stats)
         except Exception as exc:  # a report bug must not hide the run: the records are on disk
             log.exception("geopool: computing the report failed")
             print(f"geopool: computing the report failed ({type(exc).__name__}: {exc}); the records are in "
