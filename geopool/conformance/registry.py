@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import tomllib
 from pathlib import Path
 
 from geopool.errors import ContractError
+from geopool.tomlfile import read_toml
 
 __all__ = ["Requirement", "load_registry", "load_expectations", "REGISTRY_PATH", "EXPECTATIONS_DIR"]
 
@@ -28,18 +28,9 @@ class Requirement:
     uncatchable: str | None = None
 
 
-def _read_toml(path: Path, what: str) -> dict:
-    try:
-        return tomllib.loads(path.read_text())
-    except FileNotFoundError as exc:
-        raise ContractError(f"{what} {str(path)!r} does not exist") from exc
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ContractError(f"{what} {str(path)!r} is not valid TOML: {exc}") from exc
-
-
 def load_registry(path: Path = REGISTRY_PATH) -> dict[str, Requirement]:
     """Every requirement by id; a malformed entry raises ContractError naming it and the field."""
-    entries = _read_toml(path, "requirements registry").get("requirement", [])
+    entries = read_toml(path, "requirements registry", ContractError).get("requirement", [])
     registry: dict[str, Requirement] = {}
     for number, entry in enumerate(entries, 1):
         where = f"{path.name} requirement #{number} ({entry.get('id', 'no id')})"
@@ -74,7 +65,7 @@ def load_expectations(
     whose ``versions`` list it. Unknown requirement ids or missing reasons raise ContractError."""
     candidates = [path] if path is not None else sorted(EXPECTATIONS_DIR.glob("*.toml"))
     for candidate in candidates:
-        data = _read_toml(candidate, "expectations file")
+        data = read_toml(candidate, "expectations file", ContractError)
         versions = data.get("versions", [])
         if path is None and server_version not in versions:
             continue

@@ -10,12 +10,12 @@ shape (ramp, step, spike, soak): each stage holds until ``until_s`` with its own
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from geopool.errors import ConfigError
+from geopool.tomlfile import read_toml
 
 __all__ = ["DEFAULT_SCENARIO_FILE", "Scenario", "Stage", "load_scenarios", "scenario_from"]
 
@@ -146,12 +146,7 @@ def scenario_from(name: str, table: Mapping[str, Any]) -> Scenario:
 def load_scenarios(path: str | Path | None = None) -> dict[str, Scenario]:
     """Every scenario in a TOML file (``[scenario.NAME]`` tables), by name."""
     path = Path(path) if path is not None else DEFAULT_SCENARIO_FILE
-    try:
-        document = tomllib.loads(path.read_text())
-    except FileNotFoundError as exc:
-        raise ConfigError(f"scenario file {str(path)!r} does not exist") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"scenario file {str(path)!r} is not valid TOML: {exc}") from exc
+    document = read_toml(path, "scenario file")
     tables = document.get("scenario")
     if not isinstance(tables, Mapping) or not tables:
         raise ConfigError(f"scenario file {str(path)!r} has no [scenario.NAME] tables")

@@ -20,7 +20,6 @@ observed percentile is over it, else ``insufficient`` — which makes the run in
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ import numpy as np
 
 from geopool.errors import ConfigError
 from geopool.load.stats import PERCENTILES, early_stopping_check
+from geopool.tomlfile import read_toml
 
 __all__ = ["EXIT_CODES", "Slo", "evaluate", "exit_code", "load_slo"]
 
@@ -54,14 +54,7 @@ class Slo:
 
 
 def load_slo(path: str | Path) -> Slo:
-    path = Path(path)
-    try:
-        document = tomllib.loads(path.read_text())
-    except FileNotFoundError as exc:
-        raise ConfigError(f"SLO file {str(path)!r} does not exist") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"SLO file {str(path)!r} is not valid TOML: {exc}") from exc
-    return slo_from(document, source=str(path))
+    return slo_from(read_toml(path, "SLO file"), source=str(path))
 
 
 def slo_from(document: Mapping[str, Any], source: str = "<slo>") -> Slo:
