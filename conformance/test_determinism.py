@@ -29,7 +29,7 @@ def _inputs(target, index: int, *, vary_coords: bool) -> dict[str, np.ndarray]:
 
 
 async def _concurrently(target, bodies: list[dict]) -> list:
-    async with AsyncPoolingClient(target.url, api_key=target.api_key) as client:
+    async with AsyncPoolingClient(target.endpoint) as client:
         return await asyncio.gather(*(client.pool(body) for body in bodies))
 
 

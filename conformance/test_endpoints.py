@@ -24,12 +24,12 @@ def _successes(client, model: str) -> float | None:
 def test_health_version_models(target, client, checks):
     checks.that("POOL-EP-001", client.health(), "/health did not answer 200")
     try:
-        version = client._http.get("/version").json()
+        version = client.get("/version").json()
         checks.that("POOL-EP-002", isinstance(version, dict) and isinstance(version.get("version"), str)
                     and version["version"], f"/version answered {version!r}")
     except (GeopoolError, ValueError) as exc:
         checks.fail("POOL-EP-002", f"/version is not JSON: {exc}")
-    listing = client._http.get("/v1/models").json()
+    listing = client.get("/v1/models").json()
     ids = [entry.get("id") for entry in listing.get("data", [])] if isinstance(listing, dict) else []
     checks.that("POOL-EP-003", isinstance(listing, dict) and listing.get("object") == "list",
                 f"/v1/models object is {listing.get('object') if isinstance(listing, dict) else listing!r}")

@@ -12,22 +12,66 @@ import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import httpx
 
 from geopool.errors import (
+    GeopoolError,
     MalformedResponseError,
     PoolingHTTPError,
+    ServerError,
     ServerTimeoutError,
     ServerUnreachableError,
 )
 
-__all__ = ["DEFAULT_TIMEOUT", "AsyncPoolingClient", "PoolingClient", "PoolingResponse"]
+__all__ = ["DEFAULT_TIMEOUT", "PROBE_TIMEOUT", "AsyncPoolingClient", "Endpoint", "PoolingClient", "PoolingResponse",
+           "probe"]
 
 #: Connect fast or fail; a pooling answer may take ~20 s (a float16 model on CPU), so reads get 120 s.
 DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=120.0, write=60.0, pool=10.0)
+#: Service endpoints (health, version, models, metrics) answer at once or something is wrong.
+PROBE_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where a server is and how to talk to it: the one place headers, auth and timeouts come from.
+
+    Every request geopool sends (probes, health checks, scrapes, the conformance suite's and the load
+    suite's pooling requests) takes its headers from :meth:`headers` and its timeout from ``timeout``;
+    a client that is not httpx (the load suite's gevent client) reads the same two. The API key is a
+    Bearer token and never part of a ``repr``.
+    """
+
+    base_url: str
+    api_key: str | None = field(default=None, repr=False)
+    timeout: httpx.Timeout = DEFAULT_TIMEOUT
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "base_url", self.base_url.rstrip("/"))
+        if not isinstance(self.timeout, httpx.Timeout):
+            object.__setattr__(self, "timeout", httpx.Timeout(self.timeout))
+
+    def __repr__(self) -> str:
+        key = ", api_key=***" if self.api_key else ""
+        return f"Endpoint({self.base_url!r}{key})"
+
+    def headers(self, **extra: str) -> dict[str, str]:
+        """Headers of every request: User-Agent, the Bearer token when there is a key, and ``extra``
+        (``content_type="application/json"`` becomes ``Content-Type``)."""
+        headers = {"User-Agent": "geopool"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        headers.update({name.replace("_", "-").title(): value for name, value in extra.items()})
+        return headers
+
+    def url(self, path: str) -> str:
+        return self.base_url + "/" + path.lstrip("/")
+
+    def with_timeout(self, timeout: httpx.Timeout | float) -> Endpoint:
+        return replace(self, timeout=timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout))
 
 
 @dataclass(frozen=True)
@@ -47,13 +91,6 @@ class PoolingResponse:
     def metadata(self) -> str | None:
         """The ``metadata`` header of an ``encoding_format: "bytes"`` answer."""
         return self.headers.get("metadata")
-
-
-def _headers(api_key: str | None) -> dict[str, str]:
-    headers = {"User-Agent": "geopool"}
-    if api_key:
-        headers["Authorization"] = f"Bearer {api_key}"
-    return headers
 
 
 @contextmanager
@@ -106,14 +143,21 @@ def _model_ids(listing: Any) -> list[str]:
         raise MalformedResponseError(f"/v1/models is not an OpenAI model list: {listing!r:.200}") from exc
 
 
+def _endpoint(base_url: str | Endpoint, api_key: str | None, timeout: httpx.Timeout | float | None) -> Endpoint:
+    if isinstance(base_url, Endpoint):
+        endpoint = base_url if api_key is None else replace(base_url, api_key=api_key)
+        return endpoint if timeout is None else endpoint.with_timeout(timeout)
+    return Endpoint(base_url, api_key, DEFAULT_TIMEOUT if timeout is None else timeout)
+
+
 class _Base:
-    def __init__(self, base_url: str, *, api_key: str | None, timeout: httpx.Timeout | float) -> None:
-        self.base_url = base_url.rstrip("/")
-        self._api_key = api_key
-        self._timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
+    def __init__(self, base_url: str | Endpoint, *, api_key: str | None,
+                 timeout: httpx.Timeout | float | None) -> None:
+        self.endpoint = _endpoint(base_url, api_key, timeout)
+        self.base_url = self.endpoint.base_url
 
     def __repr__(self) -> str:
-        key = ", api_key=***" if self._api_key else ""
+        key = ", api_key=***" if self.endpoint.api_key else ""
         return f"{type(self).__name__}({self.base_url!r}{key})"
 
     @staticmethod
@@ -129,13 +173,12 @@ class PoolingClient(_Base):
     """
 
     def __init__(
-        self, base_url: str, *, api_key: str | None = None, timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+        self, base_url: str | Endpoint, *, api_key: str | None = None, timeout: httpx.Timeout | float | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         super().__init__(base_url, api_key=api_key, timeout=timeout)
-        self._http = httpx.Client(
-            base_url=self.base_url, headers=_headers(api_key), timeout=self._timeout, transport=transport
-        )
+        self._http = httpx.Client(base_url=self.base_url, headers=self.endpoint.headers(),
+                                  timeout=self.endpoint.timeout, transport=transport)
 
     def __enter__(self) -> PoolingClient:
         return self
@@ -146,7 +189,8 @@ class PoolingClient(_Base):
     def close(self) -> None:
         self._http.close()
 
-    def _get(self, path: str) -> httpx.Response:
+    def get(self, path: str) -> httpx.Response:
+        """GET ``path`` and return the answer whatever its status (transport errors are translated)."""
         with _translated(path):
             return self._http.get(path)
 
@@ -170,36 +214,35 @@ class PoolingClient(_Base):
 
     def health(self) -> bool:
         """True when ``/health`` answers 200; False for any other status."""
-        return self._get("/health").status_code == 200
+        return self.get("/health").status_code == 200
 
     def version(self) -> str:
-        return str(_json_of(self._get("/version"), "/version").get("version"))
+        return str(_json_of(self.get("/version"), "/version").get("version"))
 
     def models(self) -> list[str]:
         """Model ids listed by ``/v1/models``."""
-        return _model_ids(_json_of(self._get("/v1/models"), "/v1/models"))
+        return _model_ids(_json_of(self.get("/v1/models"), "/v1/models"))
 
     def metrics(self) -> str:
-        response = self._get("/metrics")
+        response = self.get("/metrics")
         _raise_for_status(response, "/metrics")
         return response.text
 
     def openapi(self) -> dict[str, Any]:
-        return _json_of(self._get("/openapi.json"), "/openapi.json")
+        return _json_of(self.get("/openapi.json"), "/openapi.json")
 
 
 class AsyncPoolingClient(_Base):
     """Asynchronous twin of :class:`PoolingClient` (same methods, awaited)."""
 
     def __init__(
-        self, base_url: str, *, api_key: str | None = None, timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+        self, base_url: str | Endpoint, *, api_key: str | None = None, timeout: httpx.Timeout | float | None = None,
         transport: httpx.AsyncBaseTransport | None = None, max_connections: int = 100,
     ) -> None:
         super().__init__(base_url, api_key=api_key, timeout=timeout)
-        self._http = httpx.AsyncClient(
-            base_url=self.base_url, headers=_headers(api_key), timeout=self._timeout, transport=transport,
-            limits=httpx.Limits(max_connections=max_connections),
-        )
+        self._http = httpx.AsyncClient(base_url=self.base_url, headers=self.endpoint.headers(),
+                                       timeout=self.endpoint.timeout, transport=transport,
+                                       limits=httpx.Limits(max_connections=max_connections))
 
     async def __aenter__(self) -> AsyncPoolingClient:
         return self
@@ -210,7 +253,8 @@ class AsyncPoolingClient(_Base):
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def _get(self, path: str) -> httpx.Response:
+    async def get(self, path: str) -> httpx.Response:
+        """GET ``path`` and return the answer whatever its status (transport errors are translated)."""
         with _translated(path):
             return await self._http.get(path)
 
@@ -221,18 +265,39 @@ class AsyncPoolingClient(_Base):
         return _pooling_result(response, started, request_id)
 
     async def health(self) -> bool:
-        return (await self._get("/health")).status_code == 200
+        return (await self.get("/health")).status_code == 200
 
     async def version(self) -> str:
-        return str(_json_of(await self._get("/version"), "/version").get("version"))
+        return str(_json_of(await self.get("/version"), "/version").get("version"))
 
     async def models(self) -> list[str]:
-        return _model_ids(_json_of(await self._get("/v1/models"), "/v1/models"))
+        return _model_ids(_json_of(await self.get("/v1/models"), "/v1/models"))
 
     async def metrics(self) -> str:
-        response = await self._get("/metrics")
+        response = await self.get("/metrics")
         _raise_for_status(response, "/metrics")
         return response.text
 
     async def openapi(self) -> dict[str, Any]:
-        return _json_of(await self._get("/openapi.json"), "/openapi.json")
+        return _json_of(await self.get("/openapi.json"), "/openapi.json")
+
+
+def probe(endpoint: Endpoint, *, transport: httpx.BaseTransport | None = None) -> dict[str, Any]:
+    """What a load run or report needs to know of a target, with the probe timeout.
+
+    ``{"url", "vllm_version", "models"}``; ``"error"`` (and nothing else) when ``/health`` does not answer
+    200 or the server cannot be reached. A missing ``/version`` or ``/v1/models`` leaves its field ``None``.
+    """
+    facts: dict[str, Any] = {"url": endpoint.base_url}
+    with PoolingClient(endpoint.with_timeout(PROBE_TIMEOUT), transport=transport) as client:
+        try:
+            if not client.health():
+                return {**facts, "error": "/health does not answer 200"}
+        except ServerError as exc:
+            return {**facts, "error": str(exc)}
+        for key, ask in (("vllm_version", client.version), ("models", client.models)):
+            try:
+                facts[key] = ask()
+            except GeopoolError:
+                facts[key] = None
+    return facts

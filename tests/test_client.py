@@ -8,7 +8,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from geopool.client import AsyncPoolingClient, PoolingClient
+from geopool.client import DEFAULT_TIMEOUT, AsyncPoolingClient, Endpoint, PoolingClient, probe
 from geopool.errors import MalformedResponseError, PoolingHTTPError, ServerTimeoutError, ServerUnreachableError
 
 SECRET = "sk-very-secret-token"
@@ -108,3 +108,38 @@ async def test_async_client_mirrors_the_sync_one():
         with pytest.raises(PoolingHTTPError, match="nope"):
             await client.pool({})
         assert SECRET not in repr(client)
+
+
+def test_endpoint_is_the_one_source_of_headers_and_timeouts():
+    endpoint = Endpoint("http://test/", SECRET)
+    assert endpoint.base_url == "http://test" and endpoint.url("/pooling") == "http://test/pooling"
+    assert endpoint.headers(content_type="application/json") == {
+        "User-Agent": "geopool", "Authorization": f"Bearer {SECRET}", "Content-Type": "application/json"}
+    assert "Authorization" not in Endpoint("http://test").headers()
+    assert SECRET not in repr(endpoint) and SECRET not in repr(PoolingClient(endpoint))
+    assert endpoint.with_timeout(3.0).timeout.read == 3.0 and endpoint.timeout == DEFAULT_TIMEOUT
+    seen = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("authorization"))
+        return httpx.Response(200, json={"version": "0.32.0"})
+
+    assert PoolingClient(endpoint, transport=httpx.MockTransport(handler)).version() == "0.32.0"
+    assert seen == [f"Bearer {SECRET}"]
+
+
+def test_probe_reports_facts_or_one_error():
+    def healthy(request: httpx.Request) -> httpx.Response:
+        answers = {"/health": httpx.Response(200), "/version": httpx.Response(200, json={"version": "0.32.0"}),
+                   "/v1/models": httpx.Response(200, json={"data": [{"id": "m"}]})}
+        return answers[request.url.path]
+
+    facts = probe(Endpoint("http://test"), transport=httpx.MockTransport(healthy))
+    assert facts == {"url": "http://test", "vllm_version": "0.32.0", "models": ["m"]}
+    sick = probe(Endpoint("http://test"), transport=httpx.MockTransport(lambda request: httpx.Response(503)))
+    assert sick == {"url": "http://test", "error": "/health does not answer 200"}
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused")
+
+    assert "refused" in probe(Endpoint("http://test"), transport=httpx.MockTransport(refuse))["error"]

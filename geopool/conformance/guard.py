@@ -5,11 +5,10 @@ from __future__ import annotations
 import re
 import time
 
-import httpx
 import numpy as np
 
 from geopool import codec
-from geopool.client import PoolingClient
+from geopool.client import PROBE_TIMEOUT, PoolingClient
 from geopool.conformance.checks import Checks
 from geopool.conformance.target import Target
 from geopool.errors import GeopoolError
@@ -34,8 +33,9 @@ class ServerGuard:
 
     def healthy(self) -> bool:
         try:
-            return httpx.get(f"{self.target.url}/health", timeout=10.0).status_code == 200
-        except httpx.HTTPError:
+            with PoolingClient(self.target.endpoint, timeout=PROBE_TIMEOUT) as client:
+                return client.health()
+        except GeopoolError:
             return False
 
     def survives(self, checks: Checks, requirement: str, sent: str, body: bytes | None = None) -> bool:
@@ -46,7 +46,7 @@ class ServerGuard:
             problem = "the server died: /health no longer answers 200"
         else:
             try:
-                with PoolingClient(self.target.url, api_key=self.target.api_key) as client:
+                with self.target.client() as client:
                     response = client.pool(self.valid_body)
                 answer = codec.decode_json_response(response.json(), self.target.contract.output_shape)
                 distance = float(np.abs(answer - self._baseline).max())

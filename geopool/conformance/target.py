@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from geopool.client import PoolingClient
+from geopool.client import PROBE_TIMEOUT, Endpoint, PoolingClient
 from geopool.contract import ModelContract, load_contract
 from geopool.errors import GeopoolError
 from geopool.server import EmbeddedServer
@@ -31,8 +31,12 @@ class Target:
     def embedded(self) -> bool:
         return self.server is not None
 
+    @property
+    def endpoint(self) -> Endpoint:
+        return Endpoint(self.url, self.api_key)
+
     def client(self) -> PoolingClient:
-        return PoolingClient(self.url, api_key=self.api_key)
+        return PoolingClient(self.endpoint)
 
     def describe(self) -> dict:
         return {"url": self.url, "model": self.model, "vllm_version": self.version, "embedded": self.embedded,
@@ -52,7 +56,7 @@ def resolve_target(
         model_config = model_config or server.model_dir
         reference = reference or server.served_dir
     try:
-        with PoolingClient(base_url, api_key=api_key, timeout=10.0) as client:
+        with PoolingClient(Endpoint(base_url, api_key, PROBE_TIMEOUT)) as client:
             try:
                 healthy = client.health()
             except GeopoolError as exc:
