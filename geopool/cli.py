@@ -20,7 +20,15 @@ import numpy as np
 from geopool import codec
 from geopool.client import PoolingClient
 from geopool.contract import INPUT_DTYPES, InputSpec, ModelContract, load_contract
-from geopool.errors import ConfigError, ContractError, GeopoolError
+from geopool.errors import (
+    CheckpointError,
+    ConfigError,
+    ContractError,
+    FaultSpecError,
+    GeopoolError,
+    InvalidArgument,
+    RegistryError,
+)
 from geopool.fixture_models import DEFAULT_MODEL
 from geopool.server import DEFAULT_DTYPE, DEFAULT_MAX_NUM_SEQS, EmbeddedServer
 
@@ -30,7 +38,8 @@ def _friendly_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except (ContractError, ConfigError, click.BadParameter) as exc:
+        except (ContractError, ConfigError, RegistryError, FaultSpecError, CheckpointError, InvalidArgument,
+                click.BadParameter) as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(2)
         except GeopoolError as exc:

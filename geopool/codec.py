@@ -25,7 +25,7 @@ from typing import Any, Literal
 import numpy as np
 
 from geopool.contract import ModelContract
-from geopool.errors import CodecError, MalformedResponseError, require
+from geopool.errors import CodecError, MalformedResponseError, import_optional
 
 __all__ = [
     "EMBED_DTYPES",
@@ -74,7 +74,7 @@ def serialize_array(array: np.ndarray, *, dtype: str, fmt: InputFormat = "torch"
         with np.errstate(over="ignore"):  # out-of-range values become ±inf, as torch's cast does
             np.save(buffer, np.ascontiguousarray(array, dtype=dtype), allow_pickle=False)
         return buffer.getvalue()
-    torch = require("torch", "sending inputs in torch.save format", "pip install 'geopool[torch]'")
+    torch = import_optional("torch", "sending inputs in torch.save format", "pip install 'geopool[torch]'")
     tensor = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).to(getattr(torch, dtype))
     torch.save(tensor, buffer)
     return buffer.getvalue()
@@ -89,7 +89,7 @@ def load_tensor_bytes(data: bytes) -> np.ndarray:
     """Inverse of :func:`serialize_array` (float32 result), loading ``torch.save`` bytes safely."""
     if data.startswith(b"\x93NUMPY"):
         return np.load(io.BytesIO(data), allow_pickle=False).astype(np.float32)
-    torch = require("torch", "reading torch.save bytes", "pip install 'geopool[torch]'")
+    torch = import_optional("torch", "reading torch.save bytes", "pip install 'geopool[torch]'")
     tensor = torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
     return tensor.to(torch.float32).numpy()
 

@@ -1,19 +1,25 @@
 """Every error geopool raises on purpose.
 
     GeopoolError
+    ├── InvalidArgument (ValueError)       a geopool function was called with a bad argument
     ├── ContractError (ValueError)         a model config or contract override is invalid
     ├── CodecError (ValueError)            a tensor cannot be encoded as asked
-    ├── ConfigError (ValueError)           a scenario or SLO file (or its override) is invalid
+    ├── ConfigError (ValueError)           a scenario or SLO file, a records file, or an override is invalid
+    ├── RegistryError (ValueError)         the requirements registry or an expectations file is invalid
+    ├── FaultSpecError (ValueError)        a fault proxy spec NAME[:PARAMS] is invalid
+    ├── CheckpointError (ValueError)       a reference model folder or checkpoint cannot be used
     ├── MalformedResponseError (ValueError) a server answer does not decode to the contract
     ├── ServerError                        talking to a server failed
     │   ├── ServerUnreachableError         connection refused / DNS / reset
     │   ├── ServerTimeoutError             a timeout phase expired
     │   └── PoolingHTTPError               the server answered with a non-2xx status
+    ├── TargetError                        a server under test cannot be used (unreachable, unhealthy, ambiguous)
     ├── EmbeddedServerError                the embedded vLLM server could not be started
     └── MissingDependencyError (ImportError) an optional extra is not installed
 
 Lower-level exceptions (httpx, json, binascii, OSError) are translated at the boundary with
-``raise ... from exc``; callers only ever need to catch ``GeopoolError``.
+``raise ... from exc``; callers only ever need to catch ``GeopoolError``. One meaning per class: a
+class is never reused for another kind of problem because its message would read well.
 """
 
 from __future__ import annotations
@@ -21,6 +27,10 @@ from __future__ import annotations
 
 class GeopoolError(Exception):
     """Root of every error geopool raises on purpose."""
+
+
+class InvalidArgument(GeopoolError, ValueError):
+    """A geopool function was called with a bad argument; the message names it, shows it and says the fix."""
 
 
 class ContractError(GeopoolError, ValueError):
@@ -33,6 +43,18 @@ class CodecError(GeopoolError, ValueError):
 
 class ConfigError(GeopoolError, ValueError):
     """A load scenario, SLO file or command-line override names a bad field or value."""
+
+
+class RegistryError(GeopoolError, ValueError):
+    """The requirements registry or an expectations file has a bad entry."""
+
+
+class FaultSpecError(GeopoolError, ValueError):
+    """A fault spec ``NAME[:PARAMS]`` names no fault or has a bad parameter."""
+
+
+class CheckpointError(GeopoolError, ValueError):
+    """A reference model folder lacks its config or checkpoint, or the checkpoint lacks weights."""
 
 
 class MalformedResponseError(GeopoolError, ValueError):
@@ -67,6 +89,10 @@ class PoolingHTTPError(ServerError):
         super().__init__(f"{path} answered HTTP {status}: {message or body[:300]!r}")
 
 
+class TargetError(GeopoolError):
+    """The server under test cannot be used: unreachable, unhealthy, or its model is ambiguous."""
+
+
 class EmbeddedServerError(GeopoolError):
     """The embedded vLLM server failed to start or died; the message carries its log tail."""
 
@@ -75,7 +101,7 @@ class MissingDependencyError(GeopoolError, ImportError):
     """An optional dependency is needed for this feature."""
 
 
-def require(module: str, feature: str, hint: str = "./run setup") -> object:
+def import_optional(module: str, feature: str, hint: str = "./run setup") -> object:
     """Import ``module`` or raise MissingDependencyError naming the feature and the fix."""
     import importlib
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from geopool.errors import ContractError
+from geopool.errors import FaultSpecError
 
 __all__ = ["Exchange", "Fault", "FAULTS", "parse_fault", "describe_faults"]
 
@@ -72,7 +72,7 @@ class Fault:
         try:
             return float(self.params[index]) if len(self.params) > index else default
         except ValueError as exc:
-            raise ContractError(f"fault {self.name}: parameter {self.params[index]!r} is not a number") from exc
+            raise FaultSpecError(f"fault {self.name}: parameter {self.params[index]!r} is not a number") from exc
 
 
 # ------------------------------------------------------------------------------- output editing
@@ -555,10 +555,10 @@ FAULTS: dict[str, Callable[..., Fault]] = {cls.name: cls for cls in [
 
 
 def parse_fault(spec: str) -> Fault:
-    """``NAME[:param...]`` → a Fault; an unknown name raises ContractError listing the known ones."""
+    """``NAME[:param...]`` → a Fault; an unknown name raises FaultSpecError listing the known ones."""
     name, *params = spec.split(":")
     if name not in FAULTS:
-        raise ContractError(f"unknown fault {name!r}; known faults: {', '.join(sorted(FAULTS))}")
+        raise FaultSpecError(f"unknown fault {name!r}; known faults: {', '.join(sorted(FAULTS))}")
     fault = FAULTS[name](*params)
     for index in range(len(params)):  # validate numeric params eagerly, with the fault's own message
         if name not in ("drop-field", "retype-field"):

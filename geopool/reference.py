@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from geopool.errors import ContractError, require
+from geopool.errors import CheckpointError, import_optional
 
 __all__ = ["ReferenceModel", "TOLERANCES"]
 
@@ -30,12 +30,12 @@ class ReferenceModel:
     """``model(arrays) -> (1, classes, H, W)`` float32, for a folder with config.json and a .pt checkpoint."""
 
     def __init__(self, folder: Path | str) -> None:
-        torch = require("torch", "the offline reference forward pass")
-        utils = require("terratorch.vllm.utils", "the offline reference forward pass")
+        torch = import_optional("torch", "the offline reference forward pass")
+        utils = import_optional("terratorch.vllm.utils", "the offline reference forward pass")
         folder = Path(folder)
         checkpoints = sorted(folder.glob("*.pt"))
         if not (folder / "config.json").is_file() or not checkpoints:
-            raise ContractError(f"reference folder {str(folder)!r} needs config.json and a .pt checkpoint")
+            raise CheckpointError(f"reference folder {str(folder)!r} needs config.json and a .pt checkpoint")
         config = json.loads((folder / "config.json").read_text())["pretrained_cfg"]
         self._torch = torch
         self.runner = utils.InferenceRunner(config)
@@ -44,7 +44,7 @@ class ReferenceModel:
         missing, _unexpected = self.runner.load_state_dict(
             {k if k.startswith("model.") else f"model.{k}": v for k, v in state.items()}, strict=False)
         if missing:
-            raise ContractError(f"checkpoint {checkpoints[0]} lacks weights: {missing[:5]}")
+            raise CheckpointError(f"checkpoint {checkpoints[0]} lacks weights: {missing[:5]}")
         self.runner.eval()
 
     def __call__(self, arrays: Mapping[str, np.ndarray]) -> np.ndarray:

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from geopool import codec
 from geopool.contract import INPUT_DTYPES, ModelContract
+from geopool.errors import InvalidArgument
 
 __all__ = ["TensorRecipe", "PayloadRecipe", "tensor_recipes", "payload_recipes", "special_values"]
 
@@ -36,7 +37,7 @@ def special_values(dtype: str) -> dict[str, float]:
     elif info is not None:
         largest, tiny, subnormal = float(info.max), float(info.tiny), float(info.smallest_subnormal)
     else:
-        raise ValueError(f"dtype={dtype!r} is not one of {INPUT_DTYPES}")
+        raise InvalidArgument(f"dtype={dtype!r} is not one of {INPUT_DTYPES}")
     return {"nan": float("nan"), "+inf": float("inf"), "-inf": float("-inf"), "max": largest,
             "min": -largest, "tiny": tiny, "subnormal": subnormal, "-zero": -0.0}
 
@@ -121,12 +122,12 @@ def tensor_recipes(
     ``specials`` names entries of :func:`special_values`; empty (the default) gives finite tensors.
     """
     if not min_value <= max_value:
-        raise ValueError(f"min_value={min_value!r} must be <= max_value={max_value!r}")
+        raise InvalidArgument(f"min_value={min_value!r} must be <= max_value={max_value!r}")
     unknown = set(specials) - set(special_values("float32"))
     if unknown:
-        raise ValueError(f"specials={sorted(unknown)!r} are not among {sorted(special_values('float32'))}")
+        raise InvalidArgument(f"specials={sorted(unknown)!r} are not among {sorted(special_values('float32'))}")
     if max_specials < 0:
-        raise ValueError(f"max_specials={max_specials!r} must be >= 0")
+        raise InvalidArgument(f"max_specials={max_specials!r} must be >= 0")
     bound = st.floats(min_value, max_value, allow_nan=False, width=32)
     special = (st.lists(st.tuples(st.integers(0, 2**31 - 1), st.sampled_from(specials)), max_size=max_specials)
                if specials else st.just([]))
@@ -147,7 +148,7 @@ def payload_recipes(
     """Payloads for every input of ``contract``; inputs named in ``coordinate_inputs`` hold (lat, lon)."""
     formats = tuple(f for f in formats if not (f == "npy" and contract.input_dtype == "bfloat16"))
     if not formats:
-        raise ValueError("no serialization format can carry this contract's input dtype")
+        raise InvalidArgument("no serialization format can carry this contract's input dtype")
     per_input = []
     for spec in contract.inputs:
         if spec.name in coordinate_inputs:

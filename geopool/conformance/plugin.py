@@ -20,9 +20,9 @@ from geopool.conformance.checks import Checks, RequirementFailure
 from geopool.conformance.guard import ServerGuard
 from geopool.conformance.registry import SUITE_DIR, Expectations, load_expectations, load_registry
 from geopool.conformance.report import RequirementLedger, terminal_table, write_report
-from geopool.conformance.target import Target, TargetError, resolve_target
+from geopool.conformance.target import Target, resolve_target
 from geopool.contract import INPUT_DTYPES
-from geopool.errors import GeopoolError
+from geopool.errors import GeopoolError, TargetError
 
 _slow_network = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large],
                  "print_blob": True}

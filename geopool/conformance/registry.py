@@ -6,7 +6,7 @@ import dataclasses
 import re
 from pathlib import Path
 
-from geopool.errors import ContractError
+from geopool.errors import RegistryError
 from geopool.tomlfile import read_toml
 
 __all__ = ["Requirement", "load_registry", "load_expectations", "REGISTRY_PATH", "EXPECTATIONS_DIR"]
@@ -29,22 +29,22 @@ class Requirement:
 
 
 def load_registry(path: Path = REGISTRY_PATH) -> dict[str, Requirement]:
-    """Every requirement by id; a malformed entry raises ContractError naming it and the field."""
-    entries = read_toml(path, "requirements registry", ContractError).get("requirement", [])
+    """Every requirement by id; a malformed entry raises RegistryError naming it and the field."""
+    entries = read_toml(path, "requirements registry", RegistryError).get("requirement", [])
     registry: dict[str, Requirement] = {}
     for number, entry in enumerate(entries, 1):
         where = f"{path.name} requirement #{number} ({entry.get('id', 'no id')})"
         for field in ("id", "level", "statement", "source"):
             if not isinstance(entry.get(field), str) or not entry[field].strip():
-                raise ContractError(f"{where}: field {field!r} must be a non-empty string")
+                raise RegistryError(f"{where}: field {field!r} must be a non-empty string")
         if not _ID.match(entry["id"]):
-            raise ContractError(f"{where}: id must look like POOL-SHAPE-001")
+            raise RegistryError(f"{where}: id must look like POOL-SHAPE-001")
         if entry["level"] not in LEVELS:
-            raise ContractError(f"{where}: level must be one of {LEVELS}, got {entry['level']!r}")
+            raise RegistryError(f"{where}: level must be one of {LEVELS}, got {entry['level']!r}")
         if entry["id"] in registry:
-            raise ContractError(f"{where}: id {entry['id']} appears twice")
+            raise RegistryError(f"{where}: id {entry['id']} appears twice")
         if "uncatchable" in entry and not (isinstance(entry["uncatchable"], str) and entry["uncatchable"].strip()):
-            raise ContractError(f"{where}: field 'uncatchable' must be a non-empty string")
+            raise RegistryError(f"{where}: field 'uncatchable' must be a non-empty string")
         registry[entry["id"]] = Requirement(**{k: entry[k] for k in ("id", "level", "statement", "source")},
                                             uncatchable=entry.get("uncatchable"))
     return registry
@@ -62,10 +62,10 @@ def load_expectations(
     server_version: str | None, *, path: Path | None = None, registry: dict[str, Requirement] | None = None
 ) -> Expectations:
     """The expected failures for ``server_version``: from ``path``, else the file in ``EXPECTATIONS_DIR``
-    whose ``versions`` list it. Unknown requirement ids or missing reasons raise ContractError."""
+    whose ``versions`` list it. Unknown requirement ids or missing reasons raise RegistryError."""
     candidates = [path] if path is not None else sorted(EXPECTATIONS_DIR.glob("*.toml"))
     for candidate in candidates:
-        data = read_toml(candidate, "expectations file", ContractError)
+        data = read_toml(candidate, "expectations file", RegistryError)
         versions = data.get("versions", [])
         if path is None and server_version not in versions:
             continue
@@ -73,9 +73,9 @@ def load_expectations(
         for number, entry in enumerate(data.get("expected-fail", []), 1):
             rid, reason = entry.get("id"), entry.get("reason")
             if not isinstance(rid, str) or not isinstance(reason, str) or not reason.strip():
-                raise ContractError(f"{candidate.name} expected-fail #{number}: needs string 'id' and 'reason'")
+                raise RegistryError(f"{candidate.name} expected-fail #{number}: needs string 'id' and 'reason'")
             if registry is not None and rid not in registry:
-                raise ContractError(f"{candidate.name} expected-fail #{number}: unknown requirement {rid!r}")
+                raise RegistryError(f"{candidate.name} expected-fail #{number}: unknown requirement {rid!r}")
             reasons[rid] = reason
         return Expectations(str(candidate), reasons)
     return Expectations(None, {})

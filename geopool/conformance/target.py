@@ -7,14 +7,10 @@ from pathlib import Path
 
 from geopool.client import PROBE_TIMEOUT, Endpoint, PoolingClient
 from geopool.contract import ModelContract, load_contract
-from geopool.errors import GeopoolError
+from geopool.errors import GeopoolError, TargetError
 from geopool.server import EmbeddedServer
 
 __all__ = ["Target", "TargetError", "resolve_target"]
-
-
-class TargetError(GeopoolError):
-    """The target cannot be used: unreachable, unhealthy, or its model is ambiguous."""
 
 
 @dataclasses.dataclass

@@ -16,6 +16,7 @@ import numpy as np
 
 from geopool import codec
 from geopool.contract import ModelContract
+from geopool.errors import ConfigError
 from geopool.load.scenario import Scenario
 from geopool.strategies import PayloadRecipe, TensorRecipe
 
@@ -55,7 +56,7 @@ def build_pool(scenario: Scenario, contract: ModelContract, model: str,
         from geopool.reference import ReferenceModel
 
         if reference_dir is None:
-            raise ValueError("verify = 'reference' needs the served model folder (--reference-dir)")
+            raise ConfigError("verify = 'reference' needs the served model folder (--reference-dir)")
         reference = ReferenceModel(reference_dir)
     items = []
     for index, arrays in enumerate(inputs):

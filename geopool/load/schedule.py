@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from geopool.errors import InvalidArgument
 from geopool.load.scenario import Scenario
 
 __all__ = ["arrival_offsets", "slot_share"]
@@ -48,7 +49,7 @@ def arrival_offsets(scenario: Scenario) -> np.ndarray:
 def slot_share(offsets: np.ndarray, slot: int, slots: int) -> np.ndarray:
     """The arrivals one of ``slots`` load-generating processes sends: every slots-th, from ``slot``."""
     if not 0 <= slot < slots:
-        raise ValueError(f"slot {slot} is not in 0..{slots - 1}")
+        raise InvalidArgument(f"slot {slot} is not in 0..{slots - 1}")
     return offsets[slot::slots]
 
 

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from geopool.conformance.registry import EXPECTATIONS_DIR, REGISTRY_PATH, SUITE_DIR, load_expectations, load_registry
-from geopool.errors import ContractError
+from geopool.errors import RegistryError
 
 REPO = SUITE_DIR.parent
 
@@ -68,14 +68,14 @@ def test_expectations_for_vllm_0_32_name_known_requirements_with_reasons():
 def test_malformed_registries_name_the_problem(tmp_path, text, message):
     path = tmp_path / "requirements.toml"
     path.write_text(text)
-    with pytest.raises(ContractError, match=message):
+    with pytest.raises(RegistryError, match=message):
         load_registry(path)
 
 
 def test_expectation_for_an_unknown_requirement_is_rejected(tmp_path):
     path = tmp_path / "x.toml"
     path.write_text('versions = ["1"]\n[[expected-fail]]\nid = "POOL-NOPE-001"\nreason = "because"\n')
-    with pytest.raises(ContractError, match="unknown requirement"):
+    with pytest.raises(RegistryError, match="unknown requirement"):
         load_expectations("1", path=path, registry=load_registry())
 
 

@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from geopool.errors import ContractError
+from geopool.errors import FaultSpecError
 from geopool.faults import FAULTS, Exchange, parse_fault
 
 
@@ -82,7 +82,7 @@ def test_accept_bad_turns_a_rejection_into_zeros():
 
 @pytest.mark.parametrize("spec, message", [("nope", "unknown fault 'nope'"), ("noise:loud", "not a number")])
 def test_bad_fault_specs(spec, message):
-    with pytest.raises(ContractError, match=message):
+    with pytest.raises(FaultSpecError, match=message):
         parse_fault(spec)
 
 
