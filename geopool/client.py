@@ -47,7 +47,8 @@ class Endpoint:
 
     base_url: str
     api_key: str | None = field(default=None, repr=False)
-    timeout: httpx.Timeout = DEFAULT_TIMEOUT
+    # httpx.Timeout defines __eq__ without __hash__, which dataclasses reject as a plain default.
+    timeout: httpx.Timeout = field(default_factory=lambda: DEFAULT_TIMEOUT)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "base_url", self.base_url.rstrip("/"))
