@@ -27,6 +27,7 @@ __all__ = [
     "WIDTHS",
     "base64_bytes",
     "base64_text",
+    "byteswap",
     "decode_values",
     "encode_values",
     "width",
@@ -106,6 +107,12 @@ def encode_values(values: np.ndarray, embed_dtype: str = "float32", endianness: 
         return top.tobytes()
     with np.errstate(over="ignore"):
         return flat.astype(f"{order}{'f4' if embed_dtype == 'float32' else 'f2'}").tobytes()
+
+
+def byteswap(raw: bytes, embed_dtype: str) -> bytes:
+    """``raw`` with every value's bytes reversed: the same values in the other byte order (a name vLLM
+    does not know is taken as 4 bytes wide; a trailing partial value raises ValueError)."""
+    return np.frombuffer(raw, f"u{width(embed_dtype)}").byteswap().tobytes()
 
 
 def base64_text(data: bytes) -> str:
