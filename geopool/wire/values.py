@@ -120,7 +120,7 @@ def base64_text(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def base64_bytes(text: str | bytes) -> bytes:
-    """The bytes of base64 ``text`` we made ourselves or that already passed a check (lenient:
-    answers from a server go through :func:`geopool.wire.decode_json_response`, which validates)."""
-    return base64.b64decode(text)
+def base64_bytes(text: str | bytes, *, validate: bool = False) -> bytes:
+    """The bytes of base64 ``text``. Lenient unless ``validate`` (then a character outside the alphabet
+    raises ``binascii.Error``); :func:`geopool.wire.decode_json_response` validates and translates errors."""
+    return base64.b64decode(text, validate=validate)
