@@ -93,8 +93,8 @@ def encode_values(values: np.ndarray, embed_dtype: str = "float32", endianness: 
     """``values`` as the raw bytes vLLM sends for ``embed_dtype`` / ``endianness``: the inverse of
     :func:`decode_values`.
 
-    The cast rounds to nearest even, as torch's does (bfloat16 NaN becomes torch's ``0x7FC0``); values
-    out of float16's range become ±inf.
+    The cast rounds to nearest even and overflows to ±inf, as torch's does, so the bytes are vLLM's own;
+    only a NaN's payload may differ (bfloat16 NaN is written as ``0x7FC0``).
     """
     check_choice("embed_dtype", embed_dtype, EMBED_DTYPES)
     check_choice("endianness", endianness, ENDIANNESSES)
