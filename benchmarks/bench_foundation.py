@@ -16,7 +16,7 @@ import timeit
 
 import numpy as np
 
-from geopool import codec
+from geopool import wire
 from geopool.client import PoolingClient
 from geopool.server import EmbeddedServer
 
@@ -40,11 +40,10 @@ def main() -> None:
     with EmbeddedServer(args.model, dtype=args.dtype) as server:
         print(f"server start-up (launch → /health 200): {time.monotonic() - started:6.1f} s  [{server!r}]")
         contract = server.contract
-        inputs = codec.seed_inputs(contract)
-        encode = {fmt: (lambda fmt=fmt: {k: codec.encode_array(v, dtype=contract.input_dtype, fmt=fmt)
-                                         for k, v in inputs.items()})
-                  for fmt in codec.INPUT_FORMATS}
-        body = codec.pooling_request(server.model_name, encode["torch"]())
+        inputs = wire.seed_inputs(contract)
+        encode = {fmt: (lambda fmt=fmt: wire.encode_inputs(inputs, dtype=contract.input_dtype, fmt=fmt))
+                  for fmt in wire.INPUT_FORMATS}
+        body = wire.request_body(server.model_name, inputs, dtype=contract.input_dtype)
         with PoolingClient(server.url) as client:
             client.pool(body)  # warm-up
             latencies = [client.pool(body).elapsed_s for _ in range(args.requests)]
@@ -62,8 +61,8 @@ def main() -> None:
             print(f"  encode inputs ({fmt:5s}: serialize + base64)      {_ms(_best_of(func))}")
         print(f"  json.dumps of the request body                   {_ms(_best_of(lambda: json.dumps(body)))}")
         print(f"  json.loads of the response                       {_ms(_best_of(lambda: json.loads(text)))}")
-        decode = lambda: codec.decode_json_response(parsed, contract.output_shape)  # noqa: E731
-        print(f"  decode data[0] (base64 + frombuffer + reshape)   {_ms(_best_of(decode))}")
+        decode = lambda: wire.decode_json_response(parsed, contract.output_shape)  # noqa: E731
+        print(f"  decode data[0] (wire.decode_json_response)       {_ms(_best_of(decode))}")
         assert np.isfinite(decode()).all()
 
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from geopool import codec
+from geopool import wire
 from geopool.client import PoolingClient, PoolingResponse
 from geopool.conformance.support import body_for, send
 from geopool.conformance.target import Target
@@ -22,7 +22,7 @@ def client(target: Target) -> Iterator[PoolingClient]:
 @pytest.fixture(scope="session")
 def seed_arrays(target: Target) -> dict[str, np.ndarray]:
     """The seed client's inputs (all ones) in the contract's shapes."""
-    return codec.seed_inputs(target.contract)
+    return wire.seed_inputs(target.contract)
 
 
 @pytest.fixture(scope="session")
@@ -33,4 +33,4 @@ def baseline_response(target: Target, client: PoolingClient, seed_arrays) -> Poo
 
 @pytest.fixture(scope="session")
 def baseline(target: Target, baseline_response: PoolingResponse) -> np.ndarray:
-    return codec.decode_json_response(baseline_response.json(), target.contract.output_shape)
+    return wire.decode_json_response(baseline_response.json(), target.contract.output_shape)

@@ -7,7 +7,7 @@ import asyncio
 import numpy as np
 import pytest
 
-from geopool import codec
+from geopool import wire
 from geopool.client import AsyncPoolingClient
 from geopool.conformance.checks import array_diff
 from geopool.conformance.support import body_for, decode, send
@@ -20,7 +20,7 @@ CONCURRENCY = 4
 
 def _inputs(target, index: int, *, vary_coords: bool) -> dict[str, np.ndarray]:
     contract = target.contract
-    arrays = codec.seed_inputs(contract)
+    arrays = wire.seed_inputs(contract)
     arrays[contract.target] = TensorRecipe(1000 + index, "uniform", 0.0, 1.0).build(
         contract.input_shape(contract.target), contract.input_dtype)
     if vary_coords and "location_coords" in arrays:

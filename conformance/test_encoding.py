@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import base64
 import json
 
 import numpy as np
 import pytest
 
-from geopool import codec
+from geopool import wire
 from geopool.conformance.checks import array_diff
 from geopool.conformance.support import body_for, decode, send
 
@@ -20,16 +19,17 @@ PRECISION = {"float16": (2.0**-11, 2.0**-24), "bfloat16": (2.0**-8, 2.0**-133)}
 def test_base64_float32_has_the_contract_shape(target, client, baseline_response, checks):
     elements = target.contract.output_elements
     text = baseline_response.json()["data"][0]["data"]
-    raw = base64.b64decode(text, validate=True)
-    checks.that("POOL-ENC-001", len(raw) == 4 * elements,
-                f"{len(raw)} bytes decoded, expected 4 × {elements} for shape {target.contract.output_shape}")
-    checks.that("POOL-SHAPE-001", len(raw) % 4 == 0 and len(raw) // 4 == elements,
-                f"{len(raw) / 4:g} float32 values cannot fill shape {target.contract.output_shape}")
+    raw = wire.base64_bytes(text, validate=True)
+    size = wire.width("float32")
+    checks.that("POOL-ENC-001", len(raw) == size * elements,
+                f"{len(raw)} bytes decoded, expected {size} × {elements} for shape {target.contract.output_shape}")
+    checks.that("POOL-SHAPE-001", len(raw) % size == 0 and len(raw) // size == elements,
+                f"{len(raw) / size:g} float32 values cannot fill shape {target.contract.output_shape}")
     # Sent without embed_dtype: the answer must still be float32 whatever the model's dtype.
-    untyped = send(client, body_for(target, codec.seed_inputs(target.contract)), "POOL-DTYPE-003")
-    raw_default = base64.b64decode(untyped.json()["data"][0]["data"])
-    checks.that("POOL-DTYPE-003", len(raw_default) == 4 * elements,
-                f"without embed_dtype: {len(raw_default)} bytes, float32 needs {4 * elements}",
+    untyped = send(client, body_for(target, wire.seed_inputs(target.contract)), "POOL-DTYPE-003")
+    raw_default = wire.base64_bytes(untyped.json()["data"][0]["data"])
+    checks.that("POOL-DTYPE-003", len(raw_default) == size * elements,
+                f"without embed_dtype: {len(raw_default)} bytes, float32 needs {size * elements}",
                 model_dtype=target.contract.input_dtype)
 
 
@@ -45,14 +45,14 @@ def test_bytes_encoding(target, client, seed_arrays, baseline, checks):
         return
     missing = {"embed_dtype", "endianness", "start", "end", "shape"} - set(item)
     checks.that("POOL-ENC-002", not missing, f"metadata lacks {sorted(missing)}", metadata=response.metadata)
-    checks.that("POOL-ENC-002", item.get("end", 0) - item.get("start", 0) == len(response.content) == 4 *
-                target.contract.output_elements, f"metadata slice {item.get('start')}:{item.get('end')} vs a "
-                f"{len(response.content)}-byte body")
+    checks.that("POOL-ENC-002", item.get("end", 0) - item.get("start", 0) == len(response.content) ==
+                wire.width("float32") * target.contract.output_elements,
+                f"metadata slice {item.get('start')}:{item.get('end')} vs a {len(response.content)}-byte body")
     expected_shape = list(target.contract.output_shape[1:])
     checks.that("POOL-SHAPE-002", item.get("shape") == expected_shape,
                 f"metadata shape {item.get('shape')} != contract {expected_shape}")
     try:
-        values = codec.decode_bytes_response(response.content, response.metadata, target.contract.output_shape)
+        values = wire.decode_bytes_response(response.content, response.metadata, target.contract.output_shape)
     except ValueError as exc:
         checks.fail("POOL-ENC-003", f"bytes answer does not decode: {exc}")
         return
@@ -62,8 +62,8 @@ def test_bytes_encoding(target, client, seed_arrays, baseline, checks):
 def _answer_in(target, client, seed_arrays, checks, requirement, embed_dtype, endianness):
     response = send(client, body_for(target, seed_arrays, embed_dtype=embed_dtype, endianness=endianness),
                     requirement)
-    raw = base64.b64decode(response.json()["data"][0]["data"])
-    width = 4 if embed_dtype == "float32" else 2
+    raw = wire.base64_bytes(response.json()["data"][0]["data"])
+    width = wire.width(embed_dtype)
     if not checks.that(requirement, len(raw) == width * target.contract.output_elements,
                        f"{embed_dtype}: {len(raw)} bytes, expected {width} × {target.contract.output_elements}"):
         return None
@@ -71,7 +71,7 @@ def _answer_in(target, client, seed_arrays, checks, requirement, embed_dtype, en
 
 
 @pytest.mark.requirement("POOL-ENC-006")
-@pytest.mark.parametrize("endianness", codec.ENDIANNESSES)
+@pytest.mark.parametrize("endianness", wire.ENDIANNESSES)
 def test_endianness(target, client, seed_arrays, baseline, checks, endianness):
     values = _answer_in(target, client, seed_arrays, checks, "POOL-ENC-006", "float32", endianness)
     if values is not None:
@@ -116,6 +116,6 @@ def test_output_follows_the_input_size(target, client, seed_arrays, checks, scal
     response = send(client, body_for(target, arrays), "POOL-SHAPE-003")
     expected = (1, contract.num_classes, height, width)
     try:
-        codec.decode_json_response(response.json(), expected)
+        wire.decode_json_response(response.json(), expected)
     except ValueError as exc:
         checks.fail("POOL-SHAPE-003", f"a {height}×{width} input did not give {expected}: {exc}")

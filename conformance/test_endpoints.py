@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import jsonschema
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
+from geopool import wire
 from geopool.conformance.support import body_for, evidence_of, send
 from geopool.errors import GeopoolError
 
@@ -13,11 +13,7 @@ SUCCESS_COUNTER = "vllm:request_success"
 
 
 def _successes(client, model: str) -> float | None:
-    for family in text_string_to_metric_families(client.metrics()):
-        if family.name == SUCCESS_COUNTER:
-            return sum(s.value for s in family.samples
-                       if s.name.endswith("_total") and s.labels.get("model_name") == model)
-    return None
+    return wire.counter_total(wire.read_metrics(client.metrics()), SUCCESS_COUNTER, model_name=model)
 
 
 @pytest.mark.requirement("POOL-EP-001", "POOL-EP-002", "POOL-EP-003")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import HealthCheck, Phase, example, given, note, settings
 
-from geopool import codec
+from geopool import wire
 from geopool.conformance.checks import Checks, RequirementFailure
 from geopool.conformance.support import body_for
 from geopool.errors import GeopoolError
@@ -24,25 +24,19 @@ def _param(case: BadRequest):
 
 
 def _valid_body(target) -> dict:
-    return body_for(target, codec.seed_inputs(target.contract))
+    return body_for(target, wire.seed_inputs(target.contract))
 
 
 def check_rejection(checks: Checks, case: BadRequest, response, sent: str) -> None:
     """Status, error body shape and message of one rejection."""
     checks.context.update(request=sent, status=response.status_code)
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    error = body.get("error") if isinstance(body, dict) else None
-    message = error.get("message") if isinstance(error, dict) else None
+    error = wire.parse_error(response.content)
+    message = error.get("message") if error is not None else None
     checks.context["server_message"] = str(message if message is not None else response.text)[:300]
     checks.that(case.requirement, response.status_code in case.statuses,
                 f"{case.name}: answered {response.status_code}, expected {' or '.join(map(str, case.statuses))}")
-    shape_ok = (isinstance(error, dict) and isinstance(message, str) and isinstance(error.get("type"), str)
-                and (error.get("param") is None or isinstance(error.get("param"), str))
-                and error.get("code") == response.status_code)
-    checks.that("POOL-REJ-011", shape_ok, f"{case.name}: error body is {response.text[:200]!r}")
+    checks.that("POOL-REJ-011", wire.well_formed_error(error, response.status_code),
+                f"{case.name}: error body is {response.text[:200]!r}")
     if isinstance(message, str):
         checks.that("POOL-REJ-012", any(word.lower() in message.lower() for word in case.names),
                     f"{case.name}: message names none of {list(case.names)}")

@@ -12,23 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from geopool import codec
+from geopool import wire
 from geopool.conformance.support import body_for
 from geopool.errors import GeopoolError
 from geopool.invalid import code_running_payload, sparse_payload
 
 
 def _body_with(target, name: str, value: str) -> bytes:
-    body = body_for(target, codec.seed_inputs(target.contract))
-    body["messages"][0]["content"][0]["image_embeds"][name] = value
-    return json.dumps(body).encode()
-
-
-def _json(response) -> object:
-    try:
-        return response.json()
-    except ValueError:
-        return None
+    body = body_for(target, wire.seed_inputs(target.contract))
+    return json.dumps(wire.set_image_embed(body, name, value)).encode()
 
 
 def _status_is_4xx(checks, requirement: str, response, what: str) -> None:
@@ -79,8 +71,8 @@ def test_sparse_tensors(target, client, guard, checks, case):
 
 @pytest.mark.requirement("POOL-SEC-005", "POOL-SURV-001")
 def test_oversized_body_is_refused(target, client, guard, checks):
-    body = json.loads(_body_with(target, target.contract.target, codec.encode_array(
-        codec.seed_inputs(target.contract)[target.contract.target], dtype=target.contract.input_dtype)))
+    body = json.loads(_body_with(target, target.contract.target, wire.encode_array(
+        wire.seed_inputs(target.contract)[target.contract.target], dtype=target.contract.input_dtype)))
     body["geopool_oversize_filler"] = "x" * (128 * 2**20)  # a field no request type defines
     response = client.post_raw("/pooling", json.dumps(body).encode())
     checks.that("POOL-SEC-005", response.status_code in (400, 413),
@@ -93,8 +85,8 @@ def test_oversized_body_is_refused(target, client, guard, checks):
     pytest.param("large", marks=pytest.mark.requirement("POOL-SEC-007", "POOL-SURV-001")),
 ])
 def test_pathological_json(target, client, guard, checks, case):
-    head = _body_with(target, target.contract.target, codec.encode_array(
-        codec.seed_inputs(target.contract)[target.contract.target], dtype=target.contract.input_dtype))[:-1]
+    head = _body_with(target, target.contract.target, wire.encode_array(
+        wire.seed_inputs(target.contract)[target.contract.target], dtype=target.contract.input_dtype))[:-1]
     if case == "deep":
         requirement, limit, tail = "POOL-SEC-006", 30.0, b', "junk": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
     else:
@@ -109,8 +101,8 @@ def test_pathological_json(target, client, guard, checks, case):
         checks.that(requirement, elapsed <= limit, f"{case} JSON took {elapsed:.1f} s (limit {limit:.0f} s)")
         if case == "deep":
             _status_is_4xx(checks, requirement, response, "100,000-level JSON")
-            error = _json(response).get("error") if isinstance(_json(response), dict) else None
-            checks.that("POOL-REJ-011", isinstance(error, dict) and error.get("code") == response.status_code,
+            error = wire.parse_error(response.content)
+            checks.that("POOL-REJ-011", error is not None and error.get("code") == response.status_code,
                         f"100,000-level JSON: error body is {response.text[:200]!r}")
         else:
             checks.that(requirement, response.status_code < 500, f"large JSON answered {response.status_code}")

@@ -17,7 +17,7 @@ from typing import Any
 import click
 import numpy as np
 
-from geopool import codec
+from geopool import wire
 from geopool.client import PoolingClient
 from geopool.contract import INPUT_DTYPES, InputSpec, ModelContract, load_contract
 from geopool.errors import (
@@ -144,11 +144,10 @@ def serve(**options: Any) -> None:
 
 
 def _send_seed(url: str, model: str, contract: ModelContract, api_key: str | None) -> np.ndarray:
-    inputs = codec.seed_inputs(contract)
-    encoded = {name: codec.encode_array(value, dtype=contract.input_dtype) for name, value in inputs.items()}
+    body = wire.request_body(model, wire.seed_inputs(contract), dtype=contract.input_dtype)
     with PoolingClient(url, api_key=api_key) as client:
-        response = client.pool(codec.pooling_request(model, encoded))
-    result = codec.decode_json_response(response.json(), contract.output_shape)
+        response = client.pool(body)
+    result = wire.decode_json_response(response.json(), contract.output_shape)
     click.echo(f"POST {url}/pooling → {response.status} in {response.elapsed_s:.3f} s")
     click.echo(f"decoded output: shape {result.shape}, dtype {result.dtype}, finite {bool(np.isfinite(result).all())}, "
                f"min {result.min():.6g}, mean {result.mean():.6g}, max {result.max():.6g}")

@@ -25,6 +25,7 @@ from geopool.errors import (
     ServerTimeoutError,
     ServerUnreachableError,
 )
+from geopool.wire.error_body import parse_error
 
 __all__ = ["DEFAULT_TIMEOUT", "PROBE_TIMEOUT", "AsyncPoolingClient", "Endpoint", "PoolingClient", "PoolingResponse",
            "probe"]
@@ -47,6 +48,7 @@ class Endpoint:
 
     base_url: str
     api_key: str | None = field(default=None, repr=False)
+    # httpx.Timeout defines __eq__ without __hash__, which dataclasses reject as a plain default.
     timeout: httpx.Timeout = field(default_factory=lambda: DEFAULT_TIMEOUT)
 
     def __post_init__(self) -> None:
@@ -106,15 +108,7 @@ def _translated(path: str) -> Iterator[None]:
 def _raise_for_status(response: httpx.Response, path: str) -> None:
     if response.is_success:
         return
-    text = response.text[:4000]
-    error = None
-    try:
-        parsed = json.loads(response.content)
-        if isinstance(parsed, dict) and isinstance(parsed.get("error"), dict):
-            error = parsed["error"]
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        pass
-    raise PoolingHTTPError(response.status_code, text, error, path)
+    raise PoolingHTTPError(response.status_code, response.text[:4000], parse_error(response.content), path)
 
 
 def _pooling_result(response: httpx.Response, started: float, request_id: str | None) -> PoolingResponse:

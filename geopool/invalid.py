@@ -8,9 +8,7 @@ the suite only sends them to a server it owns or when the user passes ``--destru
 
 from __future__ import annotations
 
-import base64
 import dataclasses
-import io
 import json
 from collections.abc import Callable
 from typing import Any
@@ -18,7 +16,7 @@ from typing import Any
 import numpy as np
 from hypothesis import strategies as st
 
-from geopool import codec
+from geopool import wire
 from geopool.contract import INPUT_DTYPES, ModelContract
 
 __all__ = ["BadRequest", "Mutation", "bad_requests", "invalid_mutations", "code_running_payload", "sparse_payload"]
@@ -47,14 +45,9 @@ class BadRequest:
         return edited if isinstance(edited, bytes) else json.dumps(edited).encode()
 
 
-def _embeds(body: Body) -> dict[str, Any]:
-    return body["messages"][0]["content"][0]["image_embeds"]
-
-
 def _set_input(name_of: Callable[[ModelContract], str], value: Callable[[ModelContract], Any]):
     def edit(body: Body, contract: ModelContract) -> Body:
-        _embeds(body)[name_of(contract)] = value(contract)
-        return body
+        return wire.set_image_embed(body, name_of(contract), value(contract))
     return edit
 
 
@@ -69,7 +62,7 @@ def _second_input(contract: ModelContract) -> str:
 
 def _tensor(shape_of: Callable[[ModelContract], tuple[int, ...]], *, dtype: str | None = None):
     def make(contract: ModelContract) -> str:
-        return codec.encode_array(np.ones(shape_of(contract), np.float32), dtype=dtype or contract.input_dtype)
+        return wire.encode_array(np.ones(shape_of(contract), np.float32), dtype=dtype or contract.input_dtype)
     return make
 
 
@@ -77,21 +70,14 @@ def _other_dtype(contract: ModelContract) -> str:
     return next(d for d in INPUT_DTYPES if d != contract.input_dtype)
 
 
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
-
-
-def _torch_save(obj: Any) -> bytes:
-    import torch
-
-    buffer = io.BytesIO()
-    torch.save(obj, buffer)
-    return buffer.getvalue()
+def _saved(obj: Any) -> str:
+    """Base64 ``torch.save`` of any object (the hostile payloads are not tensors)."""
+    return wire.base64_text(wire.torch_save_bytes(obj))
 
 
 def _without(name_of: Callable[[ModelContract], str]):
     def edit(body: Body, contract: ModelContract) -> Body:
-        del _embeds(body)[name_of(contract)]
+        del wire.image_embeds(body)[name_of(contract)]
         return body
     return edit
 
@@ -127,11 +113,12 @@ def bad_requests() -> list[BadRequest]:
         BadRequest("bad-base64", "POOL-REJ-001", (400,), ("base64",),
                    _set_input(_target, lambda c: "@@not base64@@")),
         BadRequest("not-a-tensor-file", "POOL-REJ-002", (400,), ("tensor", "load", "pixel"),
-                   _set_input(_target, lambda c: _b64(b"this is text, not a tensor file"))),
+                   _set_input(_target, lambda c: wire.base64_text(b"this is text, not a tensor file"))),
         BadRequest("truncated-tensor-file", "POOL-REJ-002", (400,), ("tensor", "load", "zip", "archive"),
-                   _set_input(_target, lambda c: _b64(base64.b64decode(_tensor(_target_shape(tuple))(c))[:200]))),
+                   _set_input(_target, lambda c: wire.base64_text(
+                       wire.base64_bytes(_tensor(_target_shape(tuple))(c))[:200]))),
         BadRequest("non-tensor-object", "POOL-REJ-003", (400,), ("tensor",),
-                   _set_input(_target, lambda c: _b64(_torch_save({"pixel_values": [1.0, 2.0]})))),
+                   _set_input(_target, lambda c: _saved({"pixel_values": [1.0, 2.0]}))),
         BadRequest("missing-input", "POOL-REJ-004", (400,), ("location_coords", "missing", "expected"),
                    _without(_second_input)),
         BadRequest("json-arrays", "POOL-REJ-006", (400,), ("pixel_values", "string", "str"),
@@ -155,7 +142,7 @@ def bad_requests() -> list[BadRequest]:
         BadRequest("empty-messages", "POOL-REJ-010", (400,), ("messages",), _messages(lambda body: []),
                    destructive=True),
         BadRequest("empty-content", "POOL-REJ-010", (400,), ("content",), _content([]), destructive=True),
-        BadRequest("string-content", "POOL-REJ-010", (400,), ("content", "image_embeds"), _content("hello"),
+        BadRequest("string-content", "POOL-REJ-010", (400,), ("content", wire.IMAGE_EMBEDS), _content("hello"),
                    destructive=True),
         BadRequest("other-input-dtype", "POOL-SURV-002", (400,), ("dtype", "Half", "float"),
                    lambda body, c: _all_inputs(body, c, _other_dtype(c)), destructive=True),
@@ -171,8 +158,7 @@ def bad_requests() -> list[BadRequest]:
 
 
 def _retype(body: Body) -> Body:
-    part = body["messages"][0]["content"][0]
-    part["type"] = "image_url"
+    wire.image_part(body)["type"] = "image_url"
     return body
 
 
@@ -183,8 +169,7 @@ def _double(body: Body) -> Body:
 
 
 def _all_inputs(body: Body, contract: ModelContract, dtype: str) -> Body:
-    for name, value in codec.seed_inputs(contract).items():
-        _embeds(body)[name] = codec.encode_array(value, dtype=dtype)
+    wire.image_embeds(body).update(wire.encode_inputs(wire.seed_inputs(contract), dtype=dtype))
     return body
 
 
@@ -202,7 +187,7 @@ class _Canary:
 
 def code_running_payload(marker_path: str) -> str:
     """Base64 ``torch.save`` of an object whose unpickling creates ``marker_path``."""
-    return _b64(_torch_save(_Canary(marker_path)))
+    return _saved(_Canary(marker_path))
 
 
 def sparse_payload(*, indices: list[list[int]], size: tuple[int, ...]) -> str:
@@ -211,7 +196,7 @@ def sparse_payload(*, indices: list[list[int]], size: tuple[int, ...]) -> str:
 
     values = torch.ones(len(indices[0]), dtype=torch.float32)
     tensor = torch.sparse_coo_tensor(torch.tensor(indices), values, size, check_invariants=False)
-    return _b64(_torch_save(tensor))
+    return _saved(tensor)
 
 
 # ------------------------------------------------------------------------------------ Hypothesis
@@ -238,15 +223,16 @@ class Mutation:
         """``(description, body bytes)`` of ``valid`` with this mutation applied."""
         body = json.loads(json.dumps(valid))
         name = contract.inputs[self.input_index % len(contract.inputs)].name
-        text = _embeds(body)[name]
+        embeds = wire.image_embeds(body)
+        text = embeds[name]
         if self.kind == "truncate":
-            _embeds(body)[name] = text[: int(len(text) * self.fraction)]
+            embeds[name] = text[: int(len(text) * self.fraction)]
             what = f"base64 truncated to {self.fraction:.3f} of its length"
         elif self.kind == "damage":
-            _embeds(body)[name] = _damage(text, self.at_tail, self.offset, self.junk)
+            embeds[name] = _damage(text, self.at_tail, self.offset, self.junk)
             what = f"{'tail' if self.at_tail else 'head'} bytes at {self.offset} replaced by {self.junk!r}"
         else:
-            _embeds(body)[name] = self.value
+            embeds[name] = self.value
             what = f"JSON {type(self.value).__name__} {self.value!r:.40} instead of base64"
         return f"{name}: {what}", json.dumps(body).encode()
 
@@ -266,9 +252,9 @@ def invalid_mutations() -> st.SearchStrategy[Mutation]:
 
 def _damage(text: str, at_tail: bool, offset: int, junk: bytes) -> str:
     """Overwrite bytes of the zip archive's local header (head) or central directory (tail)."""
-    raw = bytearray(base64.b64decode(text))
+    raw = bytearray(wire.base64_bytes(text))
     start = len(raw) - 64 + offset if at_tail else offset
     for i, byte in enumerate(junk):
         if 0 <= start + i < len(raw):
             raw[start + i] = byte ^ 0xFF if raw[start + i] == byte else byte
-    return _b64(bytes(raw))
+    return wire.base64_text(bytes(raw))

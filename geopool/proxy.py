@@ -17,6 +17,7 @@ from types import TracebackType
 import aiohttp
 from aiohttp import web
 
+from geopool import wire
 from geopool.errors import GeopoolError
 from geopool.faults import Exchange, Fault, parse_fault
 
@@ -89,17 +90,16 @@ class FaultProxy:
             try:
                 await self._forward(request, exchange)
             except (aiohttp.ClientError, TimeoutError) as exc:
-                exchange.status, exchange.body = 502, json.dumps({"error": {
-                    "message": f"proxy: upstream {self.upstream} failed: {type(exc).__name__}: {exc}",
-                    "type": "BadGateway", "param": None, "code": 502}}).encode()
+                exchange.status, exchange.body = 502, wire.error_json(
+                    f"proxy: upstream {self.upstream} failed: {type(exc).__name__}: {exc}", type="BadGateway", code=502)
                 exchange.headers = {"content-type": "application/json"}
             else:
                 try:
                     await self.fault.response(exchange)
                 except Exception as exc:  # a fault that cannot apply must be visible, not a silent 500
-                    exchange.status, exchange.body = 502, json.dumps({"error": {
-                        "message": f"proxy: fault {self.fault.name} failed: {type(exc).__name__}: {exc}",
-                        "type": "ProxyFaultError", "param": None, "code": 502}}).encode()
+                    exchange.status, exchange.body = 502, wire.error_json(
+                        f"proxy: fault {self.fault.name} failed: {type(exc).__name__}: {exc}", type="ProxyFaultError",
+                        code=502)
                     exchange.headers = {"content-type": "application/json"}
         return await self._reply(request, exchange)
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from geopool import wire
 from geopool.errors import CheckpointError, import_optional
 
 __all__ = ["ReferenceModel", "TOLERANCES"]
@@ -39,7 +40,7 @@ class ReferenceModel:
         config = json.loads((folder / "config.json").read_text())["pretrained_cfg"]
         self._torch = torch
         self.runner = utils.InferenceRunner(config)
-        state = torch.load(checkpoints[0], weights_only=True, map_location="cpu")
+        state = wire.torch_load(checkpoints[0])
         state = state.get("state_dict", state)
         missing, _unexpected = self.runner.load_state_dict(
             {k if k.startswith("model.") else f"model.{k}": v for k, v in state.items()}, strict=False)

@@ -19,7 +19,7 @@ from typing import Literal
 import numpy as np
 from hypothesis import strategies as st
 
-from geopool import codec
+from geopool import wire
 from geopool.contract import INPUT_DTYPES, ModelContract
 from geopool.errors import InvalidArgument
 
@@ -74,20 +74,12 @@ class TensorRecipe:
             flat[position % size] = table[name]
         return flat.reshape(shape)
 
-    @property
-    def finite(self) -> bool:
-        return not any(name in ("nan", "+inf", "-inf") for _, name in self.specials)
-
 
 def _representable(values: np.ndarray, dtype: str) -> np.ndarray:
-    if dtype == "float16":
-        with np.errstate(over="ignore"):
-            return values.astype(np.float16).astype(np.float32)
-    if dtype == "bfloat16":  # keep the top 16 bits, rounding to nearest even
-        bits = values.view(np.uint32).astype(np.uint64)
-        rounded = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16 << 16).astype(np.uint32)
-        return rounded.view(np.float32)
-    return values
+    """``values`` rounded to ``dtype`` (to nearest even, as the server's cast) and widened back to float32."""
+    if dtype == "float32":
+        return values
+    return wire.decode_values(wire.encode_values(values, dtype), values.shape, embed_dtype=dtype)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,18 +87,10 @@ class PayloadRecipe:
     """Every input of a contract as a recipe, plus how to serialize them."""
 
     tensors: tuple[tuple[str, TensorRecipe], ...]
-    fmt: codec.InputFormat = "torch"
+    fmt: wire.InputFormat = "torch"
 
     def arrays(self, contract: ModelContract) -> dict[str, np.ndarray]:
         return {name: recipe.build(contract.input_shape(name), contract.input_dtype) for name, recipe in self.tensors}
-
-    def encoded(self, contract: ModelContract) -> dict[str, str]:
-        return {name: codec.encode_array(array, dtype=contract.input_dtype, fmt=self.fmt)
-                for name, array in self.arrays(contract).items()}
-
-    @property
-    def finite(self) -> bool:
-        return all(recipe.finite for _, recipe in self.tensors)
 
 
 def tensor_recipes(
@@ -141,7 +125,7 @@ def tensor_recipes(
 def payload_recipes(
     contract: ModelContract,
     *,
-    formats: tuple[codec.InputFormat, ...] = ("torch", "npy"),
+    formats: tuple[wire.InputFormat, ...] = ("torch", "npy"),
     specials: tuple[str, ...] = (),
     coordinate_inputs: tuple[str, ...] = ("location_coords",),
 ) -> st.SearchStrategy[PayloadRecipe]:

@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 
-from geopool import codec
+from geopool import wire
 from geopool.client import PROBE_TIMEOUT, PoolingClient
 from geopool.conformance.checks import Checks
 from geopool.conformance.target import Target
@@ -48,7 +48,7 @@ class ServerGuard:
             try:
                 with self.target.client() as client:
                     response = client.pool(self.valid_body)
-                answer = codec.decode_json_response(response.json(), self.target.contract.output_shape)
+                answer = wire.decode_json_response(response.json(), self.target.contract.output_shape)
                 distance = float(np.abs(answer - self._baseline).max())
                 if not distance <= SURVIVAL_TOLERANCE:
                     problem = f"a valid request now gets a different answer (max |diff| {distance:.3g})"

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from geopool import codec
+from geopool import wire
 from geopool.client import PoolingClient, PoolingResponse
 from geopool.conformance.checks import Evidence, RequirementFailure
 from geopool.conformance.target import Target
@@ -17,12 +17,10 @@ from geopool.errors import GeopoolError, PoolingHTTPError
 __all__ = ["body_for", "send", "decode", "require", "evidence_of"]
 
 
-def body_for(target: Target, arrays: Mapping[str, np.ndarray], *, fmt: codec.InputFormat = "torch",
+def body_for(target: Target, arrays: Mapping[str, np.ndarray], *, fmt: wire.InputFormat = "torch",
              **options: Any) -> dict[str, Any]:
     """The seed-shaped request for ``arrays``, serialized in the contract's input dtype."""
-    encoded = {name: codec.encode_array(value, dtype=target.contract.input_dtype, fmt=fmt)
-               for name, value in arrays.items()}
-    return codec.pooling_request(target.model, encoded, **options)
+    return wire.request_body(target.model, arrays, dtype=target.contract.input_dtype, fmt=fmt, **options)
 
 
 def evidence_of(error: GeopoolError) -> dict[str, Any]:
@@ -52,7 +50,7 @@ def send(client: PoolingClient, body: dict[str, Any], requirement: str, *,
 def decode(target: Target, response: PoolingResponse, requirement: str, **options: Any) -> np.ndarray:
     """Decode a base64 JSON answer to the contract's output shape, failing ``requirement`` if it cannot."""
     try:
-        return codec.decode_json_response(response.json(), target.contract.output_shape, **options)
+        return wire.decode_json_response(response.json(), target.contract.output_shape, **options)
     except (GeopoolError, ValueError) as error:
         raise RequirementFailure([Evidence(requirement, f"the answer does not decode: {error}",
                                            {"request_id": response.request_id})]) from error

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from geopool import codec
+from geopool import wire
 from geopool.contract import ModelContract
 from geopool.errors import ConfigError
 from geopool.load.scenario import Scenario
@@ -48,7 +48,7 @@ def build_pool(scenario: Scenario, contract: ModelContract, model: str,
                reference_dir: str | Path | None = None) -> list[PayloadItem]:
     """The scenario's pool, encoded (and with reference outputs when it verifies against them)."""
     if scenario.payload == "seed":
-        inputs = [codec.seed_inputs(contract)]
+        inputs = [wire.seed_inputs(contract)]
     else:
         inputs = [item_recipe(contract, scenario.seed, k).arrays(contract) for k in range(scenario.pool_size)]
     reference = None
@@ -60,8 +60,7 @@ def build_pool(scenario: Scenario, contract: ModelContract, model: str,
         reference = ReferenceModel(reference_dir)
     items = []
     for index, arrays in enumerate(inputs):
-        encoded = {name: codec.encode_array(value, dtype=contract.input_dtype) for name, value in arrays.items()}
-        body = json.dumps(codec.pooling_request(model, encoded)).encode()
+        body = json.dumps(wire.request_body(model, arrays, dtype=contract.input_dtype)).encode()
         expected = reference(arrays) if reference is not None else None
         items.append(PayloadItem(index, body, expected))
     return items

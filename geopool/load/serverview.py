@@ -15,9 +15,9 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-import httpx
-from prometheus_client.parser import text_string_to_metric_families
-
+from geopool import wire
+from geopool.client import PROBE_TIMEOUT, Endpoint, PoolingClient
+from geopool.errors import GeopoolError
 from geopool.load.records import clock
 
 __all__ = ["HISTOGRAMS", "scrape", "server_summary"]
@@ -31,35 +31,20 @@ HISTOGRAMS = {
 GAUGES = {"running": "vllm:num_requests_running", "waiting": "vllm:num_requests_waiting"}
 
 
-def scrape(base_url: str, *, timeout_s: float = 5.0, api_key: str | None = None) -> dict[str, Any]:
-    """One scrape of ``/metrics`` as a flat sample; ``error`` says why when it failed."""
+def scrape(endpoint: Endpoint) -> dict[str, Any]:
+    """One scrape of ``/metrics`` (headers and auth from ``endpoint``, the probe timeout) as a flat sample:
+    ``t``, the gauges and histograms above (None when not exported); ``error`` says why when it failed."""
     sample: dict[str, Any] = {"t": clock()}
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     try:
-        response = httpx.get(f"{base_url.rstrip('/')}/metrics", timeout=timeout_s, headers=headers)
-        response.raise_for_status()
-        families = {family.name: family for family in text_string_to_metric_families(response.text)}
-    except (httpx.HTTPError, ValueError) as exc:
+        with PoolingClient(endpoint, timeout=PROBE_TIMEOUT) as client:
+            families = wire.read_metrics(client.metrics())
+    except (GeopoolError, ValueError) as exc:  # ValueError: the text is not Prometheus format
         sample["error"] = f"{type(exc).__name__}: {exc}"[:200]
         return sample
     for key, name in GAUGES.items():
-        family = families.get(name)
-        sample[key] = sum(s.value for s in family.samples) if family else None
+        sample[key] = wire.gauge(families, name)
     for key, name in HISTOGRAMS.items():
-        family = families.get(name)
-        if family is None:
-            sample[key] = None
-            continue
-        totals: dict[str, float] = {"sum": 0.0, "count": 0.0}
-        buckets: dict[str, float] = {}
-        for s in family.samples:
-            if s.name.endswith("_sum"):
-                totals["sum"] += s.value
-            elif s.name.endswith("_count"):
-                totals["count"] += s.value
-            elif s.name.endswith("_bucket"):
-                buckets[s.labels["le"]] = buckets.get(s.labels["le"], 0.0) + s.value
-        sample[key] = {**totals, "buckets": buckets}
+        sample[key] = wire.histogram(families, name)
     return sample
 
 

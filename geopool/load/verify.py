@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from geopool import codec
+from geopool import wire
 from geopool.contract import ModelContract
 from geopool.errors import MalformedResponseError
 from geopool.reference import TOLERANCES
@@ -24,7 +24,7 @@ def verify_response(status: int, body: bytes, contract: ModelContract,
     if status != 200:
         return HTTP_ERROR, f"HTTP {status}: {body[:200].decode('utf-8', 'replace')}"
     try:
-        output = codec.decode_json_response(body, contract.output_shape)
+        output = wire.decode_json_response(body, contract.output_shape)
     except MalformedResponseError as exc:
         return VERIFY_FAILED, f"malformed: {exc}"[:300]
     if output.dtype != np.float32:

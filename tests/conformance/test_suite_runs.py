@@ -64,15 +64,12 @@ def test_unreachable_target_fails_fast_with_one_message(tmp_path):
 
 
 def _pooling_requests(url: str) -> float:
-    import httpx
-    from prometheus_client.parser import text_string_to_metric_families
+    from geopool import wire
+    from geopool.client import PROBE_TIMEOUT, PoolingClient
 
-    total = 0.0
-    for family in text_string_to_metric_families(httpx.get(f"{url}/metrics", timeout=10).text):
-        for sample in family.samples:
-            if sample.name == "http_requests_total" and sample.labels.get("handler") == "/pooling":
-                total += sample.value
-    return total
+    with PoolingClient(url, timeout=PROBE_TIMEOUT) as client:
+        families = wire.read_metrics(client.metrics())
+    return wire.counter_total(families, "http_requests_total", handler="/pooling") or 0.0
 
 
 @pytest.mark.live

@@ -1,0 +1,84 @@
+"""Faults the proxy plants in a real server's answers, one per run: ``NAME[:param[:param]]``.
+
+Each fault edits what passes through (:meth:`Fault.response`) or answers instead of the upstream
+(:meth:`Fault.intercept`). The faults live by what they spoil:
+
+=================  ==========================================================================
+``base``           :class:`Exchange` and :class:`Fault` (the pass-through ``none``)
+``outputs``        output values: layout, float16 bytes, byte swap, NaN/inf, truncation, noise
+``envelope``       the JSON envelope (data[], index, fields, model, id) and swapped outputs
+``error_answers``  rejections: 5xx for 4xx, bad input accepted, flat or blank error bodies, death
+``endpoints``      /metrics, /version, /v1/models, /openapi.json, /health, the metadata header
+``timing``         slow tail, stall, 503s, connection resets
+=================  ==========================================================================
+
+Bad specs raise :class:`geopool.errors.FaultSpecError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from geopool.errors import FaultSpecError
+from geopool.faults.base import Exchange, Fault
+from geopool.faults.endpoints import (
+    BytesMetadata,
+    HealthFlap,
+    MetricsFrozen,
+    MetricsGarbage,
+    ModelsEmpty,
+    OpenapiNarrow,
+    OpenapiStrip,
+    VersionGarbage,
+)
+from geopool.faults.envelope import (
+    DropField,
+    DropRequestId,
+    ExtraData,
+    IgnoreInput,
+    MissingData,
+    RetypeField,
+    Stale,
+    Swap,
+    WrongIndex,
+    WrongModel,
+)
+from geopool.faults.error_answers import AcceptBad, BlankErrors, DieAfterBad, FlatErrors, ServerErrorForClientError
+from geopool.faults.outputs import (
+    ByteSwap,
+    Float16Bytes,
+    HalfPrecisionNoise,
+    Infinite,
+    Layout,
+    Noise,
+    NonFinite,
+    Truncate,
+)
+from geopool.faults.timing import ResetMidBody, SlowTail, Stall, Unavailable
+
+__all__ = ["FAULTS", "Exchange", "Fault", "describe_faults", "parse_fault"]
+
+FAULTS: dict[str, Callable[..., Fault]] = {cls.name: cls for cls in [
+    Fault, Layout, Float16Bytes, ByteSwap, NonFinite, Infinite, Truncate, Noise, HalfPrecisionNoise,
+    ExtraData, MissingData, WrongIndex, DropField, RetypeField, WrongModel, DropRequestId,
+    IgnoreInput, Stale, Swap, ServerErrorForClientError, AcceptBad, FlatErrors, BlankErrors, DieAfterBad,
+    MetricsFrozen, MetricsGarbage, VersionGarbage, ModelsEmpty, OpenapiStrip, OpenapiNarrow, BytesMetadata, HealthFlap,
+    SlowTail, Stall, Unavailable, ResetMidBody,
+]}
+
+
+def parse_fault(spec: str) -> Fault:
+    """``NAME[:param...]`` → a Fault; an unknown name raises FaultSpecError listing the known ones."""
+    name, *params = spec.split(":")
+    if name not in FAULTS:
+        raise FaultSpecError(f"unknown fault {name!r}; known faults: {', '.join(sorted(FAULTS))}")
+    fault = FAULTS[name](*params)
+    for index in range(len(params)):  # validate numeric params eagerly, with the fault's own message
+        if name not in ("drop-field", "retype-field"):
+            fault._float(index, 0.0)
+    return fault
+
+
+def describe_faults() -> list[tuple[str, str]]:
+    """``(name, summary)`` of every fault, by name."""
+    return [(name, cls.summary) for name, cls in sorted(FAULTS.items())]

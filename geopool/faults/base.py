@@ -1,0 +1,66 @@
+"""The fault interface: an :class:`Exchange` (one request and its answer, all editable) and :class:`Fault`,
+whose two hooks a fault overrides — :meth:`Fault.intercept` answers instead of the upstream,
+:meth:`Fault.response` edits the upstream's answer."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+from typing import Any
+
+from geopool.errors import FaultSpecError
+
+__all__ = ["Exchange", "Fault"]
+
+
+@dataclasses.dataclass
+class Exchange:
+    """One request through the proxy and (after the upstream answered) its answer, all editable."""
+
+    method: str
+    path: str
+    request_body: bytes
+    request_json: Any = None
+    status: int = 0
+    headers: dict[str, str] = dataclasses.field(default_factory=dict)
+    body: bytes = b""
+    reset: bool = False  # send half the body, then drop the connection
+
+    @property
+    def pooling(self) -> bool:
+        return self.path == "/pooling" and self.method == "POST"
+
+    @property
+    def ok_json(self) -> bool:
+        return self.pooling and self.status == 200 and "json" in self.headers.get("content-type", "")
+
+    def option(self, name: str, default: str) -> str:
+        return str((self.request_json or {}).get(name) or default) if isinstance(self.request_json, dict) else default
+
+    def set_json(self, value: Any) -> None:
+        self.body = json.dumps(value).encode()
+
+
+class Fault:
+    """Pass-through; subclasses override one or both hooks."""
+
+    name = "none"
+    summary = "forward everything unchanged"
+
+    def __init__(self, *params: str) -> None:
+        self.params = params
+        self.random = random.Random(0)
+
+    async def intercept(self, exchange: Exchange) -> bool:
+        """Answer instead of the upstream (fill ``exchange``) and return True; or return False."""
+        return False
+
+    async def response(self, exchange: Exchange) -> None:
+        """Edit the upstream's answer in place."""
+
+    def _float(self, index: int, default: float) -> float:
+        try:
+            return float(self.params[index]) if len(self.params) > index else default
+        except ValueError as exc:
+            raise FaultSpecError(f"fault {self.name}: parameter {self.params[index]!r} is not a number") from exc
