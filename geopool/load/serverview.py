@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from geopool.client import Endpoint
 from geopool.load.records import clock
 
 __all__ = ["HISTOGRAMS", "scrape", "server_summary"]
@@ -31,12 +32,12 @@ HISTOGRAMS = {
 GAUGES = {"running": "vllm:num_requests_running", "waiting": "vllm:num_requests_waiting"}
 
 
-def scrape(base_url: str, *, timeout_s: float = 5.0, api_key: str | None = None) -> dict[str, Any]:
+def scrape(endpoint: Endpoint, *, timeout_s: float = 5.0) -> dict[str, Any]:
     """One scrape of ``/metrics`` as a flat sample; ``error`` says why when it failed."""
     sample: dict[str, Any] = {"t": clock()}
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    headers = endpoint.headers()
     try:
-        response = httpx.get(f"{base_url.rstrip('/')}/metrics", timeout=timeout_s, headers=headers)
+        response = httpx.get(endpoint.url("/metrics"), timeout=timeout_s, headers=headers)
         response.raise_for_status()
         families = {family.name: family for family in text_string_to_metric_families(response.text)}
     except (httpx.HTTPError, ValueError) as exc:
