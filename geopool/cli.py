@@ -30,6 +30,7 @@ from geopool.errors import (
     RegistryError,
 )
 from geopool.fixture_models import DEFAULT_MODEL
+from geopool.load import options as load_options
 from geopool.server import DEFAULT_DTYPE, DEFAULT_MAX_NUM_SEQS, EmbeddedServer
 
 
@@ -242,59 +243,22 @@ def proxy(upstream: str, fault: str, port: int, host: str, max_seconds: float, m
 
 
 @main.command()
-@click.option("--base-url", envvar="GEOPOOL_BASE_URL", default=None,
-              help="Server URL [default: start the embedded server and load it].")
-@click.option("--scenario", "scenario_name", default="closed", show_default=True,
-              help="Scenario name in the scenario file (closed, open-constant, open-poisson, ramp, step, spike, soak).")
-@click.option("--scenario-file", type=click.Path(path_type=Path), default=None,
-              help="TOML scenario file [load/scenarios.toml].")
-@click.option("--slo", "slo_file", type=click.Path(path_type=Path), default=None,
-              help="SLO TOML file; a breach exits 3, an invalid run 4.")
-@click.option("--users", type=click.IntRange(min=1), default=None, help="Concurrent users (overrides).")
-@click.option("--rate", type=click.FloatRange(min=0, min_open=True), default=None, help="Open loop arrivals/s.")
-@click.option("--arrival", type=click.Choice(["constant", "poisson"]), default=None, help="Open loop arrivals.")
-@click.option("--duration", "duration_s", type=click.FloatRange(min=1), default=None, help="Seconds (overrides).")
-@click.option("--max-requests", type=click.IntRange(min=1), default=None, help="Request budget (overrides).")
-@click.option("--warmup", "warmup_s", type=click.FloatRange(min=0), default=None, help="Warm-up seconds excluded.")
-@click.option("--window-requests", type=click.IntRange(min=2), default=None, help="Steady-state window size.")
-@click.option("--stability-tolerance", type=click.FloatRange(0, 1, min_open=True), default=None,
-              help="Steady state: last 3 windows within this fraction [0.10].")
-@click.option("--payload", type=click.Choice(["pool", "seed"]), default=None, help="Payload pool or the seed input.")
-@click.option("--pool-size", type=click.IntRange(min=1), default=None, help="Distinct pre-encoded inputs.")
-@click.option("--verify", type=click.Choice(["contract", "reference"]), default=None,
-              help="Check answers against the contract, or also against the reference output of their input.")
-@click.option("--reference-dir", type=click.Path(path_type=Path), default=None,
-              help="Served model folder, for --verify reference against a URL.")
-@click.option("--processes", type=click.IntRange(min=1), default=None,
-              help="Locust --processes: a master and this many worker processes.")
-@click.option("--report-dir", type=click.Path(path_type=Path), default=None,
-              help="Output folder [reports/load/SCENARIO-TIMESTAMP].")
-@click.option("--model", "served_model", default=None, help="Model name [the one /v1/models lists].")
-@click.option("--model-config", type=click.Path(path_type=Path), default=None,
-              help="TerraTorch config.json of the served model [Sen1Floods11's contract].")
-@click.option("--input-dtype", type=click.Choice(INPUT_DTYPES), default="float32", show_default=True)
-@click.option("--api-key", envvar="GEOPOOL_API_KEY", default=None, help="Bearer token (never printed).")
+@load_options.click_options
 @click.option("--embedded-model", default=DEFAULT_MODEL, show_default=True, help="Fixture for the embedded server.")
 @click.option("--embedded-dtype", type=click.Choice(INPUT_DTYPES), default=DEFAULT_DTYPE, show_default=True)
 @click.option("--max-num-seqs", type=click.IntRange(min=1), default=DEFAULT_MAX_NUM_SEQS, show_default=True)
 @click.option("--vllm-arg", "vllm_args", multiple=True, metavar="FLAG", help="Extra vLLM flag for the embedded server.")
 @_friendly_errors
-def load(scenario_name: str, scenario_file: Path | None, slo_file: Path | None, base_url: str | None,
-         processes: int | None, report_dir: Path | None, served_model: str | None, model_config: Path | None,
-         input_dtype: str, reference_dir: Path | None, api_key: str | None, embedded_model: str,
-         embedded_dtype: str, max_num_seqs: int, vllm_args: tuple[str, ...], **overrides: Any) -> None:
+def load(embedded_model: str, embedded_dtype: str, max_num_seqs: int, vllm_args: tuple[str, ...],
+         **values: Any) -> None:
     """Run a load scenario (headless Locust) and gate on an SLO file.
 
     Exit codes: 0 pass, 2 bad usage or config, 3 SLO breached, 4 invalid run, 5 no target / run failed.
     """
     from geopool.load.command import run_load
 
-    code = run_load(
-        scenario_name=scenario_name, scenario_file=scenario_file, slo_file=slo_file, base_url=base_url,
-        overrides=overrides, processes=processes, report_dir=report_dir, model=served_model,
-        model_config=model_config, input_dtype=input_dtype, reference_dir=reference_dir, api_key=api_key,
-        embedded={"model": embedded_model, "dtype": embedded_dtype, "max_num_seqs": max_num_seqs,
-                  "vllm_args": vllm_args, "startup_timeout": 600.0})
+    code = run_load(values, embedded={"model": embedded_model, "dtype": embedded_dtype, "max_num_seqs": max_num_seqs,
+                                      "vllm_args": vllm_args, "startup_timeout": 600.0})
     sys.exit(code)
 
 

@@ -34,7 +34,6 @@ class RecordLog:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = self.path.open("a", encoding="utf-8")
         self._lock = threading.Lock()
-        self.count = 0
 
     def append(self, records: Iterable[dict[str, Any]]) -> None:
         lines = "".join(json.dumps(record, separators=(",", ":")) + "\n" for record in records)
@@ -43,7 +42,6 @@ class RecordLog:
         with self._lock:
             self._file.write(lines)
             self._file.flush()
-            self.count += lines.count("\n")
 
     def close(self) -> None:
         with self._lock:

@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from geopool.errors import ConfigError
+from geopool.load.stats import STABILITY
 from geopool.tomlfile import read_toml
 
-__all__ = ["DEFAULT_SCENARIO_FILE", "Scenario", "Stage", "load_scenarios", "scenario_from"]
+__all__ = ["DEFAULT_SCENARIO_FILE", "Scenario", "Stage", "load_scenarios", "resolve_scenario", "scenario_from"]
 
 DEFAULT_SCENARIO_FILE = Path(__file__).resolve().parents[2] / "load" / "scenarios.toml"
 
@@ -52,7 +53,7 @@ class Scenario:
     seed: int = 0
     verify: str = "contract"
     window_requests: int = 20
-    stability_tolerance: float = 0.10
+    stability_tolerance: float = STABILITY
     late_threshold_ms: float = 10.0
     request_timeout_s: float = 120.0
     description: str = ""
@@ -93,10 +94,6 @@ class Scenario:
     def end_s(self) -> float:
         """When the run stops: the last stage's end, or ``duration_s``, whichever is first."""
         return min(self.duration_s, self.stages[-1].until_s) if self.stages else self.duration_s
-
-    @property
-    def peak_users(self) -> int:
-        return max([self.users, *(stage.users for stage in self.stages)])
 
     def stage_at(self, elapsed_s: float) -> Stage | None:
         """The stage in force ``elapsed_s`` after the start, or None once the run is over."""
@@ -151,6 +148,21 @@ def load_scenarios(path: str | Path | None = None) -> dict[str, Scenario]:
     if not isinstance(tables, Mapping) or not tables:
         raise ConfigError(f"scenario file {str(path)!r} has no [scenario.NAME] tables")
     return {name: scenario_from(name, table) for name, table in tables.items()}
+
+
+def resolve_scenario(name: str, path: str | Path | None, overrides: Mapping[str, Any]) -> Scenario:
+    """Scenario ``name`` of the file at ``path`` (None: the shipped one) with the non-None ``overrides``.
+
+    The one resolver of every entry point: an unknown name, or ``users`` on a scenario with stages
+    (whose stages set the users), is a :class:`ConfigError`.
+    """
+    scenarios = load_scenarios(path)
+    if name not in scenarios:
+        raise ConfigError(f"unknown scenario {name!r}; the scenario file has: {', '.join(sorted(scenarios))}")
+    scenario = scenarios[name]
+    if overrides.get("users") is not None and scenario.stages:
+        raise ConfigError(f"scenario {name!r} has stages; --users applies only to scenarios without")
+    return scenario.with_overrides(**overrides)
 
 
 def _stages(where: str, value: Any) -> tuple[Stage, ...]:

@@ -13,20 +13,22 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from scipy.special import betainc
 
-from geopool.load.scenario import Scenario
 from geopool.load.verify import HTTP_ERROR, OK, TRANSPORT_ERROR, UNFINISHED, VERIFY_FAILED
 
 __all__ = ["PERCENTILES", "early_stopping_check", "measured_latencies_ms", "min_samples", "summarize",
            "under_latency_needed"]
 
+if TYPE_CHECKING:
+    from geopool.load.scenario import Scenario
+
 PERCENTILES = (50.0, 90.0, 95.0, 99.0, 99.9)
 CONFIDENCE = 0.99
 STABILITY = 0.10
+"""Default steady-state tolerance (perf_analyzer's): the one place it is written."""
 STABLE_WINDOWS = 3
 
 
@@ -36,6 +38,8 @@ def under_latency_needed(overs: int, percentile: float, confidence: float = CONF
 
     Smallest h with I_p(h, t+1) ≤ 1 − confidence (I = regularized incomplete beta).
     """
+    from scipy.special import betainc  # here: the scenario and option tables import this module's defaults
+
     p = percentile / 100.0
     low, high = 1, 2
     while betainc(high, overs + 1, p) > 1 - confidence:

@@ -1,0 +1,201 @@
+"""One run as the master (or the only process) coordinates it: slots, records, scrapes, verdict.
+
+:class:`RunSettings` is what the options resolve to once per Locust process; each test run (each
+Start in the web UI) is a new :class:`Master` with its own folder. In a distributed run the master
+gives each connected worker a slot and the plan, receives their record batches, asks them to close
+when the run stops and waits (bounded) for their final batches; alone, it receives the batches of its
+own process's :class:`~geopool.load.worker.Worker` the same way. Then it computes, reports and gates.
+
+``runner`` is anything with ``send_message(type, data, client_id=None)``, ``clients.all`` (items with
+an ``id``; read only when ``distributed``) and ``quit()`` — Locust's runner, or a fake in a test.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import gevent
+
+from geopool import client
+from geopool.client import Endpoint
+from geopool.load import report, serverview, slo
+from geopool.load.plan import MSG_CLOSE, MSG_PLAN, Plan
+from geopool.load.records import RecordLog, clock
+from geopool.load.shape import shape_tick
+
+__all__ = ["Master", "RunSettings", "SlotState", "target_facts"]
+
+log = logging.getLogger("geopool.load")
+
+SCRAPE_INTERVAL_S = 1.0
+FINAL_WAIT_S = 15.0
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSettings:
+    """The options, resolved once: the plan (no model yet, slot 0 of 1), the SLO, the folder, the spawn rate."""
+
+    plan: Plan
+    slo: slo.Slo | None
+    report_dir: Path
+    spawn_rate: float | None = None
+
+    def run_dir(self, run: int) -> Path:
+        """Run 1 writes to ``report_dir``; each further run (web UI) to ``<report_dir>.run<N>``."""
+        return self.report_dir if run == 1 else self.report_dir.with_name(f"{self.report_dir.name}.run{run}")
+
+    def tick(self, master: Master | None) -> tuple[int, float] | None:
+        """The shape's answer now: ``master`` is the current run (None: none has started)."""
+        elapsed, finished = (master.elapsed(), master.all_finished) if master is not None else (0.0, False)
+        return shape_tick(self.plan.scenario, elapsed, all_finished=finished, spawn_rate=self.spawn_rate)
+
+
+@dataclasses.dataclass
+class SlotState:
+    """What the master knows of one slot: its start, requests issued, whether it is done and has closed."""
+
+    t0: float | None = None
+    issued: int = 0
+    finished: bool = False
+    final: bool = False
+
+
+def target_facts(probed: Mapping[str, Any]) -> dict[str, Any]:
+    """:func:`geopool.client.probe`'s answer as summary.json's ``target``: url, vllm_version, model (or error)."""
+    if "error" in probed:
+        return {"url": probed["url"], "error": probed["error"]}
+    models = probed.get("models") or []
+    return {"url": probed["url"], "vllm_version": probed.get("vllm_version"), "model": models[0] if models else None}
+
+
+class Master:
+    """One test run on the master or only process. Construct it at test start; it opens the run's folder."""
+
+    def __init__(self, settings: RunSettings, runner: Any, *, run: int = 1, distributed: bool,
+                 probe: Callable[[Endpoint], dict[str, Any]] = client.probe,
+                 scrape: Callable[[Endpoint], dict[str, Any]] = serverview.scrape,
+                 final_wait_s: float = FINAL_WAIT_S) -> None:
+        self.settings = settings
+        self.runner = runner
+        self.distributed = distributed
+        self.plan = settings.plan
+        self.endpoint = settings.plan.endpoint
+        self.report_dir = settings.run_dir(run)
+        self.report_dir.mkdir(parents=True, exist_ok=True)
+        self.records = RecordLog(self.report_dir / "records.jsonl")
+        self.samples: list[dict[str, Any]] = []
+        self.slots: dict[int, SlotState] = {}
+        self.target: dict[str, Any] = {"url": self.plan.host}
+        self.fatal: tuple[int, str] | None = None
+        self.missing_slots: list[int] = []
+        self.run_t0: float | None = None
+        self.all_finished = False
+        self.closed = False
+        self.finished = False
+        self.exit_code: int | None = None
+        self._probe, self._scrape, self._final_wait_s = probe, scrape, final_wait_s
+        self._scraper: gevent.Greenlet | None = None
+
+    def elapsed(self) -> float:
+        """Seconds since every load-generating process was ready (0 until then): the shape's clock."""
+        return 0.0 if self.run_t0 is None else clock() - self.run_t0
+
+    def start(self) -> bool:
+        """Probe the target, start scraping, and (distributed) give every worker its slot; False: failed."""
+        self.target = target_facts(self._probe(self.endpoint))
+        if "error" in self.target:
+            self.fail(slo.EXIT_NO_TARGET, f"target {self.plan.host} is not reachable: {self.target['error']}")
+            return False
+        self.plan = self.plan.with_model(self.plan.model or self.target.get("model"))
+        self._scraper = gevent.spawn(self._scrape_loop)
+        if self.distributed:
+            workers = sorted(worker.id for worker in self.runner.clients.all)
+            for slot, client_id in enumerate(workers):
+                self.slots[slot] = SlotState()
+                self.runner.send_message(MSG_PLAN, self.plan.for_slot(slot, len(workers)).to_message(),
+                                         client_id=client_id)
+            log.info("geopool: %s split over %d worker(s)", self.plan.scenario.name, len(workers))
+        return True
+
+    def local_plan(self) -> Plan:
+        """The plan of the only process (slot 0 of 1): its worker's batches come to :meth:`receive`."""
+        self.slots[0] = SlotState()
+        return self.plan.for_slot(0, 1)
+
+    def receive(self, data: Mapping[str, Any]) -> None:
+        """A batch of records (and the state of its slot) from a worker."""
+        slot = data["slot"]
+        state = self.slots.setdefault(slot, SlotState())
+        if data.get("error"):
+            self.fail(slo.EXIT_USAGE, f"worker {slot}: {data['error']}")
+        self.records.append(data["records"])
+        state.t0 = state.t0 or data.get("t0")
+        state.issued = data.get("issued") or 0
+        state.finished = state.finished or data.get("finished", False)
+        state.final = state.final or data.get("final", False)
+        starts = [s.t0 for s in self.slots.values()]
+        if self.run_t0 is None and all(t is not None for t in starts):
+            self.run_t0 = max(starts)  # the last worker's start: no stage is cut short anywhere
+        if all(s.finished for s in self.slots.values()) and not self.all_finished:
+            self.all_finished = True
+            log.info("geopool: every request of the run is done; stopping")
+
+    def close(self) -> None:
+        """Stop issuing requests everywhere and wait (bounded) for the last records of every slot."""
+        if self.closed:
+            return
+        self.closed = True
+        if self.distributed:
+            self.runner.send_message(MSG_CLOSE, None)
+        deadline = time.monotonic() + self.plan.grace_s + self._final_wait_s
+        while time.monotonic() < deadline and not all(s.final for s in self.slots.values()):
+            gevent.sleep(0.1)
+        self.missing_slots = [slot for slot, state in self.slots.items() if not state.final]
+        if self.missing_slots:
+            log.error("geopool: no final records from worker slot(s) %s; their last second may be missing",
+                      self.missing_slots)
+
+    def finish(self, locust_stats: Any = None) -> int | None:
+        """Compute, report and gate, once; returns (and keeps) the exit code."""
+        if self.finished:
+            return self.exit_code
+        self.finished = True
+        if self._scraper is not None:
+            self._scraper.kill(block=False)
+        self.records.close()
+        if self.fatal:
+            self.exit_code = self.fatal[0]
+            report.write_failure(self.report_dir, self.fatal[1], self.plan.scenario, self.target)
+            print(f"geopool: run failed: {self.fatal[1]} (exit {self.exit_code}; {self.report_dir})", flush=True)
+            return self.exit_code
+        self.samples.append(self._scrape(self.endpoint))
+        try:
+            self.exit_code = report.finalize(
+                self.report_dir, scenario=self.plan.scenario, slo_spec=self.settings.slo,
+                target={**self.target, "model": self.plan.model}, samples=self.samples,
+                slots={slot: dataclasses.asdict(state) for slot, state in self.slots.items()},
+                missing_slots=self.missing_slots, locust_stats=locust_stats)
+        except Exception as exc:  # a report bug must not hide the run: the records are on disk
+            log.exception("geopool: computing the report failed")
+            print(f"geopool: computing the report failed ({type(exc).__name__}: {exc}); the records are in "
+                  f"{self.report_dir / 'records.jsonl'}", flush=True)
+            self.exit_code = slo.EXIT_NO_TARGET
+        return self.exit_code
+
+    def fail(self, code: int, message: str) -> None:
+        """End the run with ``code``; the first failure is the one reported."""
+        log.error("geopool: %s", message)
+        if self.fatal is None:
+            self.fatal = (code, message)
+        self.all_finished = True
+        gevent.spawn(self.runner.quit)
+
+    def _scrape_loop(self) -> None:
+        while True:
+            self.samples.append(self._scrape(self.endpoint))
+            gevent.sleep(SCRAPE_INTERVAL_S)

@@ -1,0 +1,164 @@
+"""geopool's state in one Locust process, held per Locust ``Environment`` (no module state).
+
+:class:`Runtime` connects Locust's events to the units: on the master or only process it holds the
+:class:`~geopool.load.master.RunSettings` and the current run's :class:`~geopool.load.master.Master`;
+on every load-generating process, the current run's :class:`~geopool.load.worker.Worker`. A new run
+builds new ones. :func:`attach` / :func:`runtime_of` keep the Runtime of each Environment.
+"""
+
+from __future__ import annotations
+
+import logging
+import weakref
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import gevent
+
+from geopool.client import Endpoint
+from geopool.errors import ConfigError, GeopoolError
+from geopool.load import options as load_options
+from geopool.load.master import Master, RunSettings
+from geopool.load.plan import MSG_RECORDS, Plan
+from geopool.load.slo import EXIT_USAGE, load_slo
+from geopool.load.worker import Worker, failed_batch
+
+__all__ = ["Runtime", "attach", "configure", "runtime_of"]
+
+log = logging.getLogger("geopool.load")
+
+FLUSH_INTERVAL_S = 1.0
+PREPARE_ERRORS = (GeopoolError, OSError, ValueError)  # a bad config, checkpoint or payload: the run ends
+
+_RUNTIMES: weakref.WeakKeyDictionary[Any, Runtime] = weakref.WeakKeyDictionary()
+
+
+def attach(environment: Any, runtime: Runtime) -> None:
+    _RUNTIMES[environment] = runtime
+
+
+def runtime_of(environment: Any) -> Runtime:
+    """The Runtime geopool's ``init`` listener attached to ``environment``."""
+    return _RUNTIMES[environment]
+
+
+def configure(options: Any, host: str | None) -> RunSettings:
+    """Locust's parsed options → the run's settings (every error is a usage error, before any run)."""
+    if not host:
+        raise ConfigError("no target: pass --host URL (e.g. --host http://127.0.0.1:8000), "
+                          "or use `geopool load`, which starts the embedded server")
+    values = load_options.apply_deprecations(load_options.values_from_locust(options, host))
+    scenario = load_options.resolve(values)
+    report_dir = Path(values["report_dir"] or load_options.default_report_dir(scenario.name))
+    if (report_dir / "records.jsonl").exists():
+        raise ConfigError(f"{report_dir} already holds a run's records; pick a new --report-dir")
+    plan = Plan(scenario=scenario, host=host, input_dtype=values["input_dtype"], model=values["model"],
+                model_config=_text(values["model_config"]), reference_checkpoint=_text(values["reference_checkpoint"]),
+                api_key=values["api_key"])
+    return RunSettings(plan, load_slo(values["slo"]) if values["slo"] else None, report_dir, options.spawn_rate)
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+class Runtime:
+    """One Locust process. ``settings`` is None on a worker process (its master sends each run's plan)."""
+
+    def __init__(self, settings: RunSettings | None) -> None:
+        self.settings = settings
+        self.runs = 0
+        self.master: Master | None = None
+        self.worker: Worker | None = None
+        self.plan: Plan | None = None  # a worker process: the plan of the next run, from the master
+        self._flusher: gevent.Greenlet | None = None
+
+    # -------------------------------------------------------------------- every process
+    def endpoint(self, host: str) -> Endpoint:
+        """Where this process's users send, with the plan's auth and timeouts (defaults before any plan)."""
+        plan = self.worker.plan if self.worker else self.plan or (self.settings.plan if self.settings else None)
+        return plan.endpoint if plan is not None else Endpoint(host)
+
+    def tick(self) -> tuple[int, float] | None:
+        return self.settings.tick(self.master) if self.settings is not None else None
+
+    @property
+    def exit_code(self) -> int | None:
+        return self.master.exit_code if self.master is not None else None
+
+    # -------------------------------------------------------------------- master or only process
+    def start_run(self, runner: Any, *, distributed: bool) -> None:
+        if self.settings is None:
+            raise ConfigError("this process has no run settings; it is a worker")
+        self._stop_flusher()
+        self.worker = None
+        self.runs += 1
+        master = self.master = Master(self.settings, runner, run=self.runs, distributed=distributed)
+        if not master.start() or distributed:
+            return
+        try:
+            worker = Worker.prepare(master.local_plan())
+        except PREPARE_ERRORS as exc:
+            master.fail(EXIT_USAGE, str(exc))
+            return
+        self.worker = worker
+        master.receive(worker.batch(final=False))  # its start: the shape's clock runs from here
+        self._flusher = gevent.spawn(_every_second, lambda: master.receive(worker.batch(final=False)))
+
+    def receive(self, data: dict[str, Any]) -> None:
+        if self.master is not None:
+            self.master.receive(data)
+
+    def close_run(self) -> None:
+        master = self.master
+        if master is None or master.closed:
+            return
+        self._stop_flusher()
+        if self.worker is not None:
+            self.worker.drain()
+            master.receive(self.worker.batch(final=True))
+        master.close()
+
+    def finish_run(self, locust_stats: Any) -> None:
+        if self.master is not None:
+            self.master.finish(locust_stats)
+
+    # -------------------------------------------------------------------- worker process
+    def accept_plan(self, data: dict[str, Any]) -> None:
+        self.plan = Plan.from_message(data)
+
+    def start_worker(self, runner: Any) -> None:
+        self._stop_flusher()
+        self.worker = None
+        plan = self.plan
+        if plan is None:
+            log.error("geopool: this worker got no plan from the master; is the master running geopool's locustfile?")
+            return
+        try:
+            worker = Worker.prepare(plan)
+        except PREPARE_ERRORS as exc:
+            runner.send_message(MSG_RECORDS, failed_batch(plan.slot, str(exc)))
+            return
+        self.worker = worker
+        runner.send_message(MSG_RECORDS, worker.batch(final=False))  # tells the master this worker is ready
+        self._flusher = gevent.spawn(_every_second,
+                                     lambda: runner.send_message(MSG_RECORDS, worker.batch(final=False)))
+
+    def close_worker(self, runner: Any) -> None:
+        self._stop_flusher()
+        if self.worker is not None and not self.worker.closing:
+            self.worker.drain()
+            runner.send_message(MSG_RECORDS, self.worker.batch(final=True))
+        self.plan = None
+
+    def _stop_flusher(self) -> None:
+        if self._flusher is not None:
+            self._flusher.kill(block=False)
+            self._flusher = None
+
+
+def _every_second(deliver: Callable[[], None]) -> None:
+    while True:
+        gevent.sleep(FLUSH_INTERVAL_S)
+        deliver()
