@@ -33,6 +33,7 @@ from pathlib import Path
 from geopool.errors import GeopoolError
 
 __all__ = [
+    "DATA_PACKAGES",
     "SUITE_PACKAGE",
     "expectations_dir",
     "expectations_files",
@@ -51,32 +52,31 @@ __all__ = [
 #: -p geopool.conformance.plugin --pyargs geopool_conformance`` runs it from an installed geopool.
 SUITE_PACKAGE = "geopool_conformance"
 
-#: Installed package → (its folder in a source checkout, a file that is always in it).
-_PACKAGES = {
-    SUITE_PACKAGE: ("conformance", "requirements.toml"),
-    "geopool_load": ("load", "scenarios.toml"),
-    "geopool_fixtures": ("fixtures", "models"),
-}
+#: Installed data package → its folder in the source tree (pyproject.toml's ``package-dir``).
+DATA_PACKAGES = {SUITE_PACKAGE: "conformance", "geopool_load": "load", "geopool_fixtures": "fixtures"}
+#: A file or folder that is always in each data package.
+_ANCHORS = {SUITE_PACKAGE: "requirements.toml", "geopool_load": "scenarios.toml", "geopool_fixtures": "models"}
 
 
 @functools.cache
 def _checkout() -> Path | None:
     """The source checkout geopool was imported from, or None for an installed geopool."""
     root = Path(__file__).resolve().parent.parent
-    if (root / "pyproject.toml").is_file() and all((root / folder / anchor).exists()
-                                                     for folder, anchor in _PACKAGES.values()):
+    if (root / "pyproject.toml").is_file() and all((root / folder / _ANCHORS[package]).exists()
+                                                     for package, folder in DATA_PACKAGES.items()):
         return root
     return None
 
 
 @functools.cache
 def _root(package: str) -> Path:
-    folder, anchor = _PACKAGES[package]
     if (checkout := _checkout()) is not None:
-        return checkout / folder
+        # Also what serves an editable install, where files() of the namespace packages fails on
+        # Python 3.11: their __path__ holds setuptools' path-hook placeholder, which is not a folder.
+        return checkout / DATA_PACKAGES[package]
     # Through a file that is always there: geopool_load and geopool_fixtures are namespace packages
     # (no __init__.py), whose files() is a MultiplexedPath, while its children are plain paths.
-    found = importlib.resources.files(package) / anchor
+    found = importlib.resources.files(package) / _ANCHORS[package]
     if not isinstance(found, Path):
         raise GeopoolError(f"geopool's data package {package} is not installed as files (a zip?): "
                            "install geopool with pip, which unpacks it")
