@@ -1,8 +1,10 @@
 """The conformance pytest plugin (geopool.conformance.plugin) on its own, with pytester: no server.
 
 Inner runs load the plugins with ``-p`` (the repository's root conftest is outside pytester's folder).
-They run in-process, except the ones that collect the real suite: in this session ``conformance`` is
-already the package ``tests/conformance``, so those run in a subprocess.
+They run in-process, except two that run in a subprocess: collecting the real suite (in this session
+``conformance`` is already the package ``tests/conformance``), and connecting to a server (pytester drops
+the modules an in-process run imported, and httpx's lazily imported transport modules, imported again,
+would no longer raise the exception classes geopool.client catches).
 """
 
 from __future__ import annotations
@@ -82,7 +84,7 @@ def test_an_unknown_requirement_id_is_refused_at_collection(pytester):
 def test_an_unreachable_base_url_exits_4_with_one_message_and_runs_nothing(pytester):
     pytester.makepyfile(test_suite=SUITE)
     url = f"http://127.0.0.1:{free_port()}"
-    result = pytester.runpytest(*PLUGINS, "--base-url", url)
+    result = pytester.runpytest_subprocess(*PLUGINS, "--base-url", url)
     assert result.ret == 4
     output = result.stdout.str() + result.stderr.str()
     assert output.count("is not reachable") == 1, output
