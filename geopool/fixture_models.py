@@ -1,11 +1,11 @@
 """Fixture models: TerraTorch models with random weights that vLLM can serve with no network.
 
-A fixture is a folder ``fixtures/models/<name>/`` holding a TerraTorch vLLM ``config.json``. Its
-weights are generated on first use — the TerraTorch task built under a fixed seed, saved as a
-Lightning-style ``{"state_dict": ...}`` checkpoint — and cached under ``~/.cache/geopool/models``
-(``GEOPOOL_CACHE`` overrides) in a folder keyed by the config's hash, so editing the config makes new
-weights and the same config always gives the same bytes. Generation runs in a subprocess so that the
-caller never imports torch or TerraTorch.
+A fixture is a folder ``fixtures/models/<name>/`` holding a TerraTorch vLLM ``config.json`` (shipped as
+the package ``geopool_fixtures``; see geopool.resources). Its weights are generated on first use — the
+TerraTorch task built under a fixed seed, saved as a Lightning-style ``{"state_dict": ...}`` checkpoint —
+and cached under ``~/.cache/geopool/models`` (``GEOPOOL_CACHE`` overrides) in a folder keyed by the
+config's hash, so editing the config makes new weights and the same config always gives the same bytes.
+Generation runs in a subprocess so that the caller never imports torch or TerraTorch.
 
     python -m geopool.fixture_models prithvi-tiny-tl    # prints the servable folder
 """
@@ -22,10 +22,11 @@ from pathlib import Path
 from filelock import FileLock
 
 from geopool.errors import EmbeddedServerError
+from geopool.resources import fixture_models_dir
 
 __all__ = ["DEFAULT_MODEL", "FIXTURES_DIR", "fixture_names", "prepare_model", "resolve_model_dir"]
 
-FIXTURES_DIR = Path(__file__).resolve().parent.parent / "fixtures" / "models"
+FIXTURES_DIR = fixture_models_dir()
 DEFAULT_MODEL = "prithvi-tiny-tl"
 WEIGHTS_SEED = 0
 _CHECKPOINT_SUFFIXES = (".pt", ".safetensors", ".bin")

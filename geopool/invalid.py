@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -18,6 +19,7 @@ from hypothesis import strategies as st
 
 from geopool import wire
 from geopool.contract import INPUT_DTYPES, ModelContract
+from geopool.errors import InvalidArgument
 
 __all__ = ["BadRequest", "Mutation", "bad_requests", "invalid_mutations", "code_running_payload", "sparse_payload"]
 
@@ -187,11 +189,15 @@ class _Canary:
 
 def code_running_payload(marker_path: str) -> str:
     """Base64 ``torch.save`` of an object whose unpickling creates ``marker_path``."""
+    if not isinstance(marker_path, str | os.PathLike) or not str(marker_path):
+        raise InvalidArgument(f"marker_path={marker_path!r} must be a non-empty path, "
+                              "e.g. '/tmp/geopool-canary-<uuid>' (the file the unpickling would create)")
     return _saved(_Canary(marker_path))
 
 
 def sparse_payload(*, indices: list[list[int]], size: tuple[int, ...]) -> str:
     """Base64 ``torch.save`` of a sparse COO tensor with ``indices`` that may lie outside ``size``."""
+    _check_sparse(indices, size)
     import torch
 
     values = torch.ones(len(indices[0]), dtype=torch.float32)
@@ -199,7 +205,26 @@ def sparse_payload(*, indices: list[list[int]], size: tuple[int, ...]) -> str:
     return _saved(tensor)
 
 
+def _check_sparse(indices: Any, size: Any) -> None:
+    if (not isinstance(size, tuple | list) or not size
+            or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in size)):
+        raise InvalidArgument(f"size={size!r} must be a non-empty tuple of ints >= 0 (the declared dense shape), "
+                              "e.g. (6, 512, 512)")
+    if (not isinstance(indices, tuple | list) or len(indices) != len(size)
+            or not all(isinstance(row, tuple | list) for row in indices)):
+        raise InvalidArgument(f"indices={indices!r:.200} must hold one list of coordinates per dimension of "
+                              f"size={size!r}: {len(size)} lists, e.g. {[[0] for _ in size]!r}")
+    if len({len(row) for row in indices}) != 1 or not indices[0]:
+        raise InvalidArgument(f"indices={indices!r:.200}: every dimension's list needs the same, non-zero number "
+                              "of coordinates (one per stored value)")
+    if not all(isinstance(i, int) and not isinstance(i, bool) for row in indices for i in row):
+        raise InvalidArgument(f"indices={indices!r:.200} must hold ints (out-of-bounds ones are fine)")
+
+
 # ------------------------------------------------------------------------------------ Hypothesis
+
+
+MUTATION_KINDS = ("truncate", "damage", "retype")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -218,6 +243,20 @@ class Mutation:
     offset: int = 0
     junk: bytes = b"\x00"
     value: Any = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in MUTATION_KINDS:
+            raise InvalidArgument(f"kind={self.kind!r} must be one of {MUTATION_KINDS}")
+        if isinstance(self.input_index, bool) or not isinstance(self.input_index, int) or self.input_index < 0:
+            raise InvalidArgument(f"input_index={self.input_index!r} must be an int >= 0 (taken modulo the inputs)")
+        if isinstance(self.fraction, bool) or not isinstance(self.fraction, int | float) or not 0 <= self.fraction <= 1:
+            raise InvalidArgument(f"fraction={self.fraction!r} must be a number in [0, 1] (the share of the base64 "
+                                  "text kept)")
+        if isinstance(self.offset, bool) or not isinstance(self.offset, int) or self.offset < 0:
+            raise InvalidArgument(f"offset={self.offset!r} must be an int >= 0 (bytes from the archive's head, "
+                                  "or from 64 bytes before its end when at_tail)")
+        if not isinstance(self.junk, bytes) or not self.junk:
+            raise InvalidArgument(f"junk={self.junk!r} must be non-empty bytes, e.g. b'\\x00'")
 
     def apply(self, valid: Body, contract: ModelContract) -> tuple[str, bytes]:
         """``(description, body bytes)`` of ``valid`` with this mutation applied."""

@@ -30,15 +30,15 @@ import httpx
 from geopool.contract import INPUT_DTYPES, ModelContract, load_contract
 from geopool.errors import EmbeddedServerError, MissingDependencyError
 from geopool.fixture_models import DEFAULT_MODEL, prepare_model, resolve_model_dir
+from geopool.resources import reports_dir
 
-__all__ = ["DEFAULT_DTYPE", "DEFAULT_MAX_NUM_SEQS", "REPORTS_DIR", "EmbeddedServer"]
+__all__ = ["DEFAULT_DTYPE", "DEFAULT_MAX_NUM_SEQS", "EmbeddedServer"]
 
 DEFAULT_DTYPE = "float32"
 DEFAULT_MAX_NUM_SEQS = 4
 #: On the CPU backend this is the share of *host* memory vLLM reserves; vLLM's 0.92 fails on 24 GiB,
 #: and a pooling model needs no KV cache to speak of, so keep several servers fitting side by side.
 DEFAULT_MEMORY_FRACTION = 0.05
-REPORTS_DIR = Path(__file__).resolve().parent.parent / "reports"
 _WATCHDOG = Path(__file__).resolve().parent / "_watchdog.py"
 
 
@@ -59,7 +59,8 @@ class EmbeddedServer:
         max_num_seqs: vLLM ``--max-num-seqs`` (warm-up builds this many dummy inputs at once).
         extra_args: more vLLM flags, appended last so they win.
         startup_timeout_s: deadline for ``/health`` to answer 200.
-        log_dir: where ``vllm-<model>-<port>.log`` is written.
+        log_dir: where ``vllm-<model>-<port>.log`` is written; ``None``: ``reports/`` under the current
+            directory when the server is created.
     """
 
     def __init__(
@@ -71,7 +72,7 @@ class EmbeddedServer:
         max_num_seqs: int = DEFAULT_MAX_NUM_SEQS,
         extra_args: tuple[str, ...] | list[str] = (),
         startup_timeout_s: float = 600.0,
-        log_dir: Path | str = REPORTS_DIR,
+        log_dir: Path | str | None = None,
         served_model_name: str | None = None,
     ) -> None:
         if dtype not in INPUT_DTYPES:
@@ -86,7 +87,7 @@ class EmbeddedServer:
         self.max_num_seqs = max_num_seqs
         self.extra_args = tuple(extra_args)
         self.startup_timeout_s = startup_timeout_s
-        self.log_dir = Path(log_dir)
+        self.log_dir = Path(log_dir) if log_dir is not None else reports_dir()
         self.log_path: Path | None = None
         #: The folder vLLM serves (config.json + checkpoint), known once started.
         self.served_dir: Path | None = None

@@ -14,7 +14,8 @@ failing example prints as a short, replayable recipe.
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal
+import numbers
+from typing import Any, Literal
 
 import numpy as np
 from hypothesis import strategies as st
@@ -37,7 +38,7 @@ def special_values(dtype: str) -> dict[str, float]:
     elif info is not None:
         largest, tiny, subnormal = float(info.max), float(info.tiny), float(info.smallest_subnormal)
     else:
-        raise InvalidArgument(f"dtype={dtype!r} is not one of {INPUT_DTYPES}")
+        raise InvalidArgument(f"dtype={dtype!r} is not one of {INPUT_DTYPES}; pass one of them")
     return {"nan": float("nan"), "+inf": float("inf"), "-inf": float("-inf"), "max": largest,
             "min": -largest, "tiny": tiny, "subnormal": subnormal, "-zero": -0.0}
 
@@ -93,6 +94,32 @@ class PayloadRecipe:
         return {name: recipe.build(contract.input_shape(name), contract.input_dtype) for name, recipe in self.tensors}
 
 
+# ------------------------------------------------------------------------------ argument validation
+_SPECIAL_NAMES = tuple(special_values("float32"))
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _check_bound(name: str, value: Any) -> None:
+    """A finite real that float32 holds exactly (what ``st.floats(width=32)`` needs as a bound)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not abs(value) <= _FLOAT32_MAX:
+        raise InvalidArgument(f"{name}={value!r} must be a finite number within float32's range "
+                              f"(±{_FLOAT32_MAX:.4g}); for NaN or infinities use specials=('nan', '+inf', '-inf')")
+    if float(np.float32(value)) != value:
+        raise InvalidArgument(f"{name}={value!r} is not exactly a float32; use {name}={float(np.float32(value))!r}")
+
+
+def _check_names(name: str, given: Any, allowed: tuple[str, ...], *, empty_ok: bool) -> None:
+    """A tuple (or list) of names, each one of ``allowed``."""
+    if isinstance(given, str) or not isinstance(given, tuple | list):
+        raise InvalidArgument(f"{name}={given!r} must be a tuple of names from {allowed}, "
+                              f"e.g. {name}=({allowed[0]!r},)")
+    unknown = [item for item in given if item not in allowed]
+    if unknown:
+        raise InvalidArgument(f"{name}={given!r}: {unknown!r} not among {allowed}; pick names from those")
+    if not given and not empty_ok:
+        raise InvalidArgument(f"{name}={given!r} is empty; pass at least one of {allowed}")
+
+
 def tensor_recipes(
     *,
     min_value: float = -1e4,
@@ -105,13 +132,14 @@ def tensor_recipes(
 
     ``specials`` names entries of :func:`special_values`; empty (the default) gives finite tensors.
     """
+    _check_bound("min_value", min_value)
+    _check_bound("max_value", max_value)
     if not min_value <= max_value:
-        raise InvalidArgument(f"min_value={min_value!r} must be <= max_value={max_value!r}")
-    unknown = set(specials) - set(special_values("float32"))
-    if unknown:
-        raise InvalidArgument(f"specials={sorted(unknown)!r} are not among {sorted(special_values('float32'))}")
-    if max_specials < 0:
-        raise InvalidArgument(f"max_specials={max_specials!r} must be >= 0")
+        raise InvalidArgument(f"min_value={min_value!r} must be <= max_value={max_value!r}; swap them")
+    _check_names("specials", specials, _SPECIAL_NAMES, empty_ok=True)
+    if isinstance(max_specials, bool) or not isinstance(max_specials, int) or max_specials < 0:
+        raise InvalidArgument(f"max_specials={max_specials!r} must be an int >= 0 (0: no special values)")
+    _check_names("distributions", distributions, DISTRIBUTIONS, empty_ok=False)
     bound = st.floats(min_value, max_value, allow_nan=False, width=32)
     special = (st.lists(st.tuples(st.integers(0, 2**31 - 1), st.sampled_from(specials)), max_size=max_specials)
                if specials else st.just([]))
@@ -130,9 +158,20 @@ def payload_recipes(
     coordinate_inputs: tuple[str, ...] = ("location_coords",),
 ) -> st.SearchStrategy[PayloadRecipe]:
     """Payloads for every input of ``contract``; inputs named in ``coordinate_inputs`` hold (lat, lon)."""
-    formats = tuple(f for f in formats if not (f == "npy" and contract.input_dtype == "bfloat16"))
-    if not formats:
-        raise InvalidArgument("no serialization format can carry this contract's input dtype")
+    if not isinstance(contract, ModelContract):
+        raise InvalidArgument(f"contract={contract!r} must be a ModelContract; make one with "
+                              "geopool.contract.load_contract(config_path)")
+    _check_names("formats", formats, codec.INPUT_FORMATS, empty_ok=False)
+    _check_names("specials", specials, _SPECIAL_NAMES, empty_ok=True)
+    if (isinstance(coordinate_inputs, str) or not isinstance(coordinate_inputs, tuple | list)
+            or not all(isinstance(name, str) for name in coordinate_inputs)):
+        raise InvalidArgument(f"coordinate_inputs={coordinate_inputs!r} must be a tuple of input names, "
+                              "e.g. ('location_coords',); () for none")
+    usable = tuple(f for f in formats if not (f == "npy" and contract.input_dtype == "bfloat16"))
+    if not usable:
+        raise InvalidArgument(f"formats={formats!r} cannot carry the contract's {contract.input_dtype} inputs "
+                              "(.npy has no bfloat16); include 'torch'")
+    formats = usable
     per_input = []
     for spec in contract.inputs:
         if spec.name in coordinate_inputs:

@@ -12,13 +12,12 @@ from geopool.client import PROBE_TIMEOUT, PoolingClient
 from geopool.conformance.checks import Checks
 from geopool.conformance.target import Target
 from geopool.errors import GeopoolError
-from geopool.server import REPORTS_DIR
+from geopool.resources import reports_dir
 
 __all__ = ["ServerGuard", "SURVIVAL_TOLERANCE"]
 
 #: A valid request after a rejection must give the baseline answer (batching rounding at most).
 SURVIVAL_TOLERANCE = 1e-4
-KILLERS_DIR = REPORTS_DIR / "killers"
 
 
 class ServerGuard:
@@ -58,7 +57,7 @@ class ServerGuard:
             return True
         details: dict[str, str] = {"request": sent}
         if body is not None:
-            saved = KILLERS_DIR / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', sent)[:80]}.json"
+            saved = reports_dir() / "killers" / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', sent)[:80]}.json"
             saved.parent.mkdir(parents=True, exist_ok=True)
             saved.write_bytes(body)
             details["replay"] = (f"curl -X POST {self.target.url}/pooling "

@@ -18,11 +18,12 @@ from hypothesis.database import DirectoryBasedExampleDatabase
 
 from geopool.conformance.checks import Checks, RequirementFailure
 from geopool.conformance.guard import ServerGuard
-from geopool.conformance.registry import SUITE_DIR, Expectations, load_expectations, load_registry
+from geopool.conformance.registry import Expectations, load_expectations, load_registry
 from geopool.conformance.report import RequirementLedger, terminal_table, write_report
 from geopool.conformance.target import Target, resolve_target
 from geopool.contract import INPUT_DTYPES
 from geopool.errors import GeopoolError, TargetError
+from geopool.resources import SUITE_PACKAGE, suite_dir
 
 _slow_network = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large],
                  "print_blob": True}
@@ -79,8 +80,15 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def _runs_the_suite(config: pytest.Config) -> bool:
-    suite = str(SUITE_DIR)
-    return any(str(Path(arg.split("::")[0]).resolve()).startswith(suite) for arg in config.args)
+    """Whether the command line names the suite: a path in its folder, or (with --pyargs) its package."""
+    suite = str(suite_dir())
+    for arg in config.args:
+        where = arg.split("::")[0]
+        if config.option.pyargs and (where == SUITE_PACKAGE or where.startswith(SUITE_PACKAGE + ".")):
+            return True
+        if str(Path(where).resolve()).startswith(suite):
+            return True
+    return False
 
 
 def _requirements_of(item: pytest.Item) -> list[str]:
@@ -163,10 +171,10 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 @pytest.fixture(scope="session")
 def guard(request: pytest.FixtureRequest, target: Target, baseline) -> ServerGuard:
     """Survival checks and restarts of an owned server (``baseline`` comes from the suite's conftest)."""
-    from geopool import codec
+    from geopool import wire
     from geopool.conformance.support import body_for
 
-    found = ServerGuard(target, body_for(target, codec.seed_inputs(target.contract)), baseline)
+    found = ServerGuard(target, body_for(target, wire.seed_inputs(target.contract)), baseline)
     request.config.stash[GUARD_KEY] = found
     return found
 

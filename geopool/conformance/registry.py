@@ -6,14 +6,15 @@ import dataclasses
 import re
 from pathlib import Path
 
+from geopool import resources
 from geopool.errors import RegistryError
 from geopool.tomlfile import read_toml
 
 __all__ = ["Requirement", "load_registry", "load_expectations", "REGISTRY_PATH", "EXPECTATIONS_DIR"]
 
-SUITE_DIR = Path(__file__).resolve().parents[2] / "conformance"
-REGISTRY_PATH = SUITE_DIR / "requirements.toml"
-EXPECTATIONS_DIR = SUITE_DIR / "expectations"
+SUITE_DIR = resources.suite_dir()
+REGISTRY_PATH = resources.registry_file()
+EXPECTATIONS_DIR = resources.expectations_dir()
 _ID = re.compile(r"^[A-Z]+(-[A-Z0-9]+)+-\d{3}$")
 LEVELS = ("MUST", "SHOULD")
 
@@ -63,7 +64,7 @@ def load_expectations(
 ) -> Expectations:
     """The expected failures for ``server_version``: from ``path``, else the file in ``EXPECTATIONS_DIR``
     whose ``versions`` list it. Unknown requirement ids or missing reasons raise RegistryError."""
-    candidates = [path] if path is not None else sorted(EXPECTATIONS_DIR.glob("*.toml"))
+    candidates = [path] if path is not None else resources.expectations_files()
     for candidate in candidates:
         data = read_toml(candidate, "expectations file", RegistryError)
         versions = data.get("versions", [])

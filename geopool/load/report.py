@@ -14,6 +14,7 @@ from typing import Any
 import jinja2
 import numpy as np
 
+from geopool import resources
 from geopool.load import serverview, slo, stats
 from geopool.load.records import read_records
 from geopool.load.scenario import Scenario
@@ -21,7 +22,7 @@ from geopool.load.schedule import arrival_offsets
 
 __all__ = ["finalize", "write_failure"]
 
-TEMPLATE = Path(__file__).with_name("report.html.j2")
+TEMPLATE = resources.report_template()
 
 
 def finalize(report_dir: Path, *, scenario: Scenario, slo_spec: slo.Slo | None, target: Mapping[str, Any],

@@ -14,13 +14,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from geopool import resources
 from geopool.errors import ConfigError
 from geopool.load.stats import STABILITY
 from geopool.tomlfile import read_toml
 
 __all__ = ["DEFAULT_SCENARIO_FILE", "Scenario", "Stage", "load_scenarios", "resolve_scenario", "scenario_from"]
 
-DEFAULT_SCENARIO_FILE = Path(__file__).resolve().parents[2] / "load" / "scenarios.toml"
+DEFAULT_SCENARIO_FILE = resources.scenarios_file()
 
 MODES = ("closed", "open")
 ARRIVALS = ("constant", "poisson")

@@ -7,19 +7,19 @@ import asyncio
 import numpy as np
 import pytest
 
-from geopool import codec
+from geopool import wire
 from geopool.client import AsyncPoolingClient, PoolingClient
 from geopool.errors import PoolingHTTPError
 
 pytestmark = pytest.mark.live
 
 
-def _body(server, fill_coords: float = 1.0, fmt: codec.InputFormat = "torch", **kwargs) -> dict:
+def _body(server, fill_coords: float = 1.0, fmt: wire.InputFormat = "torch", **kwargs) -> dict:
     contract = server.contract
-    inputs = codec.seed_inputs(contract)
+    inputs = wire.seed_inputs(contract)
     inputs["location_coords"] = np.full(contract.input_shape("location_coords"), fill_coords, np.float32)
-    encoded = {k: codec.encode_array(v, dtype=contract.input_dtype, fmt=fmt) for k, v in inputs.items()}
-    return codec.pooling_request(server.model_name, encoded, **kwargs)
+    encoded = {k: wire.encode_array(v, dtype=contract.input_dtype, fmt=fmt) for k, v in inputs.items()}
+    return wire.pooling_request(server.model_name, encoded, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +32,7 @@ def client(embedded_server):
 def seed_output(embedded_server, client) -> np.ndarray:
     response = client.pool(_body(embedded_server))
     assert response.status == 200
-    return codec.decode_json_response(response.json(), embedded_server.contract.output_shape)
+    return wire.decode_json_response(response.json(), embedded_server.contract.output_shape)
 
 
 def test_seed_request_decodes_to_the_contract_shape(embedded_server, seed_output):
@@ -43,12 +43,12 @@ def test_seed_request_decodes_to_the_contract_shape(embedded_server, seed_output
 
 
 def test_same_request_twice_is_identical(embedded_server, client, seed_output):
-    again = codec.decode_json_response(client.pool(_body(embedded_server)).json(), seed_output.shape)
+    again = wire.decode_json_response(client.pool(_body(embedded_server)).json(), seed_output.shape)
     np.testing.assert_array_equal(again, seed_output)
 
 
 def test_location_coords_change_the_output(embedded_server, client, seed_output):
-    other = codec.decode_json_response(client.pool(_body(embedded_server, fill_coords=-40.0)).json(),
+    other = wire.decode_json_response(client.pool(_body(embedded_server, fill_coords=-40.0)).json(),
                                        seed_output.shape)
     assert np.abs(other - seed_output).max() > 1e-4
 
@@ -56,7 +56,7 @@ def test_location_coords_change_the_output(embedded_server, client, seed_output)
 def test_npy_inputs_and_bytes_output_agree_with_the_seed(embedded_server, client, seed_output):
     response = client.pool(_body(embedded_server, fmt="npy", encoding_format="bytes"))
     assert response.headers["content-type"].startswith("application/octet-stream")
-    decoded = codec.decode_bytes_response(response.content, response.metadata, seed_output.shape)
+    decoded = wire.decode_bytes_response(response.content, response.metadata, seed_output.shape)
     np.testing.assert_array_equal(decoded, seed_output)
 
 
@@ -64,7 +64,7 @@ def test_npy_inputs_and_bytes_output_agree_with_the_seed(embedded_server, client
 @pytest.mark.parametrize("endianness", ["big", "little"])
 def test_reduced_precision_outputs_match_float32(embedded_server, client, seed_output, embed_dtype, endianness):
     response = client.pool(_body(embedded_server, embed_dtype=embed_dtype, endianness=endianness))
-    decoded = codec.decode_json_response(response.json(), seed_output.shape,
+    decoded = wire.decode_json_response(response.json(), seed_output.shape,
                                          embed_dtype=embed_dtype, endianness=endianness)
     relative = {"float16": 2**-11, "bfloat16": 2**-8}[embed_dtype]
     np.testing.assert_allclose(decoded, seed_output, rtol=relative, atol=1e-6)
@@ -90,7 +90,7 @@ async def test_async_client_concurrent_requests(embedded_server, seed_output):
     async with AsyncPoolingClient(embedded_server.url) as client:
         responses = await asyncio.gather(*(client.pool(_body(embedded_server)) for _ in range(3)))
     for response in responses:
-        decoded = codec.decode_json_response(response.json(), seed_output.shape)
+        decoded = wire.decode_json_response(response.json(), seed_output.shape)
         # Batched CPU results are close but not bitwise equal to a lone request (measured: 2.2e-7).
         np.testing.assert_allclose(decoded, seed_output, atol=1e-5)
 
