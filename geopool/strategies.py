@@ -161,7 +161,7 @@ def payload_recipes(
     if not isinstance(contract, ModelContract):
         raise InvalidArgument(f"contract={contract!r} must be a ModelContract; make one with "
                               "geopool.contract.load_contract(config_path)")
-    _check_names("formats", formats, codec.INPUT_FORMATS, empty_ok=False)
+    _check_names("formats", formats, wire.INPUT_FORMATS, empty_ok=False)
     _check_names("specials", specials, _SPECIAL_NAMES, empty_ok=True)
     if (isinstance(coordinate_inputs, str) or not isinstance(coordinate_inputs, tuple | list)
             or not all(isinstance(name, str) for name in coordinate_inputs)):
