@@ -115,7 +115,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     config = session.config
     if LEDGER_KEY not in config.stash or config.option.collectonly:
         return
-    base_url = config.getoption("base_url") or os.environ.get("PYTEST_BASE_URL") or config.getini("base_url")
+    base_url = _base_url(config)
     reference = config.getoption("reference_checkpoint")
     try:
         target = resolve_target(
@@ -142,8 +142,13 @@ def _path(value: str | None) -> Path | None:
     return Path(value) if value else None
 
 
+def _base_url(config: pytest.Config) -> str | None:
+    """pytest-base-url's order: the option, then $PYTEST_BASE_URL, then the ini key; None: embedded."""
+    return config.getoption("base_url") or os.environ.get("PYTEST_BASE_URL") or config.getini("base_url") or None
+
+
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    return [f"conformance target: (resolved after collection) base_url={config.getoption('base_url') or 'embedded'}"]
+    return [f"conformance target: (resolved after collection) base_url={_base_url(config) or 'embedded'}"]
 
 
 @pytest.fixture(scope="session")

@@ -110,8 +110,6 @@ def test_the_report_header_names_the_target(pytester):
     result.stdout.fnmatch_lines(["conformance target: *base_url=embedded*"])
 
 
-@pytest.mark.xfail(strict=True, reason="the header reads only --base-url, not $PYTEST_BASE_URL or the ini key, "
-                   "which the target does follow (plugin.pytest_report_header)")
 def test_the_report_header_names_a_target_given_by_the_environment(pytester, monkeypatch):
     pytester.makepyfile(test_suite=SUITE)
     monkeypatch.setenv("PYTEST_BASE_URL", "http://gpu-box:8000")
