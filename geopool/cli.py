@@ -17,9 +17,10 @@ from typing import Any
 import click
 import numpy as np
 
+from geopool import options as shared
 from geopool import wire
 from geopool.client import PoolingClient
-from geopool.contract import INPUT_DTYPES, InputSpec, ModelContract, load_contract
+from geopool.contract import InputSpec, ModelContract, load_contract
 from geopool.errors import (
     CheckpointError,
     ConfigError,
@@ -29,9 +30,8 @@ from geopool.errors import (
     InvalidArgument,
     RegistryError,
 )
-from geopool.fixture_models import DEFAULT_MODEL
 from geopool.load import options as load_options
-from geopool.server import DEFAULT_DTYPE, DEFAULT_MAX_NUM_SEQS, EmbeddedServer
+from geopool.server import EmbeddedServer
 
 
 def _friendly_errors(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -50,22 +50,15 @@ def _friendly_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+#: ``geopool serve``/``demo``: the embedded server's options; ``--model`` and ``--dtype`` are their old names.
+_SERVER_OPTIONS = (shared.EMBEDDED_MODEL.but(deprecated_flag="--model"),
+                   shared.EMBEDDED_DTYPE.but(deprecated_flag="--dtype"),
+                   shared.Option("--port", "TCP port [default: a free one].", kind=int, low=1, high=65535),
+                   *shared.EMBEDDED[2:])
+
+
 def _server_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    options = [
-        click.option("--model", "model", default=DEFAULT_MODEL, show_default=True,
-                     help="Fixture name (prithvi-tiny-tl, prithvi-300m-tl) or a TerraTorch model folder."),
-        click.option("--port", type=click.IntRange(1, 65535), default=None, help="TCP port [default: a free one]."),
-        click.option("--dtype", type=click.Choice(INPUT_DTYPES), default=DEFAULT_DTYPE, show_default=True,
-                     help="vLLM --dtype; clients must send inputs in this dtype."),
-        click.option("--max-num-seqs", type=click.IntRange(min=1), default=DEFAULT_MAX_NUM_SEQS, show_default=True),
-        click.option("--vllm-arg", "vllm_args", multiple=True, metavar="FLAG",
-                     help="Extra vLLM flag, repeatable (e.g. --vllm-arg=--max-model-len=512)."),
-        click.option("--startup-timeout", type=click.FloatRange(min=1), default=600.0, show_default=True,
-                     help="Seconds to wait for /health."),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
+    return shared.click_options(_SERVER_OPTIONS)(func)
 
 
 def _parse_input_shape(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, tuple]:
@@ -84,10 +77,7 @@ def _parse_input_shape(ctx: click.Context, param: click.Parameter, values: tuple
 
 def _contract_options(func: Callable[..., Any]) -> Callable[..., Any]:
     options = [
-        click.option("--model-config", type=click.Path(path_type=Path), default=None,
-                     help="TerraTorch config.json (or its folder) [default: Sen1Floods11's contract]."),
-        click.option("--input-dtype", type=click.Choice(INPUT_DTYPES), default="float32", show_default=True,
-                     help="dtype the server was loaded with (its --dtype); inputs are sent in it."),
+        *(shared.click_options((shared.MODEL_CONFIG, shared.INPUT_DTYPE.but(default="float32"))),),
         click.option("--input-shape", "input_shapes", multiple=True, callback=_parse_input_shape,
                      metavar="NAME=D,D,...", help="Override one input's shape (repeatable)."),
         click.option("--num-classes", type=click.IntRange(min=1), default=None, help="Override the class count."),
@@ -108,10 +98,11 @@ def _contract_from(model_config: Path | None, input_dtype: str, input_shapes: di
     return found.with_overrides(inputs=inputs, num_classes=num_classes)
 
 
-def _make_server(model: str, port: int | None, dtype: str, max_num_seqs: int, vllm_args: tuple[str, ...],
-                 startup_timeout: float) -> EmbeddedServer:
-    return EmbeddedServer(model, port=port, dtype=dtype, max_num_seqs=max_num_seqs,
-                          extra_args=vllm_args, startup_timeout_s=startup_timeout)
+def _make_server(**options: Any) -> EmbeddedServer:
+    values = shared.apply_deprecations(options, _SERVER_OPTIONS)
+    return EmbeddedServer(values["embedded_model"], port=values["port"], dtype=values["embedded_dtype"],
+                          max_num_seqs=values["max_num_seqs"], extra_args=values["vllm_arg"],
+                          startup_timeout_s=values["startup_timeout"])
 
 
 @click.group()
@@ -169,10 +160,9 @@ def demo(**options: Any) -> None:
 
 
 @main.command()
-@click.option("--base-url", required=True, envvar="GEOPOOL_BASE_URL", help="Server URL, e.g. http://127.0.0.1:8000")
-@click.option("--model", "model", default=None, help="Model name [default: the one listed by /v1/models].")
+@shared.click_options((shared.BASE_URL.but(required=True), shared.MODEL))
 @_contract_options
-@click.option("--api-key", envvar="GEOPOOL_API_KEY", default=None, help="Bearer token (never printed).")
+@shared.click_options((shared.API_KEY,))
 @_friendly_errors
 def request(base_url: str, model: str | None, api_key: str | None, **contract_options: Any) -> None:
     """Send the seed request to a running server and print the decoded answer."""
@@ -244,13 +234,10 @@ def proxy(upstream: str, fault: str, port: int, host: str, max_seconds: float, m
 
 @main.command()
 @load_options.click_options
-@click.option("--embedded-model", default=DEFAULT_MODEL, show_default=True, help="Fixture for the embedded server.")
-@click.option("--embedded-dtype", type=click.Choice(INPUT_DTYPES), default=DEFAULT_DTYPE, show_default=True)
-@click.option("--max-num-seqs", type=click.IntRange(min=1), default=DEFAULT_MAX_NUM_SEQS, show_default=True)
-@click.option("--vllm-arg", "vllm_args", multiple=True, metavar="FLAG", help="Extra vLLM flag for the embedded server.")
+@shared.click_options(shared.EMBEDDED)
 @_friendly_errors
-def load(embedded_model: str, embedded_dtype: str, max_num_seqs: int, vllm_args: tuple[str, ...],
-         **values: Any) -> None:
+def load(embedded_model: str, embedded_dtype: str, max_num_seqs: int, vllm_arg: tuple[str, ...],
+         startup_timeout: float, **values: Any) -> None:
     """Run a load scenario (headless Locust) and gate on an SLO file.
 
     Exit codes: 0 pass, 2 bad usage or config, 3 SLO breached, 4 invalid run, 5 no target / run failed.
@@ -258,7 +245,7 @@ def load(embedded_model: str, embedded_dtype: str, max_num_seqs: int, vllm_args:
     from geopool.load.command import run_load
 
     code = run_load(values, embedded={"model": embedded_model, "dtype": embedded_dtype, "max_num_seqs": max_num_seqs,
-                                      "vllm_args": vllm_args, "startup_timeout": 600.0})
+                                      "vllm_args": vllm_arg, "startup_timeout": startup_timeout})
     sys.exit(code)
 
 

@@ -10,17 +10,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from geopool.contract import INPUT_DTYPES
-from geopool.fixture_models import DEFAULT_MODEL
-from geopool.server import DEFAULT_DTYPE, EmbeddedServer
+from geopool import options
+from geopool.server import EmbeddedServer
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("geopool", "geopool embedded vLLM server")
-    group.addoption("--embedded-model", default=DEFAULT_MODEL,
-                    help=f"fixture name or TerraTorch model folder for the embedded server [{DEFAULT_MODEL}]")
-    group.addoption("--embedded-dtype", default=DEFAULT_DTYPE, choices=INPUT_DTYPES,
-                    help=f"vLLM --dtype of the embedded server [{DEFAULT_DTYPE}]")
+    options.add_pytest(group, (options.EMBEDDED_MODEL, options.EMBEDDED_DTYPE))
 
 
 @pytest.fixture(scope="session")

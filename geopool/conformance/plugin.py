@@ -16,12 +16,12 @@ import pytest
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis.database import DirectoryBasedExampleDatabase
 
+from geopool import options
 from geopool.conformance.checks import Checks, RequirementFailure
 from geopool.conformance.guard import ServerGuard
 from geopool.conformance.registry import Expectations, load_expectations, load_registry
 from geopool.conformance.report import RequirementLedger, terminal_table, write_report
 from geopool.conformance.target import Target, resolve_target
-from geopool.contract import INPUT_DTYPES
 from geopool.errors import GeopoolError, TargetError
 from geopool.resources import SUITE_PACKAGE, suite_dir
 
@@ -45,17 +45,13 @@ GUARD_KEY = pytest.StashKey["ServerGuard"]()
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("geopool-conformance", "geopool conformance suite")
-    group.addoption("--base-url", default=None, help="server under test [$PYTEST_BASE_URL, ini base_url; "
-                    "default: start the embedded server]")
-    group.addoption("--model", dest="conformance_model", default=None,
-                    help="model name [default: the one listed by /v1/models]")
-    group.addoption("--model-config", default=None, help="TerraTorch config.json giving the contract "
-                    "[default: Sen1Floods11's; the embedded model's when embedded]")
-    group.addoption("--input-dtype", default=None, choices=INPUT_DTYPES,
-                    help="dtype the server was loaded with [default: float32, or the embedded server's]")
-    group.addoption("--api-key", default=os.environ.get("GEOPOOL_API_KEY"), help="Bearer token [$GEOPOOL_API_KEY]")
-    group.addoption("--reference-checkpoint", default=None,
-                    help="folder with the served model's config.json + checkpoint, for POOL-NUM-002")
+    options.add_pytest(group, (
+        options.BASE_URL.but(help="server under test [$PYTEST_BASE_URL, ini base_url; default: start the embedded "
+                             "server]", env=None),
+        options.MODEL, options.MODEL_CONFIG, options.INPUT_DTYPE, options.API_KEY,
+        options.REFERENCE_CHECKPOINT.but(help="served model folder (config.json + .pt checkpoint) for POOL-NUM-002 "
+                                         "[automatic for the embedded server]"),
+    ), dests={"model": "conformance_model"})
     group.addoption("--conformance-report", default="reports/conformance.json", help="JSON report path")
     group.addoption("--expectations", default=None,
                     help="expected-failures TOML [default: the file under conformance/expectations for the server's "

@@ -1,0 +1,72 @@
+"""geopool.options: one row per concept, rendered alike into click, argparse (Locust) and pytest."""
+
+from __future__ import annotations
+
+import argparse
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from geopool import options
+from geopool.cli import main
+
+SHARED = (options.BASE_URL, options.MODEL, options.MODEL_CONFIG, options.INPUT_DTYPE, options.API_KEY,
+          options.REFERENCE_CHECKPOINT, options.EMBEDDED_MODEL, options.EMBEDDED_DTYPE)
+
+
+def _click_flags(command: click.Command) -> set[str]:
+    return {flag for param in command.params for flag in getattr(param, "opts", ()) if not getattr(param, "hidden", 0)}
+
+
+def test_every_renderer_gives_the_same_flags_and_choices():
+    command = options.click_options(SHARED)(click.command()(lambda **_: None))
+    parser = argparse.ArgumentParser()
+    options.add_argparse(parser, SHARED, locust=False)
+
+    class Group:
+        seen: dict = {}
+
+        def addoption(self, flag, **kwargs):
+            self.seen[flag] = kwargs
+
+    group = Group()
+    options.add_pytest(group, SHARED, dests={"model": "conformance_model"})
+    flags = {entry.flag for entry in SHARED}
+    assert _click_flags(command) == flags
+    assert {action.option_strings[0] for action in parser._actions[1:]} == flags
+    assert set(group.seen) == flags and group.seen["--model"]["dest"] == "conformance_model"
+    dtype = next(action for action in parser._actions if "--input-dtype" in action.option_strings)
+    assert tuple(dtype.choices) == tuple(group.seen["--input-dtype"]["choices"]) == options.INPUT_DTYPE.choices
+
+
+def test_the_same_concept_has_one_name_in_cli_pytest_and_locust():
+    from geopool.conformance import plugin
+    from geopool.load.options import OPTIONS
+
+    load_flags = {entry.flag for entry in OPTIONS}
+    for shared in (options.BASE_URL, options.MODEL, options.MODEL_CONFIG, options.INPUT_DTYPE, options.API_KEY,
+                   options.REFERENCE_CHECKPOINT):
+        assert shared.flag in load_flags
+        assert shared.flag in _click_flags(main.commands["request"]) or shared.flag == "--reference-checkpoint"
+    assert {entry.env for entry in OPTIONS if entry.dest == "api_key"} == {"GEOPOOL_API_KEY"}
+    assert "add_pytest" in plugin.pytest_addoption.__code__.co_names
+
+
+def test_old_spellings_still_work_with_a_warning():
+    warnings: list[str] = []
+    rows = (options.EMBEDDED_MODEL.but(deprecated_flag="--model"), options.API_KEY.but(deprecated_env="OLD_KEY"))
+    values = options.apply_deprecations({"embedded_model": options.EMBEDDED_MODEL.default, "model": "my-fixture",
+                                         "api_key": None}, rows, environ={"OLD_KEY": "k"}, warn=warnings.append)
+    assert values == {"embedded_model": "my-fixture", "api_key": "k"}
+    assert warnings == ["--model is deprecated; use --embedded-model", "$OLD_KEY is deprecated; use $GEOPOOL_API_KEY"]
+    new_wins = options.apply_deprecations({"embedded_model": "new", "model": "old"}, rows[:1], environ={},
+                                          warn=warnings.append)
+    assert new_wins["embedded_model"] == "new"
+
+
+@pytest.mark.parametrize("old", [["--model", "no-such-fixture"], ["--embedded-model", "no-such-fixture"]])
+def test_serve_takes_the_fixture_under_its_new_and_its_old_name(old):
+    result = CliRunner().invoke(main, ["serve", *old])
+    assert result.exit_code == 1 and "neither a folder with a config.json nor a fixture" in result.output
+    assert ("--model is deprecated; use --embedded-model" in result.output) == (old[0] == "--model")
