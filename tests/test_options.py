@@ -25,7 +25,8 @@ def test_every_renderer_gives_the_same_flags_and_choices():
     options.add_argparse(parser, SHARED, locust=False)
 
     class Group:
-        seen: dict = {}
+        def __init__(self) -> None:
+            self.seen: dict = {}
 
         def addoption(self, flag, **kwargs):
             self.seen[flag] = kwargs
