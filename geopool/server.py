@@ -25,10 +25,9 @@ from collections import deque
 from pathlib import Path
 from types import TracebackType
 
-import httpx
-
+from geopool.client import Endpoint, PoolingClient
 from geopool.contract import INPUT_DTYPES, ModelContract, load_contract
-from geopool.errors import EmbeddedServerError, MissingDependencyError
+from geopool.errors import EmbeddedServerError, MissingDependencyError, ServerError
 from geopool.fixture_models import DEFAULT_MODEL, prepare_model, resolve_model_dir
 from geopool.resources import reports_dir
 
@@ -201,7 +200,7 @@ class EmbeddedServer:
     def _wait_healthy(self, started: float) -> None:
         deadline = started + self.startup_timeout_s
         assert self._process is not None
-        with httpx.Client(timeout=httpx.Timeout(2.0)) as http:
+        with PoolingClient(Endpoint(self.url, timeout=2.0)) as client:
             while True:
                 if self._process.poll() is not None:
                     raise EmbeddedServerError(
@@ -209,9 +208,9 @@ class EmbeddedServer:
                         f"{self._log_tail()}"
                     )
                 try:
-                    if http.get(f"{self.url}/health").status_code == 200:
+                    if client.health():
                         return
-                except httpx.HTTPError:
+                except ServerError:
                     pass
                 if time.monotonic() > deadline:
                     raise EmbeddedServerError(
