@@ -23,12 +23,13 @@ def run_suite(*args: str, timeout: float = 1500) -> subprocess.CompletedProcess[
 
 @pytest.mark.live
 @pytest.mark.timeout(2400)  # the server is restarted after each destructive input (~45 s each)
-def test_plain_run_against_the_embedded_server(tmp_path):
-    """No URL: the suite starts its own server; only vLLM 0.32's known defects fail, as expected-fail."""
-    report_path, junit_path = tmp_path / "conformance.json", tmp_path / "junit.xml"
-    started = time.monotonic()
-    result = run_suite("--conformance-report", str(report_path), "--junitxml", str(junit_path), timeout=2300)
-    wall = time.monotonic() - started
+def test_plain_run_against_the_embedded_server(plain_conformance_run):
+    """No URL: the suite starts its own server; only vLLM 0.32's known defects fail, as expected-fail.
+
+    The run itself may already be going in the background (tests/conftest.py); this waits for it."""
+    report_path, junit_path = plain_conformance_run.report, plain_conformance_run.junit
+    result = plain_conformance_run.result(timeout=2300)
+    wall = time.monotonic() - plain_conformance_run.started
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
     report = json.loads(report_path.read_text())
     registry = load_registry()

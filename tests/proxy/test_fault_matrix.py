@@ -15,7 +15,8 @@ from geopool.conformance.matrix import MATRIX, markdown
 from geopool.conformance.registry import EXPECTATIONS_DIR, SUITE_DIR, load_registry
 from geopool.proxy import FaultProxy
 
-pytestmark = pytest.mark.live
+# verdicts, not timings: the plain conformance run may share the machine (tests/conftest.py)
+pytestmark = [pytest.mark.live, pytest.mark.usefixtures("plain_conformance_run_alongside")]
 REPO = SUITE_DIR.parent
 RESULTS: dict[str, tuple[frozenset[str], float]] = {}
 
