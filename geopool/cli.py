@@ -77,7 +77,7 @@ def _parse_input_shape(ctx: click.Context, param: click.Parameter, values: tuple
 
 def _contract_options(func: Callable[..., Any]) -> Callable[..., Any]:
     options = [
-        *(shared.click_options((shared.MODEL_CONFIG, shared.INPUT_DTYPE.but(default="float32"))),),
+        shared.click_options((shared.MODEL_CONFIG, shared.INPUT_DTYPE.but(default="float32"))),
         click.option("--input-shape", "input_shapes", multiple=True, callback=_parse_input_shape,
                      metavar="NAME=D,D,...", help="Override one input's shape (repeatable)."),
         click.option("--num-classes", type=click.IntRange(min=1), default=None, help="Override the class count."),

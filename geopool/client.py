@@ -21,7 +21,6 @@ from geopool.errors import (
     GeopoolError,
     MalformedResponseError,
     PoolingHTTPError,
-    ServerError,
     ServerTimeoutError,
     ServerUnreachableError,
 )
@@ -101,6 +100,8 @@ def _translated(path: str) -> Iterator[None]:
         yield
     except httpx.TimeoutException as exc:
         raise ServerTimeoutError(f"{path}: {type(exc).__name__} (timeout)") from exc
+    except httpx.DecodingError as exc:  # a body its own Content-Encoding does not decode
+        raise MalformedResponseError(f"{path}: {exc}") from exc
     except (httpx.TransportError, OSError) as exc:
         raise ServerUnreachableError(f"{path}: {type(exc).__name__}: {exc}") from exc
 
@@ -128,6 +129,12 @@ def _json_of(response: httpx.Response, path: str) -> Any:
         return response.json()
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise PoolingHTTPError(response.status_code, response.text[:300], None, path) from exc
+
+
+def _version_of(answer: Any) -> str:
+    if not isinstance(answer, dict) or not isinstance(answer.get("version"), str):
+        raise MalformedResponseError(f"/version is not {{\"version\": \"X.Y.Z\"}}: {answer!r:.200}")
+    return answer["version"]
 
 
 def _model_ids(listing: Any) -> list[str]:
@@ -211,7 +218,7 @@ class PoolingClient(_Base):
         return self.get("/health").status_code == 200
 
     def version(self) -> str:
-        return str(_json_of(self.get("/version"), "/version").get("version"))
+        return _version_of(_json_of(self.get("/version"), "/version"))
 
     def models(self) -> list[str]:
         """Model ids listed by ``/v1/models``."""
@@ -262,7 +269,7 @@ class AsyncPoolingClient(_Base):
         return (await self.get("/health")).status_code == 200
 
     async def version(self) -> str:
-        return str(_json_of(await self.get("/version"), "/version").get("version"))
+        return _version_of(_json_of(await self.get("/version"), "/version"))
 
     async def models(self) -> list[str]:
         return _model_ids(_json_of(await self.get("/v1/models"), "/v1/models"))
@@ -287,7 +294,7 @@ def probe(endpoint: Endpoint, *, transport: httpx.BaseTransport | None = None) -
         try:
             if not client.health():
                 return {**facts, "error": "/health does not answer 200"}
-        except ServerError as exc:
+        except GeopoolError as exc:
             return {**facts, "error": str(exc)}
         for key, ask in (("vllm_version", client.version), ("models", client.models)):
             try:

@@ -6,6 +6,8 @@ re-exported unchanged from :mod:`geopool.wire`, where the wire format now lives.
 
 from __future__ import annotations
 
+import warnings
+
 from geopool.wire import (
     EMBED_DTYPES,
     ENCODING_FORMATS,
@@ -37,3 +39,5 @@ __all__ = [
     "seed_inputs",
     "serialize_array",
 ]
+
+warnings.warn("geopool.codec is deprecated; import geopool.wire", DeprecationWarning, stacklevel=2)

@@ -15,6 +15,7 @@
     │   └── PoolingHTTPError               the server answered with a non-2xx status
     ├── TargetError                        a server under test cannot be used (unreachable, unhealthy, ambiguous)
     ├── EmbeddedServerError                the embedded vLLM server could not be started
+    ├── InstallError                       geopool's own data files are not installed as files
     └── MissingDependencyError (ImportError) an optional extra is not installed
 
 Lower-level exceptions (httpx, json, binascii, OSError) are translated at the boundary with
@@ -95,6 +96,10 @@ class TargetError(GeopoolError):
 
 class EmbeddedServerError(GeopoolError):
     """The embedded vLLM server failed to start or died; the message carries its log tail."""
+
+
+class InstallError(GeopoolError):
+    """geopool's shipped data cannot be read as files (installed zipped); reinstall it with pip."""
 
 
 class MissingDependencyError(GeopoolError, ImportError):

@@ -146,11 +146,9 @@ def _click_type(entry: Option) -> Any:
     return str
 
 
-def add_argparse(parser: Any, entries: Iterable[Option], *, locust: bool = True) -> None:
-    """Declare ``entries`` in an argparse parser (Locust's own options, like ``-u``, are skipped).
-
-    ``locust``: the parser is Locust's, which knows ``env_var``, ``is_secret`` and ``include_in_web_ui``.
-    """
+def add_argparse(parser: Any, entries: Iterable[Option]) -> None:
+    """Declare ``entries`` in Locust's parser (an argparse parser that also knows ``env_var``, ``is_secret``
+    and ``include_in_web_ui``); Locust's own options, like ``-u``, are left to Locust."""
     for entry in entries:
         if entry.locust_flag is not None:
             continue
@@ -159,14 +157,13 @@ def add_argparse(parser: Any, entries: Iterable[Option], *, locust: bool = True)
             kwargs["type"] = entry.kind
         if entry.choices:
             kwargs["choices"] = list(entry.choices)
-        if locust and entry.env:
+        if entry.env:
             kwargs["env_var"] = entry.env
-        if locust and entry.secret:
+        if entry.secret:
             kwargs["is_secret"] = True
         parser.add_argument(entry.flag, **kwargs)
         if entry.deprecated_flag:
-            hidden: dict[str, Any] = {"include_in_web_ui": False} if locust else {}
-            parser.add_argument(entry.deprecated_flag, default=None, help=argparse.SUPPRESS, **hidden)
+            parser.add_argument(entry.deprecated_flag, default=None, help=argparse.SUPPRESS, include_in_web_ui=False)
 
 
 def add_pytest(group: Any, entries: Iterable[Option], *, dests: Mapping[str, str] | None = None) -> None:
@@ -174,7 +171,7 @@ def add_pytest(group: Any, entries: Iterable[Option], *, dests: Mapping[str, str
     ``conformance_model`` there, as other plugins may own ``model``). Environment defaults are read now."""
     dests = dests or {}
     for entry in entries:
-        default = os.environ.get(entry.env) if entry.env and not entry.flag == BASE_URL.flag else None
+        default = os.environ.get(entry.env) if entry.env else None
         kwargs: dict[str, Any] = {"dest": dests.get(entry.dest, entry.dest), "help": _help(entry),
                                   "default": default if default is not None else entry.default}
         if entry.choices:

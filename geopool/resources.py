@@ -30,7 +30,7 @@ import functools
 import importlib.resources
 from pathlib import Path
 
-from geopool.errors import GeopoolError
+from geopool.errors import InstallError
 
 __all__ = [
     "DATA_PACKAGES",
@@ -78,7 +78,7 @@ def _root(package: str) -> Path:
     # (no __init__.py), whose files() is a MultiplexedPath, while its children are plain paths.
     found = importlib.resources.files(package) / _ANCHORS[package]
     if not isinstance(found, Path):
-        raise GeopoolError(f"geopool's data package {package} is not installed as files (a zip?): "
+        raise InstallError(f"geopool's data package {package} is not installed as files (a zip?): "
                            "install geopool with pip, which unpacks it")
     return found.parent
 
@@ -127,7 +127,7 @@ def report_template() -> Path:
     """The Jinja template of a load run's ``report.html``."""
     found = importlib.resources.files("geopool.load") / "report.html.j2"
     if not isinstance(found, Path):
-        raise GeopoolError("geopool is not installed as files (a zip?): install it with pip, which unpacks it")
+        raise InstallError("geopool is not installed as files (a zip?): install it with pip, which unpacks it")
     return found
 
 

@@ -25,7 +25,7 @@ PLAIN_RUN_TEST = "test_plain_run_against_the_embedded_server"
 
 def suite_command(*args: str) -> list[str]:
     """``pytest conformance/`` as a user runs it from the checkout."""
-    return [sys.executable, "-m", "pytest", "conformance/", "-p", "no:cacheprovider", *args]
+    return [sys.executable, "-m", "pytest", str(suite_dir()), "-p", "no:cacheprovider", *args]
 
 
 class BackgroundSuiteRun:
@@ -45,7 +45,7 @@ class BackgroundSuiteRun:
         with open(self._stdout, "wb") as out, open(self._stderr, "wb") as err:
             self._process = subprocess.Popen(
                 suite_command("--conformance-report", str(self.report), "--junitxml", str(self.junit)),
-                stdout=out, stderr=err, cwd=suite_dir().parent)
+                stdout=out, stderr=err, cwd=self.report.parent)  # its reports/ (logs, killers) of its own
 
     def result(self, timeout: float) -> subprocess.CompletedProcess[str]:
         """Wait (starting it if nobody did) and return what it printed; kill it past ``timeout``."""

@@ -143,3 +143,17 @@ def test_probe_reports_facts_or_one_error():
         raise httpx.ConnectError("refused")
 
     assert "refused" in probe(Endpoint("http://test"), transport=httpx.MockTransport(refuse))["error"]
+
+
+def test_a_version_that_is_not_an_object_is_a_malformed_response():
+    client = _client(lambda request: httpx.Response(200, json=["0.32.0"]))
+    with pytest.raises(MalformedResponseError, match="/version"):
+        client.version()
+
+
+def test_an_undecodable_body_is_a_malformed_response():
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers={"Content-Encoding": "gzip"}, content=b"not gzip")
+
+    with pytest.raises(MalformedResponseError, match="/metrics"):
+        _client(handler).metrics()

@@ -58,7 +58,7 @@ def run_load(values: Mapping[str, Any], *, embedded: dict[str, Any]) -> int:
         env = dict(os.environ)
         if values["api_key"]:  # through the environment, not argv, so it never shows in `ps`
             env["GEOPOOL_API_KEY"] = values["api_key"]
-        deadline = scenario.end_s + 2 * min(scenario.request_timeout_s, 30.0) + DEADLINE_EXTRA_S
+        deadline = scenario.end_s + 2 * scenario.grace_s + DEADLINE_EXTRA_S
         print(f"geopool load: {scenario.name} against {url}; report in {report_dir}", flush=True)
         return _run_child(locust_command(child, report_dir), env, deadline, report_dir)
 

@@ -123,8 +123,10 @@ class Master:
         return True
 
     def local_plan(self) -> Plan:
-        """The plan of the only process (slot 0 of 1): its worker's batches come to :meth:`receive`."""
-        self.slots[0] = SlotState()
+        """The plan of the only process (slot 0 of 1): its worker's batches come to :meth:`receive`.
+
+        Slot 0 is known once its first batch arrives: a worker that fails to prepare sends none, and the
+        run must not wait for its final batch."""
         return self.plan.for_slot(0, 1)
 
     def receive(self, data: Mapping[str, Any]) -> None:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from geopool import options as shared
-from geopool.errors import ConfigError
+from geopool.errors import ConfigError, InvalidArgument
 from geopool.load.scenario import ARRIVALS, PAYLOADS, VERIFY, Scenario, resolve_scenario
 from geopool.load.stats import STABILITY
 from geopool.options import Option
@@ -78,7 +78,7 @@ def option(dest: str) -> Option:
     for candidate in OPTIONS:
         if candidate.dest == dest:
             return candidate
-    raise KeyError(dest)
+    raise InvalidArgument(f"dest={dest!r} names no load option; they are {[entry.dest for entry in OPTIONS]}")
 
 
 # ----------------------------------------------------------------------------------- rendering

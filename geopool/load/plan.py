@@ -24,8 +24,6 @@ __all__ = ["CONNECT_TIMEOUT_S", "MSG_CLOSE", "MSG_PLAN", "MSG_RECORDS", "Plan"]
 MSG_PLAN, MSG_CLOSE, MSG_RECORDS = "geopool_plan", "geopool_close", "geopool_records"
 #: A pooling connection is made at once or not at all; the read waits ``request_timeout_s``.
 CONNECT_TIMEOUT_S = 10.0
-#: Longest a closing process waits for requests in flight.
-MAX_GRACE_S = 30.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,7 +60,7 @@ class Plan:
     @property
     def grace_s(self) -> float:
         """How long a closing run waits for requests in flight."""
-        return min(self.scenario.request_timeout_s, MAX_GRACE_S)
+        return self.scenario.grace_s
 
     def for_slot(self, slot: int, slots: int) -> Plan:
         return dataclasses.replace(self, slot=slot, slots=slots)

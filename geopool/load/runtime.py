@@ -16,9 +16,11 @@ from typing import Any
 
 import gevent
 
+from geopool import client
 from geopool.client import Endpoint
 from geopool.errors import ConfigError, GeopoolError
 from geopool.load import options as load_options
+from geopool.load import serverview
 from geopool.load.master import Master, RunSettings
 from geopool.load.plan import MSG_RECORDS, Plan
 from geopool.load.slo import EXIT_USAGE, load_slo
@@ -66,8 +68,10 @@ def _text(value: Any) -> str | None:
 class Runtime:
     """One Locust process. ``settings`` is None on a worker process (its master sends each run's plan)."""
 
-    def __init__(self, settings: RunSettings | None) -> None:
+    def __init__(self, settings: RunSettings | None, *, probe: Callable[[Endpoint], dict[str, Any]] = client.probe,
+                 scrape: Callable[[Endpoint], dict[str, Any]] = serverview.scrape) -> None:
         self.settings = settings
+        self._probe, self._scrape = probe, scrape
         self.runs = 0
         self.master: Master | None = None
         self.worker: Worker | None = None
@@ -94,7 +98,8 @@ class Runtime:
         self._stop_flusher()
         self.worker = None
         self.runs += 1
-        master = self.master = Master(self.settings, runner, run=self.runs, distributed=distributed)
+        master = self.master = Master(self.settings, runner, run=self.runs, distributed=distributed,
+                                      probe=self._probe, scrape=self._scrape)
         if not master.start() or distributed:
             return
         try:

@@ -28,6 +28,9 @@ ARRIVALS = ("constant", "poisson")
 PAYLOADS = ("pool", "seed")
 VERIFY = ("contract", "reference")
 
+#: Longest a closing process waits for requests in flight.
+MAX_GRACE_S = 30.0
+
 
 @dataclasses.dataclass(frozen=True)
 class Stage:
@@ -90,6 +93,11 @@ class Scenario:
     @property
     def open_loop(self) -> bool:
         return self.mode == "open"
+
+    @property
+    def grace_s(self) -> float:
+        """How long a stopping run waits for the requests in flight: their timeout, at most 30 s."""
+        return min(self.request_timeout_s, MAX_GRACE_S)
 
     @property
     def end_s(self) -> float:

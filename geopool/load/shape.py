@@ -20,7 +20,7 @@ TAIL_EXTRA_S = 10.0
 
 def tail_end_s(scenario: Scenario) -> float:
     """When an open loop stops: its schedule's end plus time for the last arrivals to be answered."""
-    return scenario.end_s + min(scenario.request_timeout_s, 30.0) + TAIL_EXTRA_S
+    return scenario.end_s + scenario.grace_s + TAIL_EXTRA_S
 
 
 def shape_tick(scenario: Scenario, elapsed: float, *, all_finished: bool,
