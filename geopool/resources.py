@@ -11,7 +11,8 @@ The data stays in the top-level folders users know; the build (``[tool.setuptool
     fixtures/models/<name>/config.json     geopool_fixtures        fixture_models_dir(), fixture_configs()
     geopool/load/report.html.j2            geopool.load            report_template()
 
-An installed geopool finds them with :func:`importlib.resources.files`. When geopool itself is imported
+An installed geopool finds them through the import system: each data package's own locations
+(``importlib.util.find_spec``), and :func:`importlib.resources.files` for the template. When geopool itself is imported
 from a source checkout (an editable install, or ``PYTHONPATH=checkout``), the checkout's folders are used,
 so that code and data always come from the same tree: a worktree on ``PYTHONPATH`` must not read the
 data of another checkout that happens to be installed editable in the same venv.
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import functools
 import importlib.resources
+import importlib.util
 from pathlib import Path
 
 from geopool.errors import InstallError
@@ -74,13 +76,16 @@ def _root(package: str) -> Path:
         # Also what serves an editable install, where files() of the namespace packages fails on
         # Python 3.11: their __path__ holds setuptools' path-hook placeholder, which is not a folder.
         return checkout / DATA_PACKAGES[package]
-    # Through a file that is always there: geopool_load and geopool_fixtures are namespace packages
-    # (no __init__.py), whose files() is a MultiplexedPath, while its children are plain paths.
-    found = importlib.resources.files(package) / _ANCHORS[package]
-    if not isinstance(found, Path):
-        raise InstallError(f"geopool's data package {package} is not installed as files (a zip?): "
-                           "install geopool with pip, which unpacks it")
-    return found.parent
+    # The package's own search locations, not importlib.resources.files(): geopool_load and
+    # geopool_fixtures are namespace packages (no __init__.py), and beside an editable install of
+    # another checkout their __path__ also holds setuptools' path-hook placeholder, which files()
+    # (a MultiplexedPath) refuses. The first location that holds the package's anchor is the install.
+    spec = importlib.util.find_spec(package)
+    for location in (spec.submodule_search_locations or []) if spec is not None else []:
+        if (Path(location) / _ANCHORS[package]).exists():
+            return Path(location)
+    raise InstallError(f"geopool's data package {package} is not installed as files (missing, or zipped): "
+                       "install geopool with pip, which unpacks it")
 
 
 def suite_dir() -> Path:
