@@ -54,8 +54,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     ), dests={"model": "conformance_model"})
     group.addoption("--conformance-report", default="reports/conformance.json", help="JSON report path")
     group.addoption("--expectations", default=None,
-                    help="expected-failures TOML [default: the file under conformance/expectations for the server's "
-                    "version]; 'none' disables")
+                    help="expected-failures TOML, applied whatever the server's version [default: the newest file "
+                    "under conformance/expectations whose range holds the server's version]; 'none' disables")
     group.addoption("--strict-expectations", action="store_true",
                     help="an expected failure that passes (unexpected-pass) fails the run")
     group.addoption("--destructive", action="store_true",
