@@ -119,6 +119,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
             model_config=_path(config.getoption("model_config")), input_dtype=config.getoption("input_dtype"),
             api_key=config.getoption("api_key"), embedded_model=config.getoption("embedded_model"),
             embedded_dtype=config.getoption("embedded_dtype"), reference=_path(reference),
+            embedded_device=config.getoption("embedded_device", "auto"),
         )
         expectations_option = config.getoption("expectations")
         expectations = load_expectations(target.version, registry=config.stash[LEDGER_KEY].registry,
