@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+from types import SimpleNamespace
 
 import pytest
 
@@ -134,3 +136,40 @@ def test_the_shipped_file_covers_vllm_0_32_and_the_next_minor_versions():
         found = load_expectations(version, registry=load_registry())
         assert found.source and found.source.endswith("vllm-0.32.toml") and found.warning is None, version
     assert load_expectations("0.31.0").warning and "older than every file" in load_expectations("0.31.0").line
+
+
+class _Reporter:
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, dict]] = []
+
+    def write_line(self, line: str, **markup) -> None:
+        self.lines.append((line, markup))
+
+
+def _config_with(reporter: _Reporter) -> SimpleNamespace:
+    return SimpleNamespace(pluginmanager=SimpleNamespace(get_plugin=lambda name: reporter))
+
+
+def test_the_plugin_prints_the_line_and_flags_a_warning(tmp_path):
+    from geopool.conformance import plugin
+
+    write(tmp_path, "0.32")
+    reporter = _Reporter()
+    plugin._say_expectations(_config_with(reporter), load_expectations("0.33.0", directory=tmp_path))
+    plugin._say_expectations(_config_with(reporter), load_expectations("0.31.0", directory=tmp_path))
+    assert reporter.lines[0] == (APPLIED_032.format(v="0.33.0") + FIXED.format(v="0.33.0"), {})
+    line, markup = reporter.lines[1]
+    assert line.startswith("warning: expectations: none for vLLM 0.31.0 (older than every file") and markup["yellow"]
+
+
+def test_the_report_carries_the_line(tmp_path):
+    from geopool.conformance.report import RequirementLedger, write_report
+
+    write(tmp_path, "0.32")
+    expectations = load_expectations("0.33.0", directory=tmp_path)
+    target = SimpleNamespace(describe=lambda: {"url": "http://x", "vllm_version": "0.33.0"})
+    report = write_report(tmp_path / "r.json", RequirementLedger(load_registry()), target, expectations, 1.0, "")
+    assert report["expectations"] == {
+        "file": str(tmp_path / "vllm-0.32.toml"), "requirements": ["POOL-ENV-001"], "line": expectations.line,
+        "warning": None, "applies_from": "0.32.0", "applies_below": None}
+    assert json.loads((tmp_path / "r.json").read_text())["expectations"]["line"] == expectations.line
