@@ -102,7 +102,7 @@ def _make_server(**options: Any) -> EmbeddedServer:
     values = shared.apply_deprecations(options, _SERVER_OPTIONS)
     return EmbeddedServer(values["embedded_model"], port=values["port"], dtype=values["embedded_dtype"],
                           max_num_seqs=values["max_num_seqs"], extra_args=values["vllm_arg"],
-                          startup_timeout_s=values["startup_timeout"])
+                          startup_timeout_s=values["startup_timeout"], device=values["device"])
 
 
 @click.group()
@@ -121,7 +121,8 @@ def serve(**options: Any) -> None:
     # Python leaves SIGINT ignored when it starts with it ignored (a background job of a shell script,
     # nohup): Ctrl-C / SIGINT must still stop the server.
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    click.echo(f"starting vLLM ({server.model_name}, dtype {server.dtype}); log: reports/", err=True)
+    click.echo(f"starting vLLM ({server.model_name}, dtype {server.dtype}, device {server.device}); log: reports/",
+               err=True)
     with server:
         click.echo(f"ready in {server.startup_s:.1f} s: {server.url}  (model {server.model_name!r}, "
                    f"inputs in {server.dtype}; log {server.log_path})")
@@ -236,7 +237,7 @@ def proxy(upstream: str, fault: str, port: int, host: str, max_seconds: float, m
 @load_options.click_options
 @shared.click_options(shared.EMBEDDED)
 @_friendly_errors
-def load(embedded_model: str, embedded_dtype: str, max_num_seqs: int, vllm_arg: tuple[str, ...],
+def load(embedded_model: str, embedded_dtype: str, device: str, max_num_seqs: int, vllm_arg: tuple[str, ...],
          startup_timeout: float, **values: Any) -> None:
     """Run a load scenario (headless Locust) and gate on an SLO file.
 
@@ -244,8 +245,9 @@ def load(embedded_model: str, embedded_dtype: str, max_num_seqs: int, vllm_arg: 
     """
     from geopool.load.command import run_load
 
-    code = run_load(values, embedded={"model": embedded_model, "dtype": embedded_dtype, "max_num_seqs": max_num_seqs,
-                                      "vllm_args": vllm_arg, "startup_timeout": startup_timeout})
+    code = run_load(values, embedded={"model": embedded_model, "dtype": embedded_dtype, "device": device,
+                                      "max_num_seqs": max_num_seqs, "vllm_args": vllm_arg,
+                                      "startup_timeout": startup_timeout})
     sys.exit(code)
 
 

@@ -13,6 +13,7 @@ still accepted for one release (with a warning). The same concept has the same n
 ``--reference-checkpoint`` the served model folder (config.json + .pt) for the numeric oracle
 ``--embedded-model``       the fixture (or folder) the *embedded* server serves
 ``--embedded-dtype``       the embedded server's vLLM ``--dtype``
+``--device``               the embedded server's device: ``auto`` (the vLLM build's own), ``cpu``, ``cuda``
 =========================  ==========================================================================
 
 Renderers: :func:`click_options` (the ``geopool`` CLI), :func:`add_argparse` (Locust's parser),
@@ -32,9 +33,9 @@ from typing import Any
 
 from geopool.contract import INPUT_DTYPES
 from geopool.fixture_models import DEFAULT_MODEL
-from geopool.server import DEFAULT_DTYPE, DEFAULT_MAX_NUM_SEQS
+from geopool.server import DEFAULT_DEVICE, DEFAULT_DTYPE, DEFAULT_MAX_NUM_SEQS, DEVICES
 
-__all__ = ["API_KEY", "BASE_URL", "EMBEDDED", "EMBEDDED_DTYPE", "EMBEDDED_MODEL", "INPUT_DTYPE", "MODEL",
+__all__ = ["API_KEY", "BASE_URL", "DEVICE", "EMBEDDED", "EMBEDDED_DTYPE", "EMBEDDED_MODEL", "INPUT_DTYPE", "MODEL",
            "MODEL_CONFIG", "REFERENCE_CHECKPOINT", "Option", "add_argparse", "add_pytest", "apply_deprecations",
            "click_options"]
 
@@ -101,6 +102,8 @@ EMBEDDED_MODEL = Option("--embedded-model", "Fixture name (prithvi-tiny-tl, prit
                         "folder for the embedded server.", default=DEFAULT_MODEL)
 EMBEDDED_DTYPE = Option("--embedded-dtype", "vLLM --dtype of the embedded server; clients send inputs in it.",
                         default=DEFAULT_DTYPE, choices=INPUT_DTYPES)
+DEVICE = Option("--device", "Device of the embedded server: auto (the installed vLLM build's own), cpu or cuda.",
+                default=DEFAULT_DEVICE, choices=DEVICES)
 MAX_NUM_SEQS = Option("--max-num-seqs", "vLLM --max-num-seqs of the embedded server.", kind=int,
                       default=DEFAULT_MAX_NUM_SEQS, low=1)
 VLLM_ARGS = Option("--vllm-arg", "Extra vLLM flag for the embedded server, repeatable "
@@ -109,7 +112,7 @@ STARTUP_TIMEOUT = Option("--startup-timeout", "Seconds to wait for the embedded 
                          default=600.0, low=1)
 
 #: The embedded server's options, as ``geopool serve``/``demo``/``load`` take them.
-EMBEDDED = (EMBEDDED_MODEL, EMBEDDED_DTYPE, MAX_NUM_SEQS, VLLM_ARGS, STARTUP_TIMEOUT)
+EMBEDDED = (EMBEDDED_MODEL, EMBEDDED_DTYPE, DEVICE, MAX_NUM_SEQS, VLLM_ARGS, STARTUP_TIMEOUT)
 
 
 # ----------------------------------------------------------------------------------- rendering

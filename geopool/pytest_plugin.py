@@ -1,7 +1,8 @@
 """pytest fixtures for suites that need the embedded server: ``pytest_plugins = ["geopool.pytest_plugin"]``.
 
-Options: ``--embedded-model`` (fixture name or folder) and ``--embedded-dtype``; the server is started
-once per session, on first use, and stopped at the end of the session (also on Ctrl-C).
+Options: ``--embedded-model`` (fixture name or folder), ``--embedded-dtype`` and ``--embedded-device``
+(``geopool serve --device``); the server is started once per session, on first use, and stopped at the
+end of the session (also on Ctrl-C).
 """
 
 from __future__ import annotations
@@ -16,13 +17,16 @@ from geopool.server import EmbeddedServer
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("geopool", "geopool embedded vLLM server")
-    options.add_pytest(group, (options.EMBEDDED_MODEL, options.EMBEDDED_DTYPE))
+    # --embedded-device, not --device: pytest's option namespace is shared with every other plugin.
+    options.add_pytest(group, (options.EMBEDDED_MODEL, options.EMBEDDED_DTYPE,
+                               options.DEVICE.but(flag="--embedded-device")))
 
 
 @pytest.fixture(scope="session")
 def embedded_server(request: pytest.FixtureRequest) -> Iterator[EmbeddedServer]:
     """A running embedded vLLM server, shared by the whole session."""
     server = EmbeddedServer(request.config.getoption("embedded_model"),
-                            dtype=request.config.getoption("embedded_dtype"))
+                            dtype=request.config.getoption("embedded_dtype"),
+                            device=request.config.getoption("embedded_device"))
     with server:
         yield server

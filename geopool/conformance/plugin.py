@@ -54,8 +54,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     ), dests={"model": "conformance_model"})
     group.addoption("--conformance-report", default="reports/conformance.json", help="JSON report path")
     group.addoption("--expectations", default=None,
-                    help="expected-failures TOML [default: the file under conformance/expectations for the server's "
-                    "version]; 'none' disables")
+                    help="expected-failures TOML, applied whatever the server's version [default: the newest file "
+                    "under conformance/expectations whose range holds the server's version]; 'none' disables")
     group.addoption("--strict-expectations", action="store_true",
                     help="an expected failure that passes (unexpected-pass) fails the run")
     group.addoption("--destructive", action="store_true",
@@ -119,11 +119,11 @@ def pytest_collection_finish(session: pytest.Session) -> None:
             model_config=_path(config.getoption("model_config")), input_dtype=config.getoption("input_dtype"),
             api_key=config.getoption("api_key"), embedded_model=config.getoption("embedded_model"),
             embedded_dtype=config.getoption("embedded_dtype"), reference=_path(reference),
+            embedded_device=config.getoption("embedded_device", "auto"),
         )
         expectations_option = config.getoption("expectations")
-        expectations = (Expectations(None, {}) if expectations_option == "none" else
-                        load_expectations(target.version, path=_path(expectations_option),
-                                          registry=config.stash[LEDGER_KEY].registry))
+        expectations = load_expectations(target.version, registry=config.stash[LEDGER_KEY].registry,
+                                         path="none" if expectations_option == "none" else _path(expectations_option))
     except (TargetError, GeopoolError) as exc:
         pytest.exit(f"geopool conformance: {exc}", returncode=4)
     if target.server is not None:
@@ -132,6 +132,18 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     config.stash[EXPECT_KEY] = expectations
     config.stash[LEDGER_KEY].expected = expectations.reasons
     config.stash[STARTED_KEY] = time.time()
+    _say_expectations(config, expectations)
+
+
+def _say_expectations(config: pytest.Config, expectations: Expectations) -> None:
+    """Which expectations file applies, and why (before the tests run; again in the summary)."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None:
+        return
+    if expectations.warning:
+        reporter.write_line(f"warning: {expectations.warning}", yellow=True, bold=True)
+    else:
+        reporter.write_line(expectations.line)
 
 
 def _path(value: str | None) -> Path | None:
@@ -247,6 +259,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     terminalreporter.write_sep("=", "geopool conformance")
     for line in terminal_table(ledger, target):
         terminalreporter.write_line(line)
+    _say_expectations(config, expectations)
     destructive = [r for reports in terminalreporter.stats.values() for r in reports
                    if isinstance(r, pytest.TestReport) and "destructive" in r.keywords]
     if destructive:

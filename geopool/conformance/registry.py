@@ -6,11 +6,14 @@ import dataclasses
 import re
 from pathlib import Path
 
+from packaging.version import InvalidVersion, Version
+
 from geopool import resources
 from geopool.errors import RegistryError
 from geopool.tomlfile import read_toml
 
-__all__ = ["Requirement", "load_registry", "load_expectations", "REGISTRY_PATH", "EXPECTATIONS_DIR"]
+__all__ = ["Expectations", "Requirement", "load_registry", "load_expectations", "parse_version",
+           "REGISTRY_PATH", "EXPECTATIONS_DIR"]
 
 SUITE_DIR = resources.suite_dir()
 REGISTRY_PATH = resources.registry_file()
@@ -53,30 +56,137 @@ def load_registry(path: Path = REGISTRY_PATH) -> dict[str, Requirement]:
 
 @dataclasses.dataclass(frozen=True)
 class Expectations:
-    """Requirements a server version is known to fail, each with a one-line reason."""
+    """Requirements a server version is known to fail, each with a one-line reason.
+
+    ``source`` is the applied file (None: none applies) and ``reasons`` its ``{requirement id: reason}``.
+    ``line`` says in one sentence which file applied to which version, or why none did; ``warning`` is
+    set when the user should look (the version is unknown, unparsable or older than every file).
+    ``applies_from``/``applies_below`` are the applied file's declared range (None: not declared).
+    """
 
     source: str | None
     reasons: dict[str, str]
+    line: str = "expectations: none; every failure counts"
+    warning: str | None = None
+    applies_from: str | None = None
+    applies_below: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class _File:
+    path: Path
+    applies_from: Version | None
+    applies_below: Version | None
+    reasons: dict[str, str]
+
+    def range(self) -> str:
+        upper = f", < {self.applies_below}" if self.applies_below else ""
+        return f">= {self.applies_from}{upper}" if self.applies_from else f"any version{upper}"
+
+    def expectations(self, line: str) -> Expectations:
+        return Expectations(str(self.path), self.reasons, line, None,
+                            str(self.applies_from) if self.applies_from else None,
+                            str(self.applies_below) if self.applies_below else None)
+
+
+def parse_version(text: str | None) -> Version | None:
+    """``text`` as a comparable version, the local part dropped (``0.32.0+cpu`` is 0.32.0); None if it
+    is missing or not a PEP 440 version.
+
+    >>> parse_version("0.32.0+cpu"), parse_version("0.11.0rc1.dev5+g1234"), parse_version("garbage")
+    (<Version('0.32.0')>, <Version('0.11.0rc1.dev5')>, None)
+    """
+    if not isinstance(text, str):
+        return None
+    try:
+        return Version(Version(text.strip()).public)
+    except InvalidVersion:
+        return None
 
 
 def load_expectations(
-    server_version: str | None, *, path: Path | None = None, registry: dict[str, Requirement] | None = None
+    server_version: str | None, *, path: Path | str | None = None,
+    registry: dict[str, Requirement] | None = None, directory: Path | None = None,
 ) -> Expectations:
-    """The expected failures for ``server_version``: from ``path``, else the file in ``EXPECTATIONS_DIR``
-    whose ``versions`` list it. Unknown requirement ids or missing reasons raise RegistryError."""
-    candidates = [path] if path is not None else resources.expectations_files()
-    for candidate in candidates:
-        data = read_toml(candidate, "expectations file", RegistryError)
-        versions = data.get("versions", [])
-        if path is None and server_version not in versions:
-            continue
-        reasons: dict[str, str] = {}
-        for number, entry in enumerate(data.get("expected-fail", []), 1):
-            rid, reason = entry.get("id"), entry.get("reason")
-            if not isinstance(rid, str) or not isinstance(reason, str) or not reason.strip():
-                raise RegistryError(f"{candidate.name} expected-fail #{number}: needs string 'id' and 'reason'")
-            if registry is not None and rid not in registry:
-                raise RegistryError(f"{candidate.name} expected-fail #{number}: unknown requirement {rid!r}")
-            reasons[rid] = reason
-        return Expectations(str(candidate), reasons)
-    return Expectations(None, {})
+    """The expected failures for a server reporting ``server_version`` on ``/version``.
+
+    ``path``: a file applied whatever the version; ``"none"``: no expectations; None: the newest file in
+    ``directory`` (None: ``EXPECTATIONS_DIR``) whose range holds the version. A file declares ``applies_from = "X.Y.Z"``
+    (inclusive) and optionally ``applies_below`` (exclusive); an old ``versions = [...]`` list counts as
+    ``applies_from`` its lowest entry. Versions compare as PEP 440 without their local part. A missing,
+    unparsable or older-than-every-file version gets no expectations and a ``warning``. Malformed files
+    (unknown requirement ids, missing reasons, bad ranges) raise RegistryError naming the file.
+    """
+    shown = server_version if server_version is not None else "(unknown)"
+    if isinstance(path, str) and path == "none":
+        return Expectations(None, {}, "expectations: none (--expectations none); every failure counts")
+    if path is not None:
+        found = _read_file(Path(path), registry)
+        return found.expectations(f"expectations: {found.path.name} (for vLLM {found.range()}) applied to vLLM "
+                                  f"{shown} because it was given explicitly, whatever the version")
+    version = parse_version(server_version)
+    if version is None:
+        problem = ("the server reported no version (/version failed)" if server_version is None else
+                   f"the server's version {server_version!r} is not a version number")
+        return _none(f"expectations: none: {problem}; every failure counts")
+    candidates = resources.expectations_files() if directory is None else sorted(directory.glob("*.toml"))
+    files = [_read_file(candidate, registry, require_range=True) for candidate in candidates]
+    return _choose(files, version, server_version, directory or EXPECTATIONS_DIR)
+
+
+def _choose(files: list[_File], version: Version, shown: str, directory: Path) -> Expectations:
+    covering = [f for f in files
+                if f.applies_from <= version and (f.applies_below is None or version < f.applies_below)]
+    if covering:
+        found = max(covering, key=lambda f: (f.applies_from, f.path.name))
+        fixed = (f"; an unexpected pass marks a defect fixed in {shown}" if version > found.applies_from else "")
+        return found.expectations(f"expectations: {found.path.name} (for vLLM {found.range()}) applied to vLLM "
+                                  f"{shown}{fixed}")
+    if not files:
+        return _none(f"expectations: none for vLLM {shown} (no expectations files in {directory}); "
+                     "every failure counts")
+    oldest = min(files, key=lambda f: (f.applies_from, f.path.name))
+    if version < oldest.applies_from:
+        why = f"older than every file: {oldest.path.name} is for {oldest.range()}"
+    else:
+        why = "no file covers it: " + ", ".join(f"{f.path.name} is for {f.range()}" for f in files)
+    return _none(f"expectations: none for vLLM {shown} ({why}); every failure counts")
+
+
+def _none(line: str) -> Expectations:
+    return Expectations(None, {}, line, warning=line)
+
+
+def _read_file(path: Path, registry: dict[str, Requirement] | None, *, require_range: bool = False) -> _File:
+    data = read_toml(path, "expectations file", RegistryError)
+    lower, upper = _bound(path, data, "applies_from"), _bound(path, data, "applies_below")
+    if lower is None and data.get("versions") is not None:
+        listed = data["versions"]
+        if not isinstance(listed, list) or not listed:
+            raise RegistryError(f"{path.name}: 'versions' must be a non-empty list of version strings")
+        lower = min(_parse(path, "versions", entry) for entry in listed)
+    if lower is None and require_range:
+        raise RegistryError(f"{path.name}: declares no range; add applies_from = \"X.Y.Z\" (the first vLLM "
+                            "version it is for)")
+    if lower is not None and upper is not None and upper <= lower:
+        raise RegistryError(f"{path.name}: applies_below {str(upper)!r} must be above applies_from {str(lower)!r}")
+    reasons: dict[str, str] = {}
+    for number, entry in enumerate(data.get("expected-fail", []), 1):
+        rid, reason = entry.get("id"), entry.get("reason")
+        if not isinstance(rid, str) or not isinstance(reason, str) or not reason.strip():
+            raise RegistryError(f"{path.name} expected-fail #{number}: needs string 'id' and 'reason'")
+        if registry is not None and rid not in registry:
+            raise RegistryError(f"{path.name} expected-fail #{number}: unknown requirement {rid!r}")
+        reasons[rid] = reason
+    return _File(path, lower, upper, reasons)
+
+
+def _bound(path: Path, data: dict, field: str) -> Version | None:
+    return None if data.get(field) is None else _parse(path, field, data[field])
+
+
+def _parse(path: Path, field: str, value: object) -> Version:
+    found = parse_version(value) if isinstance(value, str) else None
+    if found is None:
+        raise RegistryError(f"{path.name}: {field} {value!r} is not a version like \"0.32.0\"")
+    return found

@@ -87,7 +87,9 @@ def write_report(path: Path, ledger: RequirementLedger, target: Any, expectation
         "generated": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "duration_s": round(duration_s, 2),
         "target": target.describe(),
-        "expectations": {"file": expectations.source, "requirements": sorted(expectations.reasons)},
+        "expectations": {"file": expectations.source, "requirements": sorted(expectations.reasons),
+                         "line": expectations.line, "warning": expectations.warning,
+                         "applies_from": expectations.applies_from, "applies_below": expectations.applies_below},
         "summary": dict(Counter(entry["outcome"] for entry in requirements)),
         "requirements": requirements,
     }

@@ -43,11 +43,12 @@ class Target:
 def resolve_target(
     *, base_url: str | None, model: str | None, model_config: Path | None, input_dtype: str | None,
     api_key: str | None, embedded_model: str, embedded_dtype: str, reference: Path | None,
+    embedded_device: str = "auto",
 ) -> Target:
     """Start the embedded server (no ``base_url``) or check the external one; raise TargetError if unusable."""
     server = None
     if base_url is None:
-        server = EmbeddedServer(embedded_model, dtype=embedded_dtype).start()
+        server = EmbeddedServer(embedded_model, dtype=embedded_dtype, device=embedded_device).start()
         base_url, input_dtype = server.url, input_dtype or embedded_dtype
         model_config = model_config or server.model_dir
         reference = reference or server.served_dir

@@ -8,7 +8,8 @@ Each fault edits what passes through (:meth:`Fault.response`) or answers instead
 ``outputs``        output values: layout, float16 bytes, byte swap, NaN/inf, truncation, noise
 ``envelope``       the JSON envelope (data[], index, fields, model, id) and swapped outputs
 ``error_answers``  rejections: 5xx for 4xx, bad input accepted, flat or blank error bodies, death
-``endpoints``      /metrics, /version, /v1/models, /openapi.json, /health, the metadata header
+``endpoints``      /metrics, /version (garbage or another version), /v1/models, /openapi.json,
+                   /health, the metadata header
 ``timing``         slow tail, stall, 503s, connection resets
 =================  ==========================================================================
 
@@ -29,6 +30,7 @@ from geopool.faults.endpoints import (
     ModelsEmpty,
     OpenapiNarrow,
     OpenapiStrip,
+    VersionAs,
     VersionGarbage,
 )
 from geopool.faults.envelope import (
@@ -62,7 +64,8 @@ FAULTS: dict[str, Callable[..., Fault]] = {cls.name: cls for cls in [
     Fault, Layout, Float16Bytes, ByteSwap, NonFinite, Infinite, Truncate, Noise, HalfPrecisionNoise,
     ExtraData, MissingData, WrongIndex, DropField, RetypeField, WrongModel, DropRequestId,
     IgnoreInput, Stale, Swap, ServerErrorForClientError, AcceptBad, FlatErrors, BlankErrors, DieAfterBad,
-    MetricsFrozen, MetricsGarbage, VersionGarbage, ModelsEmpty, OpenapiStrip, OpenapiNarrow, BytesMetadata, HealthFlap,
+    MetricsFrozen, MetricsGarbage, VersionGarbage, VersionAs, ModelsEmpty, OpenapiStrip, OpenapiNarrow,
+    BytesMetadata, HealthFlap,
     SlowTail, Stall, Unavailable, ResetMidBody,
 ]}
 
@@ -74,7 +77,7 @@ def parse_fault(spec: str) -> Fault:
         raise FaultSpecError(f"unknown fault {name!r}; known faults: {', '.join(sorted(FAULTS))}")
     fault = FAULTS[name](*params)
     for index in range(len(params)):  # validate numeric params eagerly, with the fault's own message
-        if name not in ("drop-field", "retype-field"):
+        if not fault.text_params:
             fault._float(index, 0.0)
     return fault
 

@@ -47,6 +47,8 @@ class Fault:
 
     name = "none"
     summary = "forward everything unchanged"
+    #: Whether the parameters are text (a field name, a version), not numbers checked when parsed.
+    text_params = False
 
     def __init__(self, *params: str) -> None:
         self.params = params

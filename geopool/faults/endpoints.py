@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+from geopool.errors import FaultSpecError
 from geopool.faults.base import Exchange, Fault
 
 
@@ -43,6 +44,21 @@ class VersionGarbage(_ReplaceEndpoint):
 
     def replacement(self, exchange):
         return 200, "text/plain", b"version unknown"
+
+
+class VersionAs(_ReplaceEndpoint):
+    """``version:X.Y.Z``: the server claims another vLLM version (to check which expectations apply)."""
+
+    name, summary, path = "version", "/version answers {\"version\": PARAM} (e.g. version:0.33.0)", "/version"
+    text_params = True
+
+    def __init__(self, *params):
+        super().__init__(*params)
+        if len(params) != 1 or not params[0].strip():
+            raise FaultSpecError(f"fault version: needs the version to claim, e.g. version:0.33.0; got {params!r}")
+
+    def replacement(self, exchange):
+        return 200, "application/json", json.dumps({"version": self.params[0]}).encode()
 
 
 class ModelsEmpty(_ReplaceEndpoint):

@@ -42,6 +42,7 @@ class WrongIndex(_EnvelopeFault):
 
 class DropField(_EnvelopeFault):
     name, summary = "drop-field", "an envelope field is removed (param: field [id]; usage.total_tokens allowed)"
+    text_params = True
 
     def edit(self, body, exchange):
         path = (self.params[0] if self.params else "id").split(".")
@@ -53,6 +54,7 @@ class DropField(_EnvelopeFault):
 
 class RetypeField(_EnvelopeFault):
     name, summary = "retype-field", "an envelope field becomes a string (param: field [created])"
+    text_params = True
 
     def edit(self, body, exchange):
         path = (self.params[0] if self.params else "created").split(".")

@@ -87,5 +87,6 @@ def _target(base_url: str | None, embedded: dict[str, Any]) -> Iterator[tuple[st
 
     print(f"geopool load: no --base-url; starting the embedded server ({embedded['model']})", flush=True)
     with EmbeddedServer(embedded["model"], dtype=embedded["dtype"], max_num_seqs=embedded["max_num_seqs"],
-                        extra_args=embedded["vllm_args"], startup_timeout_s=embedded["startup_timeout"]) as server:
+                        extra_args=embedded["vllm_args"], startup_timeout_s=embedded["startup_timeout"],
+                        device=embedded.get("device", "auto")) as server:
         yield server.url, server

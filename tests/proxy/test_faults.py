@@ -88,3 +88,22 @@ def test_bad_fault_specs(spec, message):
 
 def test_every_fault_has_a_summary():
     assert all(cls.summary and cls.name == name for name, cls in FAULTS.items())
+
+
+def test_version_claims_the_given_version_and_leaves_other_paths_alone():
+    fault = parse_fault("version:0.33.0")
+    answer = Exchange("GET", "/version", b"", None, 200, {"content-type": "application/json"}, b'{"version": "0.32.0"}')
+    asyncio.run(fault.response(answer))
+    assert (answer.status, answer.headers["content-type"]) == (200, "application/json")
+    assert json.loads(answer.body) == {"version": "0.33.0"}
+    health = Exchange("GET", "/health", b"", None, 200, {}, b"")
+    asyncio.run(fault.response(health))
+    assert health.body == b"" and health.status == 200
+    before = pooling_exchange(VALUES)
+    assert apply("version:0.33.0", pooling_exchange(VALUES)).body == before.body
+
+
+@pytest.mark.parametrize("spec", ["version", "version:", "version:1:2"])
+def test_version_needs_exactly_one_version(spec):
+    with pytest.raises(FaultSpecError, match=r"needs the version to claim, e\.g\. version:0\.33\.0"):
+        parse_fault(spec)
