@@ -159,7 +159,8 @@ def main() -> None:
         workdir = Path(tmp)
         setup = Setup(endpoint=endpoint, model=model, model_config=model_config, users=args.users,
                       duration=args.duration, workdir=workdir, body_path=workdir / "body.json",
-                      dataset_path=workdir / "dataset.jsonl", env=dict(os.environ, PYTHONUNBUFFERED="1"))
+                      dataset_path=workdir / "dataset.jsonl", env=dict(os.environ, PYTHONUNBUFFERED="1"),
+                      input_dtype=contract.input_dtype)
         setup.body_path.write_text(json.dumps(body))
         # vllm-pooling sends {"model": ..., "truncate_prompt_tokens": -1} | prompt when "prompt" is a dict.
         setup.dataset_path.write_text(json.dumps({"prompt": {k: v for k, v in body.items() if k != "model"}}) + "\n")

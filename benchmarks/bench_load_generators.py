@@ -207,6 +207,7 @@ class Setup:
     body_path: Path
     dataset_path: Path
     env: dict[str, str]
+    input_dtype: str = "float32"
 
     @property
     def base_url(self) -> str:
@@ -218,7 +219,7 @@ def run_geopool(s: Setup, res: Result) -> tuple[float, float, list[tuple[float, 
     cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--host", s.base_url,
            "-u", str(s.users), "-r", str(s.users), "-t", f"{s.duration}s", "--scenario", "closed",
            "--warmup", "0", "--window-requests", "5", "--report-dir", str(report_dir), "--only-summary",
-           "--model", s.model]
+           "--model", s.model, "--input-dtype", s.input_dtype]
     if s.model_config:
         cmd += ["--model-config", s.model_config]
     res.command = cmd

@@ -39,7 +39,7 @@ def main() -> None:
             started = time.monotonic()
             result = subprocess.run(
                 [sys.executable, "-m", "pytest", "conformance/", "-q", "-p", "no:cacheprovider",
-                 "--base-url", proxy.url,
+                 "--base-url", proxy.url, "--input-dtype", server.dtype,
                  "--reference-checkpoint", str(server.served_dir), "--hypothesis-profile", args.profile,
                  "--conformance-report", str(report), "--junitxml", str(Path(tmp) / f"run{number}.xml")],
                 capture_output=True, text=True, cwd=REPO, timeout=1800)

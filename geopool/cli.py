@@ -77,7 +77,7 @@ def _parse_input_shape(ctx: click.Context, param: click.Parameter, values: tuple
 
 def _contract_options(func: Callable[..., Any]) -> Callable[..., Any]:
     options = [
-        shared.click_options((shared.MODEL_CONFIG, shared.INPUT_DTYPE.but(default="float32"))),
+        shared.click_options((shared.MODEL_CONFIG, shared.INPUT_DTYPE)),
         click.option("--input-shape", "input_shapes", multiple=True, callback=_parse_input_shape,
                      metavar="NAME=D,D,...", help="Override one input's shape (repeatable)."),
         click.option("--num-classes", type=click.IntRange(min=1), default=None, help="Override the class count."),
@@ -87,9 +87,9 @@ def _contract_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
-def _contract_from(model_config: Path | None, input_dtype: str, input_shapes: dict[str, tuple],
+def _contract_from(model_config: Path | None, input_dtype: str | None, input_shapes: dict[str, tuple],
                    num_classes: int | None) -> ModelContract:
-    found = load_contract(model_config, input_dtype=input_dtype)
+    found = load_contract(model_config, input_dtype=input_dtype or "float32")
     unknown = set(input_shapes) - {spec.name for spec in found.inputs}
     if unknown:
         raise ContractError(f"--input-shape names unknown inputs {sorted(unknown)}; "
@@ -167,6 +167,8 @@ def demo(**options: Any) -> None:
 @_friendly_errors
 def request(base_url: str, model: str | None, api_key: str | None, **contract_options: Any) -> None:
     """Send the seed request to a running server and print the decoded answer."""
+    if contract_options["input_dtype"] is None:
+        raise ConfigError(shared.missing_input_dtype(base_url))
     contract = _contract_from(**contract_options)
     if model is None:
         with PoolingClient(base_url, api_key=api_key) as client:

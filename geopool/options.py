@@ -37,7 +37,7 @@ from geopool.server import DEFAULT_DEVICE, DEFAULT_DTYPE, DEFAULT_MAX_NUM_SEQS, 
 
 __all__ = ["API_KEY", "BASE_URL", "DEVICE", "EMBEDDED", "EMBEDDED_DTYPE", "EMBEDDED_MODEL", "INPUT_DTYPE", "MODEL",
            "MODEL_CONFIG", "REFERENCE_CHECKPOINT", "Option", "add_argparse", "add_pytest", "apply_deprecations",
-           "click_options"]
+           "click_options", "missing_input_dtype"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,8 +92,9 @@ BASE_URL = Option("--base-url", "Server URL, e.g. http://127.0.0.1:8000.", env="
 MODEL = Option("--model", "Served model name [default: the one /v1/models lists].")
 MODEL_CONFIG = Option("--model-config", "TerraTorch config.json of the served model (or its folder) "
                       "[default: Sen1Floods11's contract; the embedded model's when embedded].", kind=Path)
-INPUT_DTYPE = Option("--input-dtype", "dtype the server was loaded with (its --dtype); inputs are sent in it "
-                     "[default: float32, or the embedded server's].", choices=INPUT_DTYPES)
+INPUT_DTYPE = Option("--input-dtype", "dtype the server was loaded with (its vLLM --dtype); inputs are sent in "
+                     "it. Required against a URL (a server does not say it, and vLLM 0.32 dies on another "
+                     "dtype); the embedded server's is known.", choices=INPUT_DTYPES)
 API_KEY = Option("--api-key", "Bearer token (or $GEOPOOL_API_KEY; never printed).", env="GEOPOOL_API_KEY",
                  secret=True)
 REFERENCE_CHECKPOINT = Option("--reference-checkpoint", "Served model folder (config.json + .pt checkpoint) for "
@@ -110,6 +111,13 @@ VLLM_ARGS = Option("--vllm-arg", "Extra vLLM flag for the embedded server, repea
                    "(e.g. --vllm-arg=--max-model-len=512).", multiple=True, metavar="FLAG")
 STARTUP_TIMEOUT = Option("--startup-timeout", "Seconds to wait for the embedded server's /health.", kind=float,
                          default=600.0, low=1)
+
+def missing_input_dtype(url: str) -> str:
+    """Why geopool sends no pooling request to ``url`` until it is told the server's dtype."""
+    return (f"{url}: pass --input-dtype float32|float16|bfloat16, the dtype the server was loaded with "
+            "(its vLLM --dtype). A server does not say it, and vLLM 0.32 does not cast inputs: a tensor of "
+            "another dtype kills its engine, so no pooling request was sent")
+
 
 #: The embedded server's options, as ``geopool serve``/``demo``/``load`` take them.
 EMBEDDED = (EMBEDDED_MODEL, EMBEDDED_DTYPE, DEVICE, MAX_NUM_SEQS, VLLM_ARGS, STARTUP_TIMEOUT)

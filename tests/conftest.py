@@ -13,12 +13,15 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from geopool import wire
+from geopool.client import PROBE_TIMEOUT, PoolingClient
 from geopool.resources import suite_dir
+from geopool.server import EmbeddedServer
 
 PLAIN_RUN_TEST = "test_plain_run_against_the_embedded_server"
 
@@ -67,6 +70,26 @@ class BackgroundSuiteRun:
             except subprocess.TimeoutExpired:
                 self._process.kill()
                 self._process.wait()
+
+
+def count_pooling_requests(url: str) -> float:
+    """``/pooling`` requests the server has answered so far (its own ``http_requests_total``)."""
+    with PoolingClient(url, timeout=PROBE_TIMEOUT) as client:
+        families = wire.read_metrics(client.metrics())
+    return wire.counter_total(families, "http_requests_total", handler="/pooling") or 0.0
+
+
+@pytest.fixture(scope="session")
+def pooling_requests() -> Callable[[str], float]:
+    """``pooling_requests(url)``: how many ``/pooling`` requests that server has answered."""
+    return count_pooling_requests
+
+
+@pytest.fixture(scope="session")
+def float16_server() -> Iterator[EmbeddedServer]:
+    """An embedded server loaded with --dtype float16 (the seed client's dtype), shared by the session."""
+    with EmbeddedServer(dtype="float16") as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

@@ -52,7 +52,7 @@ def test_bad_model_config_names_the_field(tmp_path):
 
 
 def test_unreachable_server_is_one_line_and_exit_1():
-    result = run("request", "--base-url", f"http://127.0.0.1:{free_port()}", "--model", "m")
+    result = run("request", "--base-url", f"http://127.0.0.1:{free_port()}", "--model", "m", "--input-dtype", "float32")
     assert result.exit_code == 1
     assert result.output.startswith("error: /pooling: ConnectError")
     assert "Traceback" not in result.output

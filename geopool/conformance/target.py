@@ -8,6 +8,7 @@ from pathlib import Path
 from geopool.client import PROBE_TIMEOUT, Endpoint, PoolingClient
 from geopool.contract import ModelContract, load_contract
 from geopool.errors import GeopoolError, TargetError
+from geopool.options import missing_input_dtype
 from geopool.server import EmbeddedServer
 
 __all__ = ["Target", "TargetError", "resolve_target"]
@@ -69,7 +70,9 @@ def resolve_target(
                 version = client.version()
             except GeopoolError:
                 version = None  # POOL-EP-002 reports it
-        contract = load_contract(model_config, input_dtype=input_dtype or "float32")
+        if input_dtype is None:
+            raise TargetError(missing_input_dtype(base_url))
+        contract = load_contract(model_config, input_dtype=input_dtype)
     except BaseException:
         if server is not None:
             server.stop()

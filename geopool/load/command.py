@@ -17,7 +17,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from geopool.load.options import apply_deprecations, default_report_dir, locust_arguments, resolve
+from geopool.load.options import apply_deprecations, default_report_dir, locust_arguments, require_input_dtype, resolve
 from geopool.load.slo import EXIT_NO_TARGET, load_slo
 
 __all__ = ["locust_command", "run_load"]
@@ -45,6 +45,7 @@ def run_load(values: Mapping[str, Any], *, embedded: dict[str, Any]) -> int:
     scenario = resolve(values, embedded=base_url is None)
     if values["slo"] is not None:
         load_slo(values["slo"])
+    require_input_dtype(values, embedded=base_url is None)
     report_dir = Path(values["report_dir"] or default_report_dir(scenario.name))
     report_dir.mkdir(parents=True, exist_ok=True)
     with _target(base_url, embedded) as (url, server):

@@ -28,7 +28,7 @@ from geopool.load.stats import STABILITY
 from geopool.options import Option
 
 __all__ = ["OPTIONS", "add_locust_arguments", "apply_deprecations", "click_options",
-           "default_report_dir", "locust_arguments", "option", "overrides", "resolve"]
+           "default_report_dir", "locust_arguments", "option", "overrides", "require_input_dtype", "resolve"]
 
 REPORTS = Path("reports") / "load"
 
@@ -68,7 +68,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("--report-dir", "Output folder [reports/load/SCENARIO-TIMESTAMP].", kind=Path),
     shared.MODEL,
     shared.MODEL_CONFIG,
-    shared.INPUT_DTYPE.but(default="float32"),
+    shared.INPUT_DTYPE,
     shared.API_KEY.but(deprecated_env="LOCUST_API_KEY"),
 )
 
@@ -145,6 +145,12 @@ def resolve(values: Mapping[str, Any], *, embedded: bool = False) -> Scenario:
         raise ConfigError("--verify reference against a URL needs --reference-checkpoint "
                           "(the folder the server serves: config.json + .pt)")
     return scenario
+
+
+def require_input_dtype(values: Mapping[str, Any], *, embedded: bool = False) -> None:
+    """Against a URL the server's dtype must be given: checked after every file, before any request."""
+    if not embedded and values.get("input_dtype") is None:
+        raise ConfigError(shared.missing_input_dtype(values.get("base_url") or "the target"))
 
 
 def default_report_dir(scenario_name: str) -> Path:

@@ -55,10 +55,12 @@ def configure(options: Any, host: str | None) -> RunSettings:
     report_dir = Path(values["report_dir"] or load_options.default_report_dir(scenario.name))
     if (report_dir / "records.jsonl").exists():
         raise ConfigError(f"{report_dir} already holds a run's records; pick a new --report-dir")
+    slo = load_slo(values["slo"]) if values["slo"] else None
+    load_options.require_input_dtype(values)
     plan = Plan(scenario=scenario, host=host, input_dtype=values["input_dtype"], model=values["model"],
                 model_config=_text(values["model_config"]), reference_checkpoint=_text(values["reference_checkpoint"]),
                 api_key=values["api_key"])
-    return RunSettings(plan, load_slo(values["slo"]) if values["slo"] else None, report_dir, options.spawn_rate)
+    return RunSettings(plan, slo, report_dir, options.spawn_rate)
 
 
 def _text(value: Any) -> str | None:

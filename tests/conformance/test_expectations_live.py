@@ -21,7 +21,8 @@ def run_endpoints_as(server, version: str, report: Path) -> tuple[subprocess.Com
     with FaultProxy(server.url, f"version:{version}", max_seconds=600) as proxy:
         result = subprocess.run(
             [sys.executable, "-m", "pytest", str(suite_dir() / "test_endpoints.py"), "-p", "no:cacheprovider",
-             "--hypothesis-profile", "fast", "--base-url", proxy.url, "--model", server.model_name,
+             "--hypothesis-profile", "fast", "--base-url", proxy.url, "--input-dtype", server.dtype,
+             "--model", server.model_name,
              "--conformance-report", str(report), "--junitxml", str(report.with_suffix(".xml"))],
             capture_output=True, text=True, cwd=suite_dir().parent, timeout=600)
     assert report.exists(), result.stdout[-3000:] + result.stderr[-2000:]

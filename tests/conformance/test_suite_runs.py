@@ -64,19 +64,10 @@ def test_unreachable_target_fails_fast_with_one_message(tmp_path):
     assert " passed" not in output and " failed" not in output and "skipped" not in output
 
 
-def _pooling_requests(url: str) -> float:
-    from geopool import wire
-    from geopool.client import PROBE_TIMEOUT, PoolingClient
-
-    with PoolingClient(url, timeout=PROBE_TIMEOUT) as client:
-        families = wire.read_metrics(client.metrics())
-    return wire.counter_total(families, "http_requests_total", handler="/pooling") or 0.0
-
-
 @pytest.mark.live
-def test_external_target_without_the_flag_gets_no_destructive_input(embedded_server, tmp_path):
-    before = _pooling_requests(embedded_server.url)
-    result = run_suite("-m", "destructive", "--base-url", embedded_server.url,
+def test_external_target_without_the_flag_gets_no_destructive_input(embedded_server, pooling_requests, tmp_path):
+    before = pooling_requests(embedded_server.url)
+    result = run_suite("-m", "destructive", "--base-url", embedded_server.url, "--input-dtype", embedded_server.dtype,
                        "--conformance-report", str(tmp_path / "r.json"), "--junitxml", str(tmp_path / "j.xml"),
                        timeout=300)
     assert result.returncode == 0, result.stdout[-4000:]
@@ -86,7 +77,7 @@ def test_external_target_without_the_flag_gets_no_destructive_input(embedded_ser
     for case in cases:
         skipped = case.find("skipped")
         assert skipped is not None and "destructive input: sent only" in skipped.get("message", ""), case.attrib
-    assert _pooling_requests(embedded_server.url) == before, "a pooling request reached the server"
+    assert pooling_requests(embedded_server.url) == before, "a pooling request reached the server"
     assert httpx_health(embedded_server.url)
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["requirements"], "the report was written"

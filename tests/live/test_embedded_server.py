@@ -100,6 +100,6 @@ def test_geopool_request_against_a_running_server(embedded_server):
 
     from geopool.cli import main
 
-    result = CliRunner().invoke(main, ["request", "--base-url", embedded_server.url])
+    result = CliRunner().invoke(main, ["request", "--base-url", embedded_server.url, "--input-dtype", "float32"])
     assert result.exit_code == 0, result.output
     assert "→ 200" in result.output and "shape (1, 2, 512, 512), dtype float32, finite True" in result.output

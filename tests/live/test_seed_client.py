@@ -13,8 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from geopool.server import EmbeddedServer
-
 pytestmark = pytest.mark.live
 
 SEED_COPY = Path(__file__).resolve().parents[1] / "seed_client.py"
@@ -53,19 +51,19 @@ def test_printed_shape_parser():
         assert printed_shape(str(np.ones((2, 5)))) == (2, 5)
 
 
-def test_seed_client_prints_a_1x2x512x512_array(tmp_path):
+def test_seed_client_prints_a_1x2x512x512_array(float16_server, tmp_path):
     source = SEED_COPY.read_text()
-    with EmbeddedServer(dtype="float16") as server:
-        script = (source
-                  .replace('f"http://localhost:8000/pooling"', repr(f"{server.url}/pooling"))
-                  .replace("'ibm-nasa-geospatial/Prithvi-EO-2.0-300M-TL-Sen1Floods11'", repr(server.model_name)))
-        changed = [(a, b) for a, b in zip(source.splitlines(), script.splitlines(), strict=True) if a != b]
-        assert len(changed) == 2, changed  # exactly the URL line and the model-name line
-        (tmp_path / "seed.py").write_text(script)
-        # Full printing (no "..." summary) so the printed array's shape can be read back exactly.
-        harness = ("import numpy, runpy, sys; numpy.set_printoptions(threshold=sys.maxsize); "
-                   f"runpy.run_path({str(tmp_path / 'seed.py')!r}, run_name='__main__')")
-        result = subprocess.run([sys.executable, "-c", harness], capture_output=True, text=True, timeout=300)
+    server = float16_server  # the session's float16 server (tests/conftest.py): the seed client sends float16
+    script = (source
+              .replace('f"http://localhost:8000/pooling"', repr(f"{server.url}/pooling"))
+              .replace("'ibm-nasa-geospatial/Prithvi-EO-2.0-300M-TL-Sen1Floods11'", repr(server.model_name)))
+    changed = [(a, b) for a, b in zip(source.splitlines(), script.splitlines(), strict=True) if a != b]
+    assert len(changed) == 2, changed  # exactly the URL line and the model-name line
+    (tmp_path / "seed.py").write_text(script)
+    # Full printing (no "..." summary) so the printed array's shape can be read back exactly.
+    harness = ("import numpy, runpy, sys; numpy.set_printoptions(threshold=sys.maxsize); "
+               f"runpy.run_path({str(tmp_path / 'seed.py')!r}, run_name='__main__')")
+    result = subprocess.run([sys.executable, "-c", harness], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     prefix = "Returned result: "
     assert result.stdout.startswith(prefix), result.stdout[:300]

@@ -51,6 +51,8 @@ def run_load(tmp_path: Path, *args: str, slo: str | None = None, timeout: float 
              ) -> tuple[subprocess.CompletedProcess[str], dict, Path]:
     report_dir = tmp_path / "run"
     command = [GEOPOOL, "load", "--report-dir", str(report_dir), *args]
+    if "--base-url" in args:  # the session's servers are float32 (geopool needs a URL's dtype told)
+        command += ["--input-dtype", "float32"]
     if slo is not None:
         (tmp_path / "slo.toml").write_text(slo)
         command += ["--slo", str(tmp_path / "slo.toml")]
@@ -239,6 +241,7 @@ def test_plain_locust_master_and_two_workers_split_the_schedule(embedded_server,
     master = subprocess.Popen(
         [sys.executable, "-m", "locust", "-f", LOCUSTFILE, "--master", "--master-bind-port", str(port),
          "--expect-workers", "2", "--expect-workers-max-wait", "60", "--headless", "--host", embedded_server.url,
+         "--input-dtype", "float32",
          "--scenario", "open-constant", "--rate", "2", "-t", "20s", "--warmup", "2", "--window-requests", "8",
          "--report-dir", str(report_dir)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path, start_new_session=True)
@@ -300,7 +303,8 @@ def test_bad_input_is_one_clear_line(tmp_path):
 
 def test_an_unreachable_target_exits_5_quickly(tmp_path):
     started = time.monotonic()
-    result = subprocess.run([GEOPOOL, "load", "--base-url", f"http://127.0.0.1:{_free_port()}", "--duration", "30",
+    result = subprocess.run([GEOPOOL, "load", "--base-url", f"http://127.0.0.1:{_free_port()}", "--input-dtype",
+                             "float32", "--duration", "30",
                              "--report-dir", str(tmp_path / "run")], capture_output=True, text=True, timeout=120)
     assert result.returncode == 5, result.stdout[-2000:] + result.stderr[-2000:]
     assert "is not reachable" in result.stdout + result.stderr

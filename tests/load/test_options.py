@@ -33,6 +33,9 @@ class RecordingParser:
 
 
 def _locust_options(*argv: str, **locust_own) -> SimpleNamespace:
+    """Locust's parsed options; the server's dtype is given unless a test says otherwise."""
+    if "--input-dtype" not in argv and not locust_own.pop("no_dtype", False):
+        argv = ("--input-dtype", "float32", *argv)
     parser = RecordingParser()
     options.add_locust_arguments(parser)
     parsed = vars(parser.parser.parse_args(list(argv)))
@@ -54,7 +57,7 @@ def test_locust_parser_gets_geopools_options_but_not_locusts_own():
     assert not {"--users", "--duration", "--processes", "--base-url"} & set(parser.declared)
     assert parser.declared["--api-key"]["env_var"] == "GEOPOOL_API_KEY" and parser.declared["--api-key"]["is_secret"]
     assert parser.declared["--reference-dir"]["include_in_web_ui"] is False
-    assert parser.declared["--input-dtype"]["default"] == "float32"
+    assert parser.declared["--input-dtype"]["default"] is None  # required against a URL: see below
 
 
 def test_the_child_command_line_renders_the_table(tmp_path):
@@ -139,3 +142,12 @@ def test_no_host_and_an_old_report_dir_are_usage_errors(tmp_path):
     (tmp_path / "r" / "records.jsonl").write_text("")
     with pytest.raises(ConfigError, match="already holds a run's records"):
         configure(_locust_options("--report-dir", str(tmp_path / "r")), "http://h:1")
+
+
+def test_a_url_without_input_dtype_is_a_usage_error_on_every_path(tmp_path):
+    """A server does not say its dtype and vLLM 0.32 dies on another: nothing is sent until it is given."""
+    with pytest.raises(ConfigError, match="pass --input-dtype float32"):
+        configure(_locust_options("--report-dir", str(tmp_path / "r"), no_dtype=True), "http://h:1")
+    result = CliRunner().invoke(main, ["load", "--base-url", "http://127.0.0.1:1", "--report-dir", str(tmp_path / "c")])
+    assert result.exit_code == 2 and "pass --input-dtype" in result.output
+    assert options.resolve(_values(), embedded=True).name == "closed"  # the embedded server's dtype is known

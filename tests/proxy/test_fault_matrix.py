@@ -27,7 +27,8 @@ def run_through_proxy(server, fault: str, selection: tuple[str, ...], report: Pa
     with FaultProxy(server.url, fault, max_seconds=900) as proxy:
         result = subprocess.run(
             [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--hypothesis-profile", "fast",
-             *[f"conformance/{path}" for path in selection], "--base-url", proxy.url, "--model", server.model_name,
+             *[f"conformance/{path}" for path in selection], "--base-url", proxy.url, "--input-dtype", server.dtype,
+             "--model", server.model_name,
              "--reference-checkpoint", str(server.served_dir), "--expectations",
              str(EXPECTATIONS_DIR / "vllm-0.32.toml"), "--conformance-report", str(report),
              "--junitxml", str(report.with_suffix(".xml"))],
