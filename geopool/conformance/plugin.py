@@ -15,6 +15,7 @@ Hypothesis profiles (``dev``, ``ci``, ``nightly``, ``fast``; loaded with ``--hyp
 
 from __future__ import annotations
 
+import argparse
 import importlib.metadata
 import json
 import os
@@ -80,12 +81,19 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
 
 
 def _add_base_url(parser: pytest.Parser, group: Any) -> None:
-    """``--base-url`` and the ``base_url`` ini key, as pytest-base-url declares them (same dest, same name)."""
+    """``--base-url`` and the ``base_url`` ini key, as pytest-base-url declares them (same dest, same name),
+    unless a plugin registered before this one declared ``--base-url`` already."""
+    # Parser._groups/_anonymous are private, but the only way to see other plugins' options before pytest 9,
+    # which raises argparse's conflict error at once (older versions only when parsing the command line).
+    groups = [*getattr(parser, "_groups", ()), getattr(parser, "_anonymous", None)]
+    taken = {name for other in groups if other is not None for option in other.options for name in option.names()}
+    if "--base-url" in taken:
+        return
     try:
         options.add_pytest(group, (options.BASE_URL.but(
             help="server under test [$PYTEST_BASE_URL, ini base_url; default: start the embedded server]",
             env=None),))
-    except ValueError:  # declared already, by a plugin registered before this one (conflicting option)
+    except (ValueError, argparse.ArgumentError):  # declared already (conflicting option)
         return
     parser.addini("base_url", "base URL of the server under test", default=None)
 
@@ -108,7 +116,7 @@ def base_url_plugin_owns_the_option(pluginmanager: pytest.PytestPluginManager) -
     named += [name.strip() for name in os.environ.get("PYTEST_PLUGINS", "").split(",") if name.strip()]
     if f"no:{BASE_URL_PLUGIN}" in named:
         return False
-    if BASE_URL_MODULE in named or (BASE_URL_PLUGIN in named and _base_url_entry_point()):
+    if BASE_URL_MODULE in named or BASE_URL_PLUGIN in named:
         return True
     autoload = not (os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD")
                     or getattr(namespace, "disable_plugin_autoload", False))
