@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
+import sys
 from collections.abc import Sequence
 
 from geopool.resources import suite_dir
@@ -42,7 +43,10 @@ def pytest_argv(extra: Sequence[str], *, plugins: Sequence[str] | None = None) -
 
 
 def run_pytest(argv: list[str]) -> int:
-    """Run pytest in this process; its exit code (4: the target is unreachable)."""
-    import pytest
-
-    return int(pytest.main(argv))
+    """Replace this process with ``python -m pytest ARGV``: its exit code is pytest's (4: the target is
+    unreachable), Ctrl-C reaches pytest alone, and pytest imports geopool itself (imported here before
+    pytest, geopool's modules would miss assertion rewriting, and pytest would warn about it)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, "-m", "pytest", *argv])
+    return 1  # not reached
