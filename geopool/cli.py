@@ -235,6 +235,29 @@ def proxy(upstream: str, fault: str, port: int, host: str, max_seconds: float, m
 
 
 
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True,
+                                "help_option_names": []})
+@click.argument("pytest_args", nargs=-1, type=click.UNPROCESSED)
+def conformance(pytest_args: tuple[str, ...]) -> None:
+    """Run the conformance suite: pytest on the installed suite, every argument passed to pytest.
+
+    \b
+    geopool conformance --base-url URL [--model M] [--input-dtype D] [--api-key K] [-k EXPR] ...
+    geopool conformance            (no --base-url: the suite starts the embedded server)
+
+    The suite's options follow, in pytest's help, under 'geopool conformance suite'.
+    Same as 'pytest --pyargs geopool_conformance ARGS', from the current folder (reports
+    under ./reports). Exit code: pytest's (0 passed, 1 failed, 4 target unreachable or bad usage).
+    """
+    from geopool.conformance import command
+
+    argv = command.pytest_argv(pytest_args)
+    if "--help" in pytest_args or "-h" in pytest_args:
+        click.echo(click.get_current_context().get_help())
+        click.echo("\npytest's help, with the suite's options (group 'geopool conformance suite'):\n")
+    sys.exit(command.run_pytest(argv))
+
+
 @main.command()
 @load_options.click_options
 @shared.click_options(shared.EMBEDDED)

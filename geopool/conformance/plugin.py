@@ -1,16 +1,27 @@
 """pytest plugin of the conformance suite (loaded by the repository's root conftest.py).
 
 Target selection follows pytest-base-url: ``--base-url``, else ``$PYTEST_BASE_URL``, else the
-``base_url`` ini key; with none, the suite starts the embedded server for the session. The plugin is
-inert unless collected tests carry ``@pytest.mark.requirement``.
+``base_url`` ini key; with none, the suite starts the embedded server for the session. When the
+pytest-base-url plugin is installed (and not disabled with ``-p no:base_url``), it owns ``--base-url``
+and the ``base_url`` ini key, and this plugin reads them: declaring them twice is an error in pytest.
+
+An installed geopool registers this plugin (entry point group ``pytest11``) in every pytest run of its
+venv. It acts only in runs that are the suite's (:func:`_active`): the command line names the suite,
+or the plugin was asked for by name (``-p geopool.conformance.plugin``, ``$PYTEST_PLUGINS``, a conftest's
+``pytest_plugins``). Elsewhere it loads no Hypothesis profile, prints no header, reads no
+``@pytest.mark.requirement`` and writes no report; it only registers its options, markers, fixtures and
+Hypothesis profiles (``dev``, ``ci``, ``nightly``, ``fast``; loaded with ``--hypothesis-profile``).
 """
 
 from __future__ import annotations
 
+import argparse
+import importlib.metadata
 import json
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, Phase, settings
@@ -43,11 +54,15 @@ STARTED_KEY = pytest.StashKey[float]()
 GUARD_KEY = pytest.StashKey["ServerGuard"]()
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
+#: pytest-base-url's entry point name (pytest11), and its module.
+BASE_URL_PLUGIN, BASE_URL_MODULE = "base_url", "pytest_base_url.plugin"
+
+
+def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
     group = parser.getgroup("geopool-conformance", "geopool conformance suite")
+    if not base_url_plugin_owns_the_option(pluginmanager):
+        _add_base_url(parser, group)
     options.add_pytest(group, (
-        options.BASE_URL.but(help="server under test [$PYTEST_BASE_URL, ini base_url; default: start the embedded "
-                             "server]", env=None),
         options.MODEL, options.MODEL_CONFIG, options.INPUT_DTYPE, options.API_KEY,
         options.REFERENCE_CHECKPOINT.but(help="served model folder (config.json + .pt checkpoint) for POOL-NUM-002 "
                                          "[automatic for the embedded server]"),
@@ -63,16 +78,79 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     "the embedded server gets them always, and is restarted after each death")
     group.addoption("--requirements-map", default=None, metavar="PATH",
                     help="write {requirement id: [test ids]} as JSON after collection (use with --collect-only)")
+
+
+def _add_base_url(parser: pytest.Parser, group: Any) -> None:
+    """``--base-url`` and the ``base_url`` ini key, as pytest-base-url declares them (same dest, same name),
+    unless a plugin registered before this one declared ``--base-url`` already."""
+    # Parser._groups/_anonymous are private, but the only way to see other plugins' options before pytest 9,
+    # which raises argparse's conflict error at once (older versions only when parsing the command line).
+    groups = [*getattr(parser, "_groups", ()), getattr(parser, "_anonymous", None)]
+    taken = {name for other in groups if other is not None for option in other.options for name in option.names()}
+    if "--base-url" in taken:
+        return
+    try:
+        options.add_pytest(group, (options.BASE_URL.but(
+            help="server under test [$PYTEST_BASE_URL, ini base_url; default: start the embedded server]",
+            env=None),))
+    except (ValueError, argparse.ArgumentError):  # declared already (conflicting option)
+        return
     parser.addini("base_url", "base URL of the server under test", default=None)
+
+
+def base_url_plugin_owns_the_option(pluginmanager: pytest.PytestPluginManager) -> bool:
+    """Whether pytest-base-url declares ``--base-url`` in this run, whatever the registration order.
+
+    It does when it is registered already, or is going to be: installed (an entry point named
+    ``base_url``) and autoloaded, or named with ``-p base_url`` / ``$PYTEST_PLUGINS``; never when
+    blocked (``-p no:base_url``). A conftest that lists it in ``pytest_plugins`` after this plugin is
+    not foreseen: load it with ``-p`` instead.
+    """
+    if pluginmanager.is_blocked(BASE_URL_PLUGIN):
+        return False
+    if pluginmanager.has_plugin(BASE_URL_PLUGIN) or pluginmanager.has_plugin(BASE_URL_MODULE):
+        return True
+    config = pluginmanager.get_plugin("pytestconfig")
+    namespace = getattr(config, "known_args_namespace", None)
+    named = [name.strip() for name in getattr(namespace, "plugins", None) or []]
+    named += [name.strip() for name in os.environ.get("PYTEST_PLUGINS", "").split(",") if name.strip()]
+    if f"no:{BASE_URL_PLUGIN}" in named:
+        return False
+    if BASE_URL_MODULE in named or BASE_URL_PLUGIN in named:
+        return True
+    autoload = not (os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD")
+                    or getattr(namespace, "disable_plugin_autoload", False))
+    return autoload and _base_url_entry_point()
+
+
+def _base_url_entry_point() -> bool:
+    return any(entry.name == BASE_URL_PLUGIN for entry in importlib.metadata.entry_points(group="pytest11"))
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "requirement(*ids): the conformance requirements a test checks")
     config.addinivalue_line("markers", "destructive: sends input known or suspected to kill the server")
+    if not _active(config):
+        return
     if config.getoption("hypothesis_profile", None) is None:
         settings.load_profile("ci" if os.environ.get("CI") else "dev")
     if _runs_the_suite(config) and not config.option.xmlpath:
         config.option.xmlpath = str(Path(config.getoption("conformance_report")).with_suffix(".junit.xml"))
+
+
+def _active(config: pytest.Config) -> bool:
+    """Whether this run is the suite's: it names the suite, or asks for this plugin by name (``-p``,
+    ``$PYTEST_PLUGINS``, a conftest's ``pytest_plugins``) rather than getting it by autoload only."""
+    if _runs_the_suite(config):
+        return True
+    named = [*(config.getoption("plugins", None) or []), *os.environ.get("PYTEST_PLUGINS", "").split(",")]
+    if __name__ in (name.strip() for name in named):
+        return True
+    for found in config.pluginmanager.get_plugins():
+        wanted = getattr(found, "pytest_plugins", ())
+        if __name__ in ([wanted] if isinstance(wanted, str) else wanted):
+            return True
+    return False
 
 
 def _runs_the_suite(config: pytest.Config) -> bool:
@@ -92,6 +170,8 @@ def _requirements_of(item: pytest.Item) -> list[str]:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not _active(config):
+        return  # another project's "requirement" marker is none of our business
     marked = [item for item in items if _requirements_of(item)]
     if not marked:
         return
@@ -151,11 +231,20 @@ def _path(value: str | None) -> Path | None:
 
 
 def _base_url(config: pytest.Config) -> str | None:
-    """pytest-base-url's order: the option, then $PYTEST_BASE_URL, then the ini key; None: embedded."""
-    return config.getoption("base_url") or os.environ.get("PYTEST_BASE_URL") or config.getini("base_url") or None
+    """pytest-base-url's order: the option, then $PYTEST_BASE_URL, then the ini key; None: embedded.
+
+    The option and the key are this plugin's, or pytest-base-url's (then its ini key's default is "").
+    """
+    try:
+        ini = config.getini("base_url")
+    except ValueError:  # nobody declared it: pytest-base-url was expected but -p no:base_url came later
+        ini = None
+    return config.getoption("base_url", None) or os.environ.get("PYTEST_BASE_URL") or ini or None
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
+    if not _active(config):
+        return []
     return [f"conformance target: (resolved after collection) base_url={_base_url(config) or 'embedded'}"]
 
 
