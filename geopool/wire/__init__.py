@@ -38,6 +38,7 @@ from geopool.wire.response import decode_bytes_response, decode_json_response
 from geopool.wire.tensors import (
     INPUT_FORMATS,
     InputFormat,
+    default_input_format,
     encode_array,
     load_tensor_bytes,
     serialize_array,
@@ -72,6 +73,7 @@ __all__ = [
     "decode_bytes_response",
     "decode_json_response",
     "decode_values",
+    "default_input_format",
     "encode_array",
     "encode_inputs",
     "encode_values",

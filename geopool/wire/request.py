@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from geopool.contract import ModelContract
-from geopool.wire.tensors import InputFormat, encode_array
+from geopool.wire.tensors import InputFormat, default_input_format, encode_array
 
 __all__ = [
     "IMAGE_EMBEDS",
@@ -80,16 +80,17 @@ def request_body(
     arrays: Mapping[str, np.ndarray],
     *,
     dtype: str,
-    fmt: InputFormat = "torch",
+    fmt: InputFormat | None = None,
     encoding_format: str = "base64",
     embed_dtype: str | None = None,
     endianness: str | None = None,
 ) -> dict[str, Any]:
     """Arrays → encoded inputs → the seed-shaped body: the one way geopool builds a valid request.
 
-    ``dtype`` is the dtype the server was loaded with (``ModelContract.input_dtype``); the other
-    options are those of :func:`pooling_request`.
+    ``dtype`` is the dtype the server was loaded with (``ModelContract.input_dtype``); ``fmt`` None is
+    :func:`~geopool.wire.tensors.default_input_format`; the other options are :func:`pooling_request`'s.
     """
+    fmt = fmt or default_input_format()
     return pooling_request(model, encode_inputs(arrays, dtype=dtype, fmt=fmt), encoding_format=encoding_format,
                            embed_dtype=embed_dtype, endianness=endianness)
 

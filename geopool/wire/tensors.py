@@ -8,6 +8,7 @@ nothing geopool reads is ever unpickled.
 
 from __future__ import annotations
 
+import importlib.util
 import io
 from typing import IO, Any, Literal
 
@@ -30,6 +31,12 @@ INPUT_FORMATS = ("torch", "npy")
 InputFormat = Literal["torch", "npy"]
 
 _TORCH_HINT = "pip install 'geopool[torch]'"
+
+
+def default_input_format() -> InputFormat:
+    """``torch`` (the seed's ``torch.save``) where torch is installed, else ``npy``, which vLLM also reads:
+    the client install (no torch) can still send every float32 or float16 input."""
+    return "torch" if importlib.util.find_spec("torch") is not None else "npy"
 
 
 def serialize_array(array: np.ndarray, *, dtype: str, fmt: InputFormat = "torch") -> bytes:

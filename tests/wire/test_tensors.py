@@ -74,3 +74,17 @@ def test_torch_load_refuses_code_running_pickles():
     with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):
         wire.torch_load(wire.torch_save_bytes(_Canary()))
     assert torch.equal(wire.torch_load(wire.torch_save_bytes(torch.ones(2))), torch.ones(2))
+
+
+def test_without_torch_inputs_go_as_npy(monkeypatch):
+    import importlib.util
+
+    from geopool import wire
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real(name, *a))
+    assert wire.default_input_format() == "npy"
+    body = wire.request_body("m", {"x": np.ones((2, 2), np.float32)}, dtype="float32")
+    assert wire.base64_bytes(wire.image_embeds(body)["x"]).startswith(b"\x93NUMPY")
+    monkeypatch.undo()
+    assert wire.default_input_format() == "torch"
