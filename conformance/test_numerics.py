@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, note
 from hypothesis import strategies as st
 
+from geopool import wire
 from geopool.conformance.checks import array_diff
 from geopool.conformance.support import body_for, decode, require, send
 from geopool.reference import TOLERANCES, ReferenceModel
@@ -26,9 +27,9 @@ def reference(target):
 @pytest.mark.requirement("POOL-DTYPE-001", "POOL-NUM-001")
 @given(data=st.data())
 def test_finite_inputs_in_the_server_dtype_give_finite_outputs(target, client, data):
-    recipe = data.draw(payload_recipes(target.contract, formats=("torch",)), label="payload")
+    recipe = data.draw(payload_recipes(target.contract, formats=(wire.default_input_format(),)), label="payload")
     note(f"replay: {recipe!r}")
-    response = send(client, body_for(target, recipe.arrays(target.contract), fmt="torch"), "POOL-DTYPE-001")
+    response = send(client, body_for(target, recipe.arrays(target.contract), fmt=recipe.fmt), "POOL-DTYPE-001")
     output = decode(target, response, "POOL-NUM-001")
     bad = ~np.isfinite(output)
     require("POOL-NUM-001", not bad.any(), f"{int(bad.sum())} non-finite outputs for finite inputs",
@@ -36,6 +37,7 @@ def test_finite_inputs_in_the_server_dtype_give_finite_outputs(target, client, d
 
 
 @pytest.mark.requirement("POOL-DTYPE-002")
+@pytest.mark.needs_torch
 @given(recipe=tensor_recipes())
 def test_npy_and_torch_save_inputs_agree(target, client, seed_arrays, recipe):
     if target.contract.input_dtype == "bfloat16":
@@ -52,6 +54,7 @@ def test_npy_and_torch_save_inputs_agree(target, client, seed_arrays, recipe):
 
 
 @pytest.mark.requirement("POOL-NUM-002")
+@pytest.mark.needs_torch  # the offline forward pass is TerraTorch's
 @given(data=st.data())
 def test_served_output_matches_the_offline_forward_pass(target, client, reference, data):
     recipe = data.draw(payload_recipes(target.contract), label="payload")

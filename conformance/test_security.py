@@ -29,6 +29,7 @@ def _status_is_4xx(checks, requirement: str, response, what: str) -> None:
 
 
 @pytest.mark.requirement("POOL-SEC-001")
+@pytest.mark.needs_torch
 def test_code_running_pickle_never_runs(target, client, guard, checks):
     if not target.embedded:
         pytest.skip("the canary (a file the payload would create) is only observable on the embedded server's machine")
@@ -48,6 +49,7 @@ def test_code_running_pickle_never_runs(target, client, guard, checks):
 
 
 @pytest.mark.requirement("POOL-SEC-002", "POOL-SURV-001")
+@pytest.mark.needs_torch
 def test_code_running_pickle_is_refused(target, client, guard, checks):
     payload = code_running_payload(f"/tmp/geopool-canary-{uuid.uuid4().hex}")
     response = client.post_raw("/pooling", _body_with(target, target.contract.target, payload))
@@ -56,6 +58,7 @@ def test_code_running_pickle_is_refused(target, client, guard, checks):
 
 
 @pytest.mark.requirement("POOL-SEC-003", "POOL-SEC-004", "POOL-SURV-001")
+@pytest.mark.needs_torch
 @pytest.mark.parametrize("case", ["out-of-bounds", "huge-declared-size"])
 def test_sparse_tensors(target, client, guard, checks, case):
     shape = target.contract.input_shape(target.contract.target)

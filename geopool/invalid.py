@@ -41,6 +41,8 @@ class BadRequest:
     names: tuple[str, ...]
     edit: Callable[[Body, ModelContract], Body | bytes]
     destructive: bool = False
+    #: The bad input is torch.save bytes (a cut archive, a pickled non-tensor): only torch builds it.
+    needs_torch: bool = False
 
     def body(self, valid: Body, contract: ModelContract) -> bytes:
         edited = self.edit(json.loads(json.dumps(valid)), contract)
@@ -62,9 +64,11 @@ def _second_input(contract: ModelContract) -> str:
     return others[0] if others else contract.target
 
 
-def _tensor(shape_of: Callable[[ModelContract], tuple[int, ...]], *, dtype: str | None = None):
+def _tensor(shape_of: Callable[[ModelContract], tuple[int, ...]], *, dtype: str | None = None,
+            fmt: wire.InputFormat | None = None):
     def make(contract: ModelContract) -> str:
-        return wire.encode_array(np.ones(shape_of(contract), np.float32), dtype=dtype or contract.input_dtype)
+        return wire.encode_array(np.ones(shape_of(contract), np.float32), dtype=dtype or contract.input_dtype,
+                                 fmt=fmt)
     return make
 
 
@@ -118,9 +122,9 @@ def bad_requests() -> list[BadRequest]:
                    _set_input(_target, lambda c: wire.base64_text(b"this is text, not a tensor file"))),
         BadRequest("truncated-tensor-file", "POOL-REJ-002", (400,), ("tensor", "load", "zip", "archive"),
                    _set_input(_target, lambda c: wire.base64_text(
-                       wire.base64_bytes(_tensor(_target_shape(tuple))(c))[:200]))),
+                       wire.base64_bytes(_tensor(_target_shape(tuple), fmt="torch")(c))[:200])), needs_torch=True),
         BadRequest("non-tensor-object", "POOL-REJ-003", (400,), ("tensor",),
-                   _set_input(_target, lambda c: _saved({"pixel_values": [1.0, 2.0]}))),
+                   _set_input(_target, lambda c: _saved({"pixel_values": [1.0, 2.0]})), needs_torch=True),
         BadRequest("missing-input", "POOL-REJ-004", (400,), ("location_coords", "missing", "expected"),
                    _without(_second_input)),
         BadRequest("json-arrays", "POOL-REJ-006", (400,), ("pixel_values", "string", "str"),

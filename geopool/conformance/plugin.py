@@ -27,7 +27,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis.database import DirectoryBasedExampleDatabase
 
-from geopool import options
+from geopool import options, wire
 from geopool.conformance.checks import Checks, RequirementFailure
 from geopool.conformance.guard import ServerGuard
 from geopool.conformance.registry import Expectations, load_expectations, load_registry
@@ -130,6 +130,7 @@ def _base_url_entry_point() -> bool:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "requirement(*ids): the conformance requirements a test checks")
     config.addinivalue_line("markers", "destructive: sends input known or suspected to kill the server")
+    config.addinivalue_line("markers", "needs_torch: builds torch.save payloads; not checked where torch is absent")
     if not _active(config):
         return
     if config.getoption("hypothesis_profile", None) is None:
@@ -257,12 +258,20 @@ def target(request: pytest.FixtureRequest) -> Target:
     return stash[TARGET_KEY]
 
 
+#: Why a ``needs_torch`` test was not checked (the client install has no torch).
+NO_TORCH = ("not checked: its payload is torch.save bytes that only torch can build; "
+            "pip install 'geopool[reference]' to check it")
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """Destructive tests run against a server the suite owns, or an external one with --destructive.
 
-    Decided before any fixture is set up, so a skipped destructive test sends nothing at all.
+    Decided before any fixture is set up, so a skipped destructive test sends nothing at all. Likewise a
+    test whose payloads only torch can build is skipped, as not checked, where torch is not installed.
     """
+    if item.get_closest_marker("needs_torch") is not None and not wire.torch_available():
+        pytest.skip(NO_TORCH)
     if item.get_closest_marker("destructive") is None:
         return
     target = item.config.stash.get(TARGET_KEY, None)

@@ -17,7 +17,7 @@ from geopool.errors import GeopoolError, PoolingHTTPError
 __all__ = ["body_for", "send", "decode", "require", "evidence_of"]
 
 
-def body_for(target: Target, arrays: Mapping[str, np.ndarray], *, fmt: wire.InputFormat = "torch",
+def body_for(target: Target, arrays: Mapping[str, np.ndarray], *, fmt: wire.InputFormat | None = None,
              **options: Any) -> dict[str, Any]:
     """The seed-shaped request for ``arrays``, serialized in the contract's input dtype."""
     return wire.request_body(target.model, arrays, dtype=target.contract.input_dtype, fmt=fmt, **options)

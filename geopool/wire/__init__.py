@@ -42,6 +42,7 @@ from geopool.wire.tensors import (
     encode_array,
     load_tensor_bytes,
     serialize_array,
+    torch_available,
     torch_load,
     torch_save_bytes,
 )
@@ -74,6 +75,7 @@ __all__ = [
     "decode_json_response",
     "decode_values",
     "default_input_format",
+    "torch_available",
     "encode_array",
     "encode_inputs",
     "encode_values",

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from geopool.contract import ModelContract
-from geopool.wire.tensors import InputFormat, default_input_format, encode_array
+from geopool.wire.tensors import InputFormat, encode_array
 
 __all__ = [
     "IMAGE_EMBEDS",
@@ -70,7 +70,7 @@ def pooling_request(
     return body
 
 
-def encode_inputs(arrays: Mapping[str, np.ndarray], *, dtype: str, fmt: InputFormat = "torch") -> dict[str, str]:
+def encode_inputs(arrays: Mapping[str, np.ndarray], *, dtype: str, fmt: InputFormat | None = None) -> dict[str, str]:
     """Every array cast to ``dtype`` (the server's input dtype) and encoded as base64 ``fmt`` bytes."""
     return {name: encode_array(value, dtype=dtype, fmt=fmt) for name, value in arrays.items()}
 
@@ -90,7 +90,6 @@ def request_body(
     ``dtype`` is the dtype the server was loaded with (``ModelContract.input_dtype``); ``fmt`` None is
     :func:`~geopool.wire.tensors.default_input_format`; the other options are :func:`pooling_request`'s.
     """
-    fmt = fmt or default_input_format()
     return pooling_request(model, encode_inputs(arrays, dtype=dtype, fmt=fmt), encoding_format=encoding_format,
                            embed_dtype=embed_dtype, endianness=endianness)
 

@@ -30,20 +30,27 @@ __all__ = [
 INPUT_FORMATS = ("torch", "npy")
 InputFormat = Literal["torch", "npy"]
 
-_TORCH_HINT = "pip install 'geopool[torch]'"
+_TORCH_HINT = "pip install 'geopool[reference]'"
+
+
+def torch_available() -> bool:
+    """Whether torch is installed (the ``[reference]`` extra); found without importing it."""
+    return importlib.util.find_spec("torch") is not None
 
 
 def default_input_format() -> InputFormat:
     """``torch`` (the seed's ``torch.save``) where torch is installed, else ``npy``, which vLLM also reads:
     the client install (no torch) can still send every float32 or float16 input."""
-    return "torch" if importlib.util.find_spec("torch") is not None else "npy"
+    return "torch" if torch_available() else "npy"
 
 
-def serialize_array(array: np.ndarray, *, dtype: str, fmt: InputFormat = "torch") -> bytes:
-    """``array`` cast to ``dtype`` and serialized as ``torch.save`` or ``.npy`` bytes.
+def serialize_array(array: np.ndarray, *, dtype: str, fmt: InputFormat | None = None) -> bytes:
+    """``array`` cast to ``dtype`` and serialized as ``torch.save`` or ``.npy`` bytes (``fmt`` None:
+    :func:`default_input_format`).
 
     bfloat16 has no numpy dtype, so it needs ``fmt="torch"``.
     """
+    fmt = fmt or default_input_format()
     check_choice("dtype", dtype, EMBED_DTYPES)
     check_choice("fmt", fmt, INPUT_FORMATS)
     if fmt == "npy":
@@ -58,7 +65,7 @@ def serialize_array(array: np.ndarray, *, dtype: str, fmt: InputFormat = "torch"
     return torch_save_bytes(tensor)
 
 
-def encode_array(array: np.ndarray, *, dtype: str, fmt: InputFormat = "torch") -> str:
+def encode_array(array: np.ndarray, *, dtype: str, fmt: InputFormat | None = None) -> str:
     """Base64 text of :func:`serialize_array` — what goes into an ``image_embeds`` value."""
     return base64_text(serialize_array(array, dtype=dtype, fmt=fmt))
 

@@ -143,3 +143,17 @@ def test_running_the_suite_writes_junit_beside_the_report(pytester):
     assert result.ret == 0, result.stdout.str()[-2000:] + result.stderr.str()[-2000:]
     assert report.with_suffix(".junit.xml").is_file()
     assert not (suite_dir() / "out").exists()
+
+
+def test_a_torch_only_test_is_skipped_as_not_checked_without_torch(monkeypatch):
+    from types import SimpleNamespace
+
+    from geopool import wire
+    from geopool.conformance import plugin
+
+    item = SimpleNamespace(get_closest_marker=lambda name: object() if name == "needs_torch" else None)
+    monkeypatch.setattr(wire, "torch_available", lambda: False)
+    with pytest.raises(pytest.skip.Exception, match="not checked: .*geopool\\[reference\\]"):
+        plugin.pytest_runtest_setup(item)
+    monkeypatch.setattr(wire, "torch_available", lambda: True)
+    assert plugin.pytest_runtest_setup(item) is None
