@@ -153,7 +153,7 @@ def test_a_torch_only_test_is_skipped_as_not_checked_without_torch(monkeypatch):
 
     item = SimpleNamespace(get_closest_marker=lambda name: object() if name == "needs_torch" else None)
     monkeypatch.setattr(wire, "torch_available", lambda: False)
-    with pytest.raises(pytest.skip.Exception, match="not checked: .*geopool\\[reference\\]"):
+    with pytest.raises(pytest.skip.Exception, match=r"not checked: .*geopool\[reference\]"):
         plugin.pytest_runtest_setup(item)
     monkeypatch.setattr(wire, "torch_available", lambda: True)
     assert plugin.pytest_runtest_setup(item) is None
