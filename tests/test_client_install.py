@@ -1,0 +1,93 @@
+"""The client install, as a user's CI runner has it: the wheel in a fresh venv without vLLM, TerraTorch or
+torch, run from a folder outside the checkout against a real server (the session's embedded one).
+
+Its verdicts must be the in-repo run's, except the checks only torch can build payloads for, which it
+reports as skipped with "not checked" and the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import pytest
+
+from geopool import resources
+
+pytestmark = pytest.mark.live
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def client_venv(tmp_path_factory) -> Path:
+    """A venv holding only the wheel and its declared dependencies (from the package registry)."""
+    source = tmp_path_factory.mktemp("source")
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, source / name)
+    for folder in ("geopool", *resources.DATA_PACKAGES.values()):
+        shutil.copytree(REPO / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    wheels = tmp_path_factory.mktemp("wheels")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                    str(wheels), str(source)], check=True, capture_output=True, timeout=300)
+    (wheel,) = wheels.glob("geopool-*.whl")
+    home = tmp_path_factory.mktemp("client") / "venv"
+    venv.EnvBuilder(with_pip=True).create(home)
+    install = subprocess.run([str(home / "bin" / "python"), "-m", "pip", "install", "-q", str(wheel)],
+                             capture_output=True, text=True, timeout=900)
+    assert install.returncode == 0, install.stdout[-3000:] + install.stderr[-3000:]
+    return home
+
+
+def _outcomes(report: Path) -> dict[str, tuple[str, str]]:
+    return {entry["id"]: (entry["outcome"], json.dumps(entry["tests"]))
+            for entry in json.loads(report.read_text())["requirements"]}
+
+
+def test_the_client_install_has_no_vllm_terratorch_or_torch(client_venv):
+    for module in ("torch", "vllm", "terratorch"):
+        found = subprocess.run([str(client_venv / "bin" / "python"), "-c", f"import {module}"],
+                               capture_output=True, text=True, timeout=120)
+        assert found.returncode != 0 and "ModuleNotFoundError" in found.stderr, module
+
+
+def test_conformance_from_the_client_install_gives_the_in_repo_verdicts(client_venv, embedded_server, tmp_path):
+    target = ["--base-url", embedded_server.url, "--input-dtype", embedded_server.dtype]
+    outside = tmp_path / "runner"
+    outside.mkdir()
+    client = subprocess.run([str(client_venv / "bin" / "geopool"), "conformance", *target, "-p", "no:cacheprovider",
+                             "--conformance-report", str(outside / "client.json")],
+                            capture_output=True, text=True, cwd=outside, timeout=1200)
+    in_repo = subprocess.run([sys.executable, "-m", "pytest", str(resources.suite_dir()), *target,
+                              "-p", "no:cacheprovider", "--conformance-report", str(tmp_path / "repo.json")],
+                             capture_output=True, text=True, cwd=tmp_path, timeout=1200)
+    assert client.returncode == in_repo.returncode == 0, client.stdout[-3000:] + in_repo.stdout[-3000:]
+    ours, theirs = _outcomes(outside / "client.json"), _outcomes(tmp_path / "repo.json")
+    assert set(ours) == set(theirs)
+    not_checked = {rid for rid, (outcome, tests) in ours.items()
+                   if outcome != theirs[rid][0] and outcome == "skip" and "not checked" in tests}
+    differing = {rid for rid in ours if ours[rid][0] != theirs[rid][0]}
+    assert differing == not_checked, {rid: (ours[rid][0], theirs[rid][0]) for rid in differing - not_checked}
+    assert {"POOL-DTYPE-002", "POOL-SEC-002"} <= not_checked  # torch-only payloads, checked in the repo run
+    print(f"client install: {len(ours)} requirements, same verdicts but {sorted(not_checked)} (not checked)")
+
+
+def test_plain_pytest_and_load_run_from_the_client_install(client_venv, embedded_server, tmp_path):
+    target = ["--base-url", embedded_server.url, "--input-dtype", embedded_server.dtype]
+    plain = subprocess.run([str(client_venv / "bin" / "python"), "-m", "pytest", "--pyargs", "geopool_conformance",
+                            "-k", "test_envelope", *target, "-p", "no:cacheprovider",
+                            "--conformance-report", str(tmp_path / "plain.json")],
+                           capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert plain.returncode == 0, plain.stdout[-3000:]
+    assert {outcome for outcome, _ in _outcomes(tmp_path / "plain.json").values()} >= {"pass"}
+    load = subprocess.run([str(client_venv / "bin" / "geopool"), "load", *target, "--scenario", "closed", "--users",
+                           "1", "--duration", "15", "--warmup", "2", "--window-requests", "5",
+                           "--report-dir", str(tmp_path / "load")], capture_output=True, text=True, cwd=tmp_path,
+                          timeout=600)
+    summary = json.loads((tmp_path / "load" / "summary.json").read_text())
+    assert load.returncode in (0, 4), load.stdout[-3000:] + load.stderr[-2000:]  # 4: too short for steady state
+    counts = summary["requests"]
+    assert counts["ok"] > 0 and counts["http_errors"] == 0 and counts["verification_failures"] == 0, counts
