@@ -10,6 +10,7 @@ moved to the end of the session, waits for it. Run on its own, the test starts i
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import time
@@ -20,7 +21,7 @@ import pytest
 
 from geopool import wire
 from geopool.client import PROBE_TIMEOUT, PoolingClient
-from geopool.resources import suite_dir
+from geopool.resources import DATA_PACKAGES, suite_dir
 from geopool.server import EmbeddedServer
 
 PLAIN_RUN_TEST = "test_plain_run_against_the_embedded_server"
@@ -83,6 +84,23 @@ def count_pooling_requests(url: str) -> float:
 def pooling_requests() -> Callable[[str], float]:
     """``pooling_requests(url)``: how many ``/pooling`` requests that server has answered."""
     return count_pooling_requests
+
+
+@pytest.fixture(scope="session")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """geopool's wheel, built once from a clean copy of the source (an in-tree build/ could carry stale files)."""
+    repo = suite_dir().parent
+    source = tmp_path_factory.mktemp("source")
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(repo / name, source / name)
+    for folder in ("geopool", *DATA_PACKAGES.values()):
+        shutil.copytree(repo / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    out = tmp_path_factory.mktemp("wheels")
+    result = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                             "-w", str(out), str(source)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    (found,) = out.glob("geopool-*.whl")
+    return found
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,6 @@ reports as skipped with "not checked" and the reason.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import venv
@@ -23,17 +22,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def client_venv(tmp_path_factory) -> Path:
+def client_venv(tmp_path_factory, wheel) -> Path:
     """A venv holding only the wheel and its declared dependencies (from the package registry)."""
-    source = tmp_path_factory.mktemp("source")
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy(REPO / name, source / name)
-    for folder in ("geopool", *resources.DATA_PACKAGES.values()):
-        shutil.copytree(REPO / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__"))
-    wheels = tmp_path_factory.mktemp("wheels")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
-                    str(wheels), str(source)], check=True, capture_output=True, timeout=300)
-    (wheel,) = wheels.glob("geopool-*.whl")
     home = tmp_path_factory.mktemp("client") / "venv"
     venv.EnvBuilder(with_pip=True).create(home)
     install = subprocess.run([str(home / "bin" / "python"), "-m", "pip", "install", "-q", str(wheel)],

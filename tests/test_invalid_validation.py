@@ -4,21 +4,10 @@
 from __future__ import annotations
 
 import pytest
+from argument_table import e
 
-from geopool.contract import ModelContract
 from geopool.errors import InvalidArgument
 from geopool.invalid import Mutation, code_running_payload, sparse_payload
-
-
-def e(function, **kwargs):
-    """One table row, ``function(**kwargs)``, with a readable id. In a bad row, the first argument is at fault."""
-    shown = ", ".join(f"{key}={_short(value)}" for key, value in kwargs.items())
-    return pytest.param(function, kwargs, id=f"{function.__name__}({shown})"[:100])
-
-
-def _short(value) -> str:
-    return f"<{value.input_dtype} contract>" if isinstance(value, ModelContract) else repr(value)
-
 
 BAD_ARGUMENTS = [
     e(code_running_payload, marker_path=""),

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import tomllib
 import zipfile
 from pathlib import Path
 
-import pytest
 from setuptools import find_namespace_packages
 
 from geopool import resources
@@ -75,22 +73,6 @@ def test_the_build_configuration_lists_every_package_and_maps_the_data_folders()
     for package, folder in resources.DATA_PACKAGES.items():
         subfolders = find_namespace_packages(str(REPO / folder), exclude=["*.__pycache__", "*-*"])
         assert {f"{package}.{name}" for name in subfolders} <= set(PYPROJECT["packages"]), package
-
-
-@pytest.fixture(scope="module")
-def wheel(tmp_path_factory) -> Path:
-    """A wheel built from a clean copy of the source (an in-tree build/ could carry stale files)."""
-    source = tmp_path_factory.mktemp("source")
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy(REPO / name, source / name)
-    for folder in ("geopool", *resources.DATA_PACKAGES.values()):
-        shutil.copytree(REPO / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__"))
-    out = tmp_path_factory.mktemp("wheels")
-    result = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                             "-w", str(out), str(source)], capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    (found,) = out.glob("geopool-*.whl")
-    return found
 
 
 def test_the_wheel_carries_every_data_file_module_and_conformance_test(wheel):

@@ -6,22 +6,13 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from argument_table import e
 
-from geopool.contract import SEN1FLOODS11, ModelContract
+from geopool.contract import SEN1FLOODS11
 from geopool.errors import InvalidArgument
 from geopool.strategies import payload_recipes, special_values, tensor_recipes
 
 BFLOAT16 = dataclasses.replace(SEN1FLOODS11, input_dtype="bfloat16")
-
-
-def e(function, **kwargs):
-    """One table row, ``function(**kwargs)``, with a readable id. In a bad row, the first argument is at fault."""
-    shown = ", ".join(f"{key}={_short(value)}" for key, value in kwargs.items())
-    return pytest.param(function, kwargs, id=f"{function.__name__}({shown})"[:100])
-
-
-def _short(value) -> str:
-    return f"<{value.input_dtype} contract>" if isinstance(value, ModelContract) else repr(value)
 
 
 BAD_ARGUMENTS = [
