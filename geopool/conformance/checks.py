@@ -3,16 +3,25 @@
 A test takes the ``checks`` fixture and calls :meth:`Checks.that` once per requirement fact; every
 failed fact is kept (a test reports all of its broken requirements, not only the first), and the
 plugin raises :class:`RequirementFailure` naming exactly those requirements after the test body.
+
+Every fact, held or failed, is also recorded as *evaluated* for the running test (:func:`evaluated`):
+the plugin opens a record around each test body, and a requirement the test is marked with but never
+evaluated is reported "not-run" for that test, never "pass". ``case`` names the situation a fact is
+about inside its requirement (a named bad request, a payload kind); None means the test's own case
+(its parametrize id, else its function name), filled in by the plugin.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
-__all__ = ["RequirementFailure", "Checks", "array_diff", "Evidence"]
+__all__ = ["RequirementFailure", "Checks", "array_diff", "Evidence", "Evaluations", "evaluated", "recording"]
 
 
 @dataclasses.dataclass
@@ -20,9 +29,10 @@ class Evidence:
     requirement: str
     message: str
     details: dict[str, Any] = dataclasses.field(default_factory=dict)
+    case: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {**self.details, "requirement": self.requirement, "message": self.message}
+        return {**self.details, "requirement": self.requirement, "case": self.case, "message": self.message}
 
 
 class RequirementFailure(AssertionError):
@@ -31,9 +41,43 @@ class RequirementFailure(AssertionError):
     def __init__(self, evidence: list[Evidence]) -> None:
         self.evidence = evidence
         self.requirements = sorted({item.requirement for item in evidence})
-        lines = [f"{item.requirement}: {item.message}" + "".join(f"\n    {k}: {v}" for k, v in item.details.items())
-                 for item in evidence]
+        lines = [f"{item.requirement}" + (f" [{item.case}]" if item.case else "") + f": {item.message}"
+                 + "".join(f"\n    {k}: {v}" for k, v in item.details.items()) for item in evidence]
         super().__init__("\n".join(lines))
+
+
+class Evaluations:
+    """The (requirement, case) pairs one test evaluated; case None is the test's own case."""
+
+    def __init__(self) -> None:
+        self.pairs: set[tuple[str, str | None]] = set()
+
+    def add(self, requirement: str, case: str | None) -> None:
+        self.pairs.add((requirement, case))
+
+    def cases(self, requirement: str, default: str) -> set[str]:
+        return {case or default for rid, case in self.pairs if rid == requirement}
+
+
+_CURRENT: contextvars.ContextVar[Evaluations | None] = contextvars.ContextVar("geopool_evaluations", default=None)
+
+
+def evaluated(requirement: str, case: str | None = None) -> None:
+    """Record that the running test evaluated ``requirement`` (in ``case``); outside a test, nothing."""
+    record = _CURRENT.get()
+    if record is not None:
+        record.add(requirement, case)
+
+
+@contextlib.contextmanager
+def recording() -> Iterator[Evaluations]:
+    """Collect what the code run inside evaluates (the plugin wraps each test body in one)."""
+    record = Evaluations()
+    token = _CURRENT.set(record)
+    try:
+        yield record
+    finally:
+        _CURRENT.reset(token)
 
 
 class Checks:
@@ -44,14 +88,16 @@ class Checks:
         self.checked: set[str] = set()
         self.context: dict[str, Any] = {}
 
-    def that(self, requirement: str, condition: object, message: str, **details: Any) -> bool:
+    def that(self, requirement: str, condition: object, message: str, *, case: str | None = None,
+             **details: Any) -> bool:
         self.checked.add(requirement)
+        evaluated(requirement, case)
         if not condition:
-            self.failures.append(Evidence(requirement, message, {**self.context, **details}))
+            self.failures.append(Evidence(requirement, message, {**self.context, **details}, case))
         return bool(condition)
 
-    def fail(self, requirement: str, message: str, **details: Any) -> None:
-        self.that(requirement, False, message, **details)
+    def fail(self, requirement: str, message: str, *, case: str | None = None, **details: Any) -> None:
+        self.that(requirement, False, message, case=case, **details)
 
 
 def array_diff(actual: np.ndarray, expected: np.ndarray, *, limit: int = 3) -> str:

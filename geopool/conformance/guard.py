@@ -54,6 +54,7 @@ class ServerGuard:
             except (GeopoolError, ValueError) as exc:
                 problem = f"a valid request now fails: {exc}"
         if problem is None:
+            checks.that(requirement, True, f"after {sent}: the server is healthy")  # evaluated, and held
             return True
         details: dict[str, str] = {"request": sent}
         if body is not None:

@@ -28,10 +28,10 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis.database import DirectoryBasedExampleDatabase
 
 from geopool import options, wire
-from geopool.conformance.checks import Checks, RequirementFailure
+from geopool.conformance.checks import Checks, Evaluations, RequirementFailure, recording
 from geopool.conformance.guard import ServerGuard
 from geopool.conformance.registry import Expectations, load_expectations, load_registry
-from geopool.conformance.report import RequirementLedger, terminal_table, write_report
+from geopool.conformance.report import RequirementLedger, terminal_table, unchecked_line, write_report
 from geopool.conformance.target import Target, resolve_target
 from geopool.errors import GeopoolError, TargetError
 from geopool.resources import SUITE_PACKAGE, suite_dir
@@ -52,6 +52,7 @@ LEDGER_KEY = pytest.StashKey[RequirementLedger]()
 EXPECT_KEY = pytest.StashKey[Expectations]()
 STARTED_KEY = pytest.StashKey[float]()
 GUARD_KEY = pytest.StashKey["ServerGuard"]()
+EVALUATED_KEY = pytest.StashKey[Evaluations]()
 
 
 #: pytest-base-url's entry point name (pytest11), and its module.
@@ -192,16 +193,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     config = session.config
     if LEDGER_KEY not in config.stash or config.option.collectonly:
         return
-    base_url = _base_url(config)
-    reference = config.getoption("reference_checkpoint")
     try:
-        target = resolve_target(
-            base_url=base_url or None, model=config.getoption("conformance_model"),
-            model_config=_path(config.getoption("model_config")), input_dtype=config.getoption("input_dtype"),
-            api_key=config.getoption("api_key"), embedded_model=config.getoption("embedded_model"),
-            embedded_dtype=config.getoption("embedded_dtype"), reference=_path(reference),
-            embedded_device=config.getoption("embedded_device", "auto"),
-        )
+        # A target another plugin resolved already (the project's tests of this ledger set one) is kept.
+        target = config.stash[TARGET_KEY] if TARGET_KEY in config.stash else _resolve(config)
         expectations_option = config.getoption("expectations")
         expectations = load_expectations(target.version, registry=config.stash[LEDGER_KEY].registry,
                                          path="none" if expectations_option == "none" else _path(expectations_option))
@@ -211,9 +205,19 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         config.add_cleanup(target.server.stop)
     config.stash[TARGET_KEY] = target
     config.stash[EXPECT_KEY] = expectations
-    config.stash[LEDGER_KEY].expected = expectations.reasons
+    config.stash[LEDGER_KEY].expectations = expectations
     config.stash[STARTED_KEY] = time.time()
     _say_expectations(config, expectations)
+
+
+def _resolve(config: pytest.Config) -> Target:
+    return resolve_target(
+        base_url=_base_url(config) or None, model=config.getoption("conformance_model"),
+        model_config=_path(config.getoption("model_config")), input_dtype=config.getoption("input_dtype"),
+        api_key=config.getoption("api_key"), embedded_model=config.getoption("embedded_model"),
+        embedded_dtype=config.getoption("embedded_dtype"), reference=_path(config.getoption("reference_checkpoint")),
+        embedded_device=config.getoption("embedded_device", "auto"),
+    )
 
 
 def _say_expectations(config: pytest.Config, expectations: Expectations) -> None:
@@ -298,11 +302,21 @@ def checks() -> Checks:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item):
-    result = yield
+    """Record what the test body evaluates (every ``Checks``, ``require``, ``send``, ``decode`` call, also in
+    Hypothesis tests that build their own Checks), then raise the ``checks`` fixture's failures."""
+    with recording() as record:
+        item.stash[EVALUATED_KEY] = record
+        result = yield
     found = getattr(item, "funcargs", {}).get("checks")
     if isinstance(found, Checks) and found.failures:
         raise RequirementFailure(found.failures)
     return result
+
+
+def default_case(item: pytest.Item) -> str:
+    """A test's own case: its parametrize id, else its function name."""
+    callspec = getattr(item, "callspec", None)
+    return callspec.id if callspec is not None else getattr(item, "originalname", item.name)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -312,37 +326,70 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     ids = _requirements_of(item)
     if ledger is None or not ids:
         return report
-    expected = item.config.stash.get(EXPECT_KEY, Expectations(None, {})).reasons
     if report.when == "call" or report.outcome != "passed":
-        failing, evidence = _attribute(call, ids)
-        outcome = ledger.record(item.nodeid, report, ids, failing, evidence, expected)
+        case = default_case(item)
+        evidence, error = _attribute(call, case)
+        if report.when != "call" and report.failed and error is None:  # e.g. a session fixture's send() failed
+            error = f"{report.when} failed: " + ("; ".join(f"{e['requirement']}: {e['message']}" for e in evidence)
+                                                 or "see the test's report")
+        record = item.stash.get(EVALUATED_KEY, None) if report.when == "call" else None
+        evaluated = {rid: record.cases(rid, case) for rid in ids} if record is not None else {}
+        outcome = ledger.record(item.nodeid, report, ids, evidence=evidence, evaluated=evaluated, error=error)
         if outcome == "expected-fail":
             report.outcome = "skipped"
-            report.wasxfail = "; ".join(f"{rid}: {expected[rid]}" for rid in failing)
+            report.wasxfail = "; ".join(sorted({f"{e['requirement']} [{e['case']}]: {_reason(ledger, e)}"
+                                                for e in evidence}))
     return report
 
 
+def _reason(ledger: RequirementLedger, evidence: dict) -> str:
+    matched = ledger.expectations.matching(evidence["requirement"], evidence["case"])
+    return matched[0].reason if matched else ""
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """With --strict-expectations, a known defect that no longer fails makes the run fail."""
+    """With --strict-expectations, a known defect that no longer fails makes the run fail; with --strict,
+    so does a MUST requirement nothing checked."""
     ledger = session.config.stash.get(LEDGER_KEY, None)
-    if ledger is None or not session.config.getoption("strict_expectations"):
+    if ledger is None or exitstatus != 0 or TARGET_KEY not in session.config.stash:
         return
-    if any(ledger.outcome(rid) == "unexpected-pass" for rid in ledger.registry) and exitstatus == 0:
+    if strict_failures(session.config, ledger):
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
-def _attribute(call: pytest.CallInfo, ids: list[str]) -> tuple[list[str], list[dict]]:
+def strict_mode(config: pytest.Config) -> bool:
+    """pytest's own ``--strict`` (ini ``strict = true``; pytest 9): the conformance run is strict too, so a
+    MUST requirement left unchecked (skipped or not evaluated) fails it, and so does an unexpected pass."""
+    try:
+        return bool(config.getini("strict"))
+    except ValueError:  # a pytest without the ``strict`` ini key
+        return bool(getattr(config.option, "strict", False))
+
+
+def strict_failures(config: pytest.Config, ledger: RequirementLedger) -> list[str]:
+    """Why --strict / --strict-expectations fail this run (empty: they don't)."""
+    strict = strict_mode(config)
+    reasons = []
+    if strict or config.getoption("strict_expectations"):
+        reasons += [f"unexpected-pass: {entry.id} case {entry.label}" for entry in ledger.unexpected_passes()]
+    if strict and ledger.unchecked_must():
+        reasons.append(unchecked_line(ledger))
+    return reasons
+
+
+def _attribute(call: pytest.CallInfo, case: str) -> tuple[list[dict], str | None]:
+    """The failing facts of a test phase (their case defaulting to the test's), or the error that is
+    not a requirement failure (exception type and message)."""
     if call.excinfo is None or call.excinfo.errisinstance(pytest.skip.Exception):
-        return [], []
+        return [], None
     error = call.excinfo.value
     failures = ([error] if isinstance(error, RequirementFailure) else
                 [e for e in getattr(error, "exceptions", ()) if isinstance(e, RequirementFailure)])
     if failures and (isinstance(error, RequirementFailure) or len(failures) == len(error.exceptions)):
-        return (sorted({rid for f in failures for rid in f.requirements}),
-                [item.as_dict() for f in failures for item in f.evidence])
+        return [{**item.as_dict(), "case": item.case or case} for f in failures for item in f.evidence], None
     message = str(error).strip().splitlines()
-    short = " | ".join(message[:6])[:800] or type(error).__name__
-    return ids, [{"requirement": rid, "message": f"{type(error).__name__}: {short}"} for rid in ids]
+    short = " | ".join(message[:6])[:800]
+    return [], f"{type(error).__name__}: {short}" if short else type(error).__name__
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
@@ -355,8 +402,9 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     duration = time.time() - config.stash.get(STARTED_KEY, time.time())
     write_report(path, ledger, target, expectations, duration, _replay_command(config, target))
     terminalreporter.write_sep("=", "geopool conformance")
-    for line in terminal_table(ledger, target):
-        terminalreporter.write_line(line)
+    for number, line in enumerate(terminal_table(ledger, target)):
+        terminalreporter.write_line(line, **({"yellow": True, "bold": True}
+                                             if number == 0 and ledger.unchecked_must() else {}))
     _say_expectations(config, expectations)
     destructive = [r for reports in terminalreporter.stats.values() for r in reports
                    if isinstance(r, pytest.TestReport) and "destructive" in r.keywords]
@@ -368,6 +416,9 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
                                     f"wall time {sum(r.duration for r in destructive):.1f} s{restarts}")
     terminalreporter.write_line(f"wall time {duration:.1f} s (after target start-up)  report: {path}  "
                                 f"junit: {config.option.xmlpath or '-'}")
+    flag = "--strict" if strict_mode(config) else "--strict-expectations"
+    for reason in strict_failures(config, ledger):
+        terminalreporter.write_line(f"the run fails ({flag}): {reason}", red=True, bold=True)
 
 
 def _replay_command(config: pytest.Config, target: Target) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import re
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from geopool import resources
 from geopool.errors import RegistryError
 from geopool.tomlfile import read_toml
 
-__all__ = ["Expectations", "Requirement", "load_registry", "load_expectations", "parse_version",
+__all__ = ["Expectations", "ExpectedFailure", "Requirement", "load_registry", "load_expectations", "parse_version",
            "REGISTRY_PATH", "EXPECTATIONS_DIR"]
 
 SUITE_DIR = resources.suite_dir()
@@ -55,10 +56,40 @@ def load_registry(path: Path = REGISTRY_PATH) -> dict[str, Requirement]:
 
 
 @dataclasses.dataclass(frozen=True)
-class Expectations:
-    """Requirements a server version is known to fail, each with a one-line reason.
+class ExpectedFailure:
+    """One ``[[expected-fail]]`` entry: a requirement known to fail in the cases ``case`` matches.
 
-    ``source`` is the applied file (None: none applies) and ``reasons`` its ``{requirement id: reason}``.
+    ``case`` is an fnmatch pattern against a failing fact's case (the named situation inside the
+    requirement; by default the test's parametrize id, else its function name); None matches any case.
+    ``evidence`` says what was observed when the entry was confirmed (status, message).
+    """
+
+    id: str
+    reason: str
+    case: str | None = None
+    evidence: str | None = None
+
+    def matches(self, requirement: str, case: str | None) -> bool:
+        return requirement == self.id and (self.case is None or fnmatch.fnmatchcase(case or "", self.case))
+
+    @property
+    def label(self) -> str:
+        return self.case if self.case is not None else "(any case)"
+
+    def as_dict(self) -> dict[str, str | None]:
+        return dataclasses.asdict(self)
+
+
+#: The fields an ``[[expected-fail]]`` entry may have.
+ENTRY_FIELDS = ("id", "case", "reason", "evidence")
+
+
+@dataclasses.dataclass(frozen=True)
+class Expectations:
+    """Requirements a server version is known to fail, each entry with a one-line reason.
+
+    ``source`` is the applied file (None: none applies), ``entries`` its ``[[expected-fail]]`` entries
+    (per case) and ``reasons`` their ``{requirement id: reason}`` (a requirement's reasons joined).
     ``line`` says in one sentence which file applied to which version, or why none did; ``warning`` is
     set when the user should look (the version is unknown, unparsable or older than every file).
     ``applies_from``/``applies_below`` are the applied file's declared range (None: not declared).
@@ -70,6 +101,11 @@ class Expectations:
     warning: str | None = None
     applies_from: str | None = None
     applies_below: str | None = None
+    entries: tuple[ExpectedFailure, ...] = ()
+
+    def matching(self, requirement: str, case: str | None) -> list[ExpectedFailure]:
+        """The entries that expect ``requirement`` to fail in ``case``."""
+        return [entry for entry in self.entries if entry.matches(requirement, case)]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,7 +113,15 @@ class _File:
     path: Path
     applies_from: Version | None
     applies_below: Version | None
-    reasons: dict[str, str]
+    entries: tuple[ExpectedFailure, ...]
+
+    @property
+    def reasons(self) -> dict[str, str]:
+        reasons: dict[str, list[str]] = {}
+        for entry in self.entries:
+            if entry.reason not in reasons.setdefault(entry.id, []):
+                reasons[entry.id].append(entry.reason)
+        return {rid: " | ".join(texts) for rid, texts in reasons.items()}
 
     def range(self) -> str:
         upper = f", < {self.applies_below}" if self.applies_below else ""
@@ -86,7 +130,7 @@ class _File:
     def expectations(self, line: str) -> Expectations:
         return Expectations(str(self.path), self.reasons, line, None,
                             str(self.applies_from) if self.applies_from else None,
-                            str(self.applies_below) if self.applies_below else None)
+                            str(self.applies_below) if self.applies_below else None, self.entries)
 
 
 def parse_version(text: str | None) -> Version | None:
@@ -170,15 +214,35 @@ def _read_file(path: Path, registry: dict[str, Requirement] | None, *, require_r
                             "version it is for)")
     if lower is not None and upper is not None and upper <= lower:
         raise RegistryError(f"{path.name}: applies_below {str(upper)!r} must be above applies_from {str(lower)!r}")
-    reasons: dict[str, str] = {}
-    for number, entry in enumerate(data.get("expected-fail", []), 1):
-        rid, reason = entry.get("id"), entry.get("reason")
-        if not isinstance(rid, str) or not isinstance(reason, str) or not reason.strip():
-            raise RegistryError(f"{path.name} expected-fail #{number}: needs string 'id' and 'reason'")
-        if registry is not None and rid not in registry:
-            raise RegistryError(f"{path.name} expected-fail #{number}: unknown requirement {rid!r}")
-        reasons[rid] = reason
-    return _File(path, lower, upper, reasons)
+    entries: list[ExpectedFailure] = []
+    listed = data.get("expected-fail", [])
+    if not isinstance(listed, list) or not all(isinstance(entry, dict) for entry in listed):
+        raise RegistryError(f"{path.name}: 'expected-fail' must be a list of [[expected-fail]] tables")
+    for number, entry in enumerate(listed, 1):
+        entries.append(_entry(path, number, entry, registry))
+    seen: set[tuple[str, str | None]] = set()
+    for number, entry in enumerate(entries, 1):
+        if (entry.id, entry.case) in seen:
+            raise RegistryError(f"{path.name} expected-fail #{number} ({entry.id}, case {entry.label}): "
+                                "listed twice")
+        seen.add((entry.id, entry.case))
+    return _File(path, lower, upper, tuple(entries))
+
+
+def _entry(path: Path, number: int, entry: dict, registry: dict[str, Requirement] | None) -> ExpectedFailure:
+    rid, reason = entry.get("id"), entry.get("reason")
+    where = f"{path.name} expected-fail #{number}" + (f" ({rid})" if isinstance(rid, str) else "")
+    unknown = sorted(set(entry) - set(ENTRY_FIELDS))
+    if unknown:
+        raise RegistryError(f"{where}: unknown field(s) {unknown}; an entry has {list(ENTRY_FIELDS)}")
+    if not isinstance(rid, str) or not isinstance(reason, str) or not reason.strip():
+        raise RegistryError(f"{where}: needs string 'id' and 'reason'")
+    if registry is not None and rid not in registry:
+        raise RegistryError(f"{where}: unknown requirement {rid!r}")
+    for field in ("case", "evidence"):
+        if field in entry and not (isinstance(entry[field], str) and entry[field].strip()):
+            raise RegistryError(f"{where}: field {field!r} must be a non-empty string (omit it for none)")
+    return ExpectedFailure(rid, reason, entry.get("case"), entry.get("evidence"))
 
 
 def _bound(path: Path, data: dict, field: str) -> Version | None:

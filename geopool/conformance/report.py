@@ -1,4 +1,17 @@
-"""Per-requirement outcomes of a conformance run, the JSON report and the terminal table."""
+"""Per-requirement outcomes of a conformance run, the JSON report and the terminal table.
+
+The ledger's rules, per test and requirement the test is marked with:
+
+- skipped → "skip"; a failure outside the test body (setup, teardown) or an exception in it that is
+  not a :class:`~geopool.conformance.checks.RequirementFailure` → "error" (never expected-fail);
+- failing facts → "expected-fail" when an expectation entry matches every one of them (requirement and
+  case), else "fail";
+- no failing fact → "pass" only when the test evaluated the requirement (a ``checks.that``/``require``/
+  ``send``/``decode`` call), else "not-run": the test ran but did not check it.
+
+An expectation entry is "expected-fail" when one of its cases failed, "unexpected-pass" when none did
+but one of them was evaluated and held, "not-run" when none of its cases was evaluated.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +23,16 @@ from typing import Any
 
 import pytest
 
-from geopool.conformance.registry import Expectations, Requirement
+from geopool.conformance.registry import Expectations, ExpectedFailure, Requirement
 
-__all__ = ["OUTCOMES", "RequirementLedger", "write_report", "terminal_table"]
+__all__ = ["OUTCOMES", "NOT_EVALUATED", "RequirementLedger", "write_report", "terminal_table", "unchecked_line"]
 
 #: Worst first: a requirement's outcome is the worst of its tests'.
 OUTCOMES = ("fail", "error", "unexpected-pass", "expected-fail", "pass", "skip", "not-run")
+#: The evidence of a requirement a test is marked with but did not evaluate.
+NOT_EVALUATED = "the test ran but did not evaluate this requirement"
+#: Outcomes of a test that checked the requirement: its evaluated cases that did not fail held.
+_CHECKED = ("pass", "fail", "expected-fail")
 
 
 class RequirementLedger:
@@ -23,8 +40,8 @@ class RequirementLedger:
 
     def __init__(self, registry: dict[str, Requirement]) -> None:
         self.registry = registry
-        #: Requirement id → reason, for the server under test (set once the target is known).
-        self.expected: dict[str, str] = {}
+        #: The expected failures for the server under test (set once the target is known).
+        self.expectations: Expectations = Expectations(None, {})
         self.tests: dict[str, list[str]] = {rid: [] for rid in registry}
         self.results: dict[str, list[dict[str, Any]]] = {rid: [] for rid in registry}
 
@@ -32,35 +49,59 @@ class RequirementLedger:
         for rid in ids:
             self.tests[rid].append(nodeid)
 
-    def record(self, nodeid: str, report: pytest.TestReport, ids: list[str], failing: list[str],
-               evidence: list[dict], expected: dict[str, str]) -> str:
-        """Record one test phase; return the test's overall conformance outcome."""
+    def record(self, nodeid: str, report: pytest.TestReport, ids: list[str], *, evidence: list[dict],
+               evaluated: dict[str, set[str]], error: str | None = None) -> str:
+        """Record one test phase; return the test's overall conformance outcome.
+
+        ``evidence``: the failing facts (dicts with requirement, case, message); ``evaluated``: requirement
+        → the cases the test evaluated; ``error``: the exception that is not a requirement failure, if any.
+        """
         if report.skipped:
             reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
             for rid in ids:
                 self._add(rid, nodeid, "skip", [{"message": reason}])
             return "skip"
-        if report.failed and report.when != "call":
+        if error is not None or (report.failed and report.when != "call"):
+            message = error or "the test failed outside its body"
             for rid in ids:
-                self._add(rid, nodeid, "error", [e for e in evidence if e["requirement"] == rid])
+                self._add(rid, nodeid, "error", [{"requirement": rid, "message": message}])
             return "error"
-        overall = []
-        for rid in ids:
-            if rid in failing:
-                outcome = "expected-fail" if rid in expected else "fail"
-            else:
-                outcome = "pass"
-            overall.append(outcome)
-            self._add(rid, nodeid, outcome, [e for e in evidence if e["requirement"] == rid])
-        if "fail" in overall:
-            return "fail"
-        return "expected-fail" if "expected-fail" in overall else "pass"
+        overall = [self._record_requirement(nodeid, rid, [e for e in evidence if e.get("requirement") == rid],
+                                            evaluated.get(rid, set())) for rid in ids]
+        return next(o for o in OUTCOMES if o in overall)
 
-    def _add(self, rid: str, nodeid: str, outcome: str, evidence: list[dict]) -> None:
-        self.results[rid].append({"test": nodeid, "outcome": outcome, "evidence": evidence})
+    def _record_requirement(self, nodeid: str, rid: str, failing: list[dict], cases: set[str]) -> str:
+        failed = {str(item.get("case")) for item in failing}
+        for item in failing:
+            matched = self.expectations.matching(rid, item.get("case"))
+            if matched:
+                item["expected_by"] = [entry.label for entry in matched]
+        if failing:
+            outcome = "expected-fail" if all("expected_by" in item for item in failing) else "fail"
+        else:
+            outcome = "pass" if cases else "not-run"
+        shown = failing or ([] if cases else [{"requirement": rid, "message": NOT_EVALUATED}])
+        self._add(rid, nodeid, outcome, shown, failed=sorted(failed), held=sorted(cases - failed))
+        return outcome
+
+    def _add(self, rid: str, nodeid: str, outcome: str, evidence: list[dict], *,
+             failed: list[str] = (), held: list[str] = ()) -> None:
+        self.results[rid].append({"test": nodeid, "outcome": outcome, "evidence": evidence,
+                                  "failed_cases": list(failed), "held_cases": list(held)})
+
+    def entry_outcome(self, entry: ExpectedFailure) -> tuple[str, list[str], list[str]]:
+        """An expectation entry's outcome, the failing cases it matched and its evaluated cases that held."""
+        failed, held = set(), set()
+        for result in self.results.get(entry.id, []):
+            failed |= {case for case in result["failed_cases"] if entry.matches(entry.id, case)}
+            if result["outcome"] in _CHECKED:
+                held |= {case for case in result["held_cases"] if entry.matches(entry.id, case)}
+        outcome = "expected-fail" if failed else "unexpected-pass" if held else "not-run"
+        return outcome, sorted(failed), sorted(held)
 
     def outcome(self, rid: str) -> str:
-        """Worst test outcome; a known defect whose every run test passed is an unexpected pass."""
+        """Worst test outcome; an expectation entry of the requirement that held everywhere it was
+        evaluated makes it an unexpected pass (unless a test failed or errored)."""
         seen = {entry["outcome"] for entry in self.results[rid]}
         if not seen:
             return "not-run"
@@ -68,7 +109,50 @@ class RequirementLedger:
             return "skip"
         seen.discard("skip")
         worst = next(o for o in OUTCOMES if o in seen)
-        return "unexpected-pass" if worst == "pass" and rid in self.expected else worst
+        if OUTCOMES.index(worst) > OUTCOMES.index("unexpected-pass") and any(
+                self.entry_outcome(entry)[0] == "unexpected-pass" for entry in self._entries(rid)):
+            return "unexpected-pass"
+        return worst
+
+    def _entries(self, rid: str) -> list[ExpectedFailure]:
+        return [entry for entry in self.expectations.entries if entry.id == rid]
+
+    def unexpected_passes(self) -> list[ExpectedFailure]:
+        return [entry for entry in self.expectations.entries if self.entry_outcome(entry)[0] == "unexpected-pass"]
+
+    def unchecked_must(self) -> list[tuple[str, str, str]]:
+        """MUST requirements nothing checked: (id, outcome, why) for outcomes skip and not-run."""
+        found = []
+        for rid, requirement in self.registry.items():
+            outcome = self.outcome(rid)
+            if requirement.level == "MUST" and outcome in ("skip", "not-run"):
+                found.append((rid, outcome, self._why_unchecked(rid)))
+        return found
+
+    def _why_unchecked(self, rid: str) -> str:
+        results = self.results[rid]
+        if not results:
+            return "no test selected" if not self.tests[rid] else "no test ran"
+        skips = [e["evidence"][0]["message"] for e in results if e["outcome"] == "skip" and e["evidence"]]
+        if skips:
+            return _short(skips[0])
+        return "tests ran but did not evaluate it"
+
+
+def _short(reason: str) -> str:
+    """The gist of a skip reason: its text before the first colon (``no reference weights: pass ...``)."""
+    text = str(reason).removeprefix("Skipped: ").strip()
+    return text.split(":", 1)[0].strip()[:60] or "skipped"
+
+
+def unchecked_line(ledger: RequirementLedger) -> str:
+    """One line: which MUST requirements went unchecked, and why; or that all were checked."""
+    unchecked = ledger.unchecked_must()
+    musts = sum(1 for requirement in ledger.registry.values() if requirement.level == "MUST")
+    if not unchecked:
+        return f"all {musts} MUST requirements checked"
+    listed = ", ".join(f"{rid} ({why})" for rid, _, why in unchecked)
+    return f"{len(unchecked)} MUST requirement{'s' if len(unchecked) != 1 else ''} not checked: {listed}"
 
 
 def write_report(path: Path, ledger: RequirementLedger, target: Any, expectations: Expectations,
@@ -80,6 +164,7 @@ def write_report(path: Path, ledger: RequirementLedger, target: Any, expectation
                  [{"test": nodeid, "outcome": "not-run", "evidence": []} for nodeid in ledger.tests[rid]]}
         if rid in expectations.reasons:
             entry["expected_failure_reason"] = expectations.reasons[rid]
+            entry["expected_failures"] = [_entry_report(ledger, e) for e in expectations.entries if e.id == rid]
         entry["replay"] = [replay.format(test=t["test"]) for t in entry["tests"]
                            if t["outcome"] in ("fail", "error", "expected-fail")]
         requirements.append(entry)
@@ -87,9 +172,13 @@ def write_report(path: Path, ledger: RequirementLedger, target: Any, expectation
         "generated": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "duration_s": round(duration_s, 2),
         "target": target.describe(),
+        "unchecked_must": [{"id": rid, "outcome": outcome, "why": why}
+                           for rid, outcome, why in ledger.unchecked_must()],
+        "unchecked_line": unchecked_line(ledger),
         "expectations": {"file": expectations.source, "requirements": sorted(expectations.reasons),
                          "line": expectations.line, "warning": expectations.warning,
-                         "applies_from": expectations.applies_from, "applies_below": expectations.applies_below},
+                         "applies_from": expectations.applies_from, "applies_below": expectations.applies_below,
+                         "entries": [_entry_report(ledger, e) for e in expectations.entries]},
         "summary": dict(Counter(entry["outcome"] for entry in requirements)),
         "requirements": requirements,
     }
@@ -98,15 +187,26 @@ def write_report(path: Path, ledger: RequirementLedger, target: Any, expectation
     return report
 
 
+def _entry_report(ledger: RequirementLedger, entry: ExpectedFailure) -> dict[str, Any]:
+    outcome, failed, held = ledger.entry_outcome(entry)
+    return {**entry.as_dict(), "outcome": outcome, "matched_cases": failed, "held_cases": held}
+
+
 def terminal_table(ledger: RequirementLedger, target: Any) -> list[str]:
+    """The unchecked-MUST line first, then one line per requirement and one per expectation entry."""
     described = target.describe()
-    lines = [f"target {described['url']}  model {described['model']}  vLLM {described['vllm_version']}  "
+    lines = [unchecked_line(ledger),
+             f"target {described['url']}  model {described['model']}  vLLM {described['vllm_version']}  "
              f"({'embedded' if described['embedded'] else 'external'})",
              f"{'requirement':<16}{'level':<8}{'outcome':<17}tests  statement"]
     for rid, requirement in ledger.registry.items():
         outcome = ledger.outcome(rid)
         lines.append(f"{rid:<16}{requirement.level:<8}{outcome:<17}{len(ledger.tests[rid]):>5}  "
                      f"{requirement.statement[:70]}")
+        for entry in ledger.expectations.entries:
+            if entry.id == rid:
+                entry_outcome = ledger.entry_outcome(entry)[0]
+                lines.append(f"{'':<18}case {entry.label:<24}{entry_outcome:<17}{entry.reason[:60]}")
     counts = Counter(ledger.outcome(rid) for rid in ledger.registry)
     lines.append("requirements: " + ", ".join(f"{counts[o]} {o}" for o in OUTCOMES if counts[o]))
     return lines

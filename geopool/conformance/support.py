@@ -10,7 +10,7 @@ import numpy as np
 
 from geopool import wire
 from geopool.client import PoolingClient, PoolingResponse
-from geopool.conformance.checks import Evidence, RequirementFailure
+from geopool.conformance.checks import Evidence, RequirementFailure, evaluated
 from geopool.conformance.target import Target
 from geopool.errors import GeopoolError, PoolingHTTPError
 
@@ -29,28 +29,35 @@ def evidence_of(error: GeopoolError) -> dict[str, Any]:
     return {"error": f"{type(error).__name__}: {error}"[:500]}
 
 
-def require(requirement: str, condition: object, message: str, **details: Any) -> None:
-    """Raise RequirementFailure for ``requirement`` unless ``condition`` holds (for Hypothesis tests)."""
+def require(requirement: str, condition: object, message: str, *, case: str | None = None, **details: Any) -> None:
+    """Raise RequirementFailure for ``requirement`` unless ``condition`` holds (for Hypothesis tests);
+    either way ``requirement`` (in ``case``) counts as evaluated."""
+    evaluated(requirement, case)
     if not condition:
-        raise RequirementFailure([Evidence(requirement, message, details)])
+        raise RequirementFailure([Evidence(requirement, message, details, case)])
 
 
 def send(client: PoolingClient, body: dict[str, Any], requirement: str, *,
-         request_id: str | None = None, tag: bool = True) -> PoolingResponse:
+         request_id: str | None = None, tag: bool = True, case: str | None = None) -> PoolingResponse:
     """POST ``body`` with an X-Request-Id (``request_id``, else a fresh one when ``tag``, so evidence can be
-    found in the server's log); any failure to get a 2xx fails ``requirement`` with status, message and id."""
+    found in the server's log); any failure to get a 2xx fails ``requirement`` with status, message and id.
+    A 2xx evaluates ``requirement`` (a valid request was answered)."""
     request_id = request_id or (f"geopool-{uuid.uuid4().hex[:16]}" if tag else None)
+    evaluated(requirement, case)
     try:
         return client.pool(body, request_id=request_id)
     except GeopoolError as error:
         raise RequirementFailure([Evidence(requirement, "a valid request was not answered 2xx",
-                                           {**evidence_of(error), "request_id": request_id})]) from error
+                                           {**evidence_of(error), "request_id": request_id}, case)]) from error
 
 
-def decode(target: Target, response: PoolingResponse, requirement: str, **options: Any) -> np.ndarray:
-    """Decode a base64 JSON answer to the contract's output shape, failing ``requirement`` if it cannot."""
+def decode(target: Target, response: PoolingResponse, requirement: str, *, case: str | None = None,
+           **options: Any) -> np.ndarray:
+    """Decode a base64 JSON answer to the contract's output shape, failing ``requirement`` if it cannot
+    (either way ``requirement`` counts as evaluated)."""
+    evaluated(requirement, case)
     try:
         return wire.decode_json_response(response.json(), target.contract.output_shape, **options)
     except (GeopoolError, ValueError) as error:
         raise RequirementFailure([Evidence(requirement, f"the answer does not decode: {error}",
-                                           {"request_id": response.request_id})]) from error
+                                           {"request_id": response.request_id}, case)]) from error

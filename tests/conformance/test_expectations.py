@@ -171,5 +171,41 @@ def test_the_report_carries_the_line(tmp_path):
     report = write_report(tmp_path / "r.json", RequirementLedger(load_registry()), target, expectations, 1.0, "")
     assert report["expectations"] == {
         "file": str(tmp_path / "vllm-0.32.toml"), "requirements": ["POOL-ENV-001"], "line": expectations.line,
-        "warning": None, "applies_from": "0.32.0", "applies_below": None}
+        "warning": None, "applies_from": "0.32.0", "applies_below": None,
+        "entries": [{"id": "POOL-ENV-001", "case": None, "reason": "a reason long enough to be one", "evidence": None,
+                     "outcome": "not-run", "matched_cases": [], "held_cases": []}]}
     assert json.loads((tmp_path / "r.json").read_text())["expectations"]["line"] == expectations.line
+
+
+def test_entries_are_per_case_with_fnmatch_patterns(tmp_path):
+    path = tmp_path / "x.toml"
+    path.write_text('[[expected-fail]]\nid = "POOL-SURV-002"\ncase = "rank-*-target"\nreason = "D7: rank kills it"\n'
+                    'evidence = "500 EngineCore, then exit"\n'
+                    '[[expected-fail]]\nid = "POOL-SURV-002"\ncase = "other-input-dtype"\nreason = "D1: dtype kills"\n'
+                    '[[expected-fail]]\nid = "POOL-EP-007"\nreason = "any case of it"\n')
+    found = load_expectations("0.32.0", path=path, registry=load_registry())
+    assert [(e.id, e.case, e.evidence) for e in found.entries] == [
+        ("POOL-SURV-002", "rank-*-target", "500 EngineCore, then exit"), ("POOL-SURV-002", "other-input-dtype", None),
+        ("POOL-EP-007", None, None)]
+    assert found.reasons == {"POOL-SURV-002": "D7: rank kills it | D1: dtype kills", "POOL-EP-007": "any case of it"}
+    assert [e.reason for e in found.matching("POOL-SURV-002", "rank-4-target")] == ["D7: rank kills it"]
+    assert found.matching("POOL-SURV-002", "wrong-channel-count") == []
+    assert found.matching("POOL-SURV-001", "rank-4-target") == []
+    assert [e.id for e in found.matching("POOL-EP-007", "anything")] == ["POOL-EP-007"]
+
+
+@pytest.mark.parametrize(("entry", "message"), [
+    ('id = "POOL-ENV-001"\nreason = "r"\ncases = "x"\n',
+     "x.toml expected-fail #1 (POOL-ENV-001): unknown field(s) ['cases']; an entry has ['id', 'case', 'reason', "
+     "'evidence']"),
+    ('id = "POOL-ENV-001"\nreason = "r"\ncase = 3\n', "x.toml expected-fail #1 (POOL-ENV-001): field 'case' must be"),
+    ('id = "POOL-ENV-001"\nreason = "r"\nevidence = ""\n', "(POOL-ENV-001): field 'evidence' must be a non-empty"),
+    ('id = "POOL-ENV-001"\n', "x.toml expected-fail #1 (POOL-ENV-001): needs string 'id' and 'reason'"),
+    ('id = "POOL-ENV-001"\nreason = "r"\ncase = "a"\n[[expected-fail]]\nid = "POOL-ENV-001"\nreason = "s"\n'
+     'case = "a"\n', "x.toml expected-fail #2 (POOL-ENV-001, case a): listed twice"),
+], ids=["unknown-field", "case-not-a-string", "empty-evidence", "no-reason", "duplicate"])
+def test_a_malformed_entry_names_the_file_and_the_entry(tmp_path, entry, message):
+    path = tmp_path / "x.toml"
+    path.write_text("[[expected-fail]]\n" + entry)
+    with pytest.raises(RegistryError, match=re.escape(message)):
+        load_expectations("0.32.0", path=path, registry=load_registry())
