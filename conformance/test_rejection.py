@@ -42,6 +42,8 @@ def check_rejection(checks: Checks, case: BadRequest, response, sent: str) -> No
     if isinstance(message, str):
         checks.that("POOL-REJ-012", any(word.lower() in message.lower() for word in case.names),
                     f"{case.name}: message names none of {list(case.names)}")
+    elif response.status_code >= 400:  # rejected with no error.message: it names nothing (a 2xx is no rejection)
+        checks.fail("POOL-REJ-012", f"{case.name}: the rejection has no error.message to name the problem")
 
 
 @pytest.mark.parametrize("case", [_param(case) for case in CASES])
