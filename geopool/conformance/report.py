@@ -141,8 +141,10 @@ class RequirementLedger:
 
 def _short(reason: str) -> str:
     """The gist of a skip reason: its text before the first colon (``no reference weights: pass ...``)."""
-    text = str(reason).removeprefix("Skipped: ").strip()
-    return text.split(":", 1)[0].strip()[:60] or "skipped"
+    text = str(reason).removeprefix("Skipped: ").strip().split(":", 1)[0].strip()
+    if len(text) > 60:
+        text = text[:57].rsplit(" ", 1)[0] + "..."
+    return text or "skipped"
 
 
 def unchecked_line(ledger: RequirementLedger) -> str:
@@ -151,8 +153,17 @@ def unchecked_line(ledger: RequirementLedger) -> str:
     musts = sum(1 for requirement in ledger.registry.values() if requirement.level == "MUST")
     if not unchecked:
         return f"all {musts} MUST requirements checked"
-    listed = ", ".join(f"{rid} ({why})" for rid, _, why in unchecked)
+    by_why: dict[str, list[str]] = {}
+    for rid, _, why in unchecked:
+        by_why.setdefault(why, []).append(rid)
+    listed = "; ".join(f"{_ids(ids)} ({why})" for why, ids in by_why.items())
     return f"{len(unchecked)} MUST requirement{'s' if len(unchecked) != 1 else ''} not checked: {listed}"
+
+
+def _ids(ids: list[str], shown: int = 6) -> str:
+    """Ids for one line: a partial run leaves dozens unselected, which the JSON report lists in full."""
+    more = f" and {len(ids) - shown} more" if len(ids) > shown else ""
+    return ", ".join(ids[:shown]) + more
 
 
 def write_report(path: Path, ledger: RequirementLedger, target: Any, expectations: Expectations,
@@ -206,7 +217,7 @@ def terminal_table(ledger: RequirementLedger, target: Any) -> list[str]:
         for entry in ledger.expectations.entries:
             if entry.id == rid:
                 entry_outcome = ledger.entry_outcome(entry)[0]
-                lines.append(f"{'':<18}case {entry.label:<24}{entry_outcome:<17}{entry.reason[:60]}")
+                lines.append(f"{'':<18}case {entry.label:<28} {entry_outcome:<16} {entry.reason[:60]}")
     counts = Counter(ledger.outcome(rid) for rid in ledger.registry)
     lines.append("requirements: " + ", ".join(f"{counts[o]} {o}" for o in OUTCOMES if counts[o]))
     return lines
