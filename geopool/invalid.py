@@ -21,7 +21,8 @@ from geopool import wire
 from geopool.contract import INPUT_DTYPES, ModelContract
 from geopool.errors import InvalidArgument
 
-__all__ = ["BadRequest", "Mutation", "bad_requests", "invalid_mutations", "code_running_payload", "sparse_payload"]
+__all__ = ["BadRequest", "Mutation", "bad_requests", "client_mistakes", "invalid_mutations", "code_running_payload",
+           "sparse_payload", "device_saved_payload"]
 
 Body = dict[str, Any]
 
@@ -43,6 +44,9 @@ class BadRequest:
     destructive: bool = False
     #: The bad input is torch.save bytes (a cut archive, a pickled non-tensor): only torch builds it.
     needs_torch: bool = False
+    #: A conforming server may instead answer as for the valid request (it casts, squeezes or moves the
+    #: input): then the answer must be the valid request's.
+    may_answer: bool = False
 
     def body(self, valid: Body, contract: ModelContract) -> bytes:
         edited = self.edit(json.loads(json.dumps(valid)), contract)
@@ -163,6 +167,54 @@ def bad_requests() -> list[BadRequest]:
     ]
 
 
+def client_mistakes() -> list[BadRequest]:
+    """Requests real clients get wrong (POOL-CLI-001..004): inputs built the way numpy, a batched
+    training loop or a GPU leaves them, and bodies shaped like the completions API's."""
+    return [
+        # numpy's default dtype: np.ones/np.array give float64, and np.save keeps it.
+        BadRequest("float64-npy", "POOL-CLI-001", (400, 422), ("dtype", "float64", "double"),
+                   lambda body, c: _numpy_default_inputs(body, c), destructive=True, may_answer=True),
+        # A batch of one, as a DataLoader or the offline example's tiling yields it.
+        BadRequest("leading-batch-dim", "POOL-CLI-002", (400, 422), ("shape", "dimension", "rank", "batch"),
+                   _set_input(_target, _tensor(_target_shape(lambda s: (1, *s)))), destructive=True,
+                   may_answer=True),
+        BadRequest("cuda-saved-tensor", "POOL-CLI-003", (400, 422), ("cuda", "device"),
+                   _set_input(_target, _cuda_saved), needs_torch=True, may_answer=True),
+        # The completions/embeddings API's shape: the tensor (base64 text) as the input string ...
+        BadRequest("input-text", "POOL-CLI-004", (400, 422), ("messages", wire.IMAGE_EMBEDS),
+                   lambda body, c: _completion(body, "input", wire.image_embeds(body)[c.target])),
+        # ... under "prompt", the legacy completions field ...
+        BadRequest("prompt", "POOL-CLI-004", (400, 422), ("messages", wire.IMAGE_EMBEDS),
+                   lambda body, c: _completion(body, "prompt", wire.image_embeds(body))),
+        # ... or the seed's token id as input with the tensors beside it (never read by vLLM 0.32).
+        BadRequest("input-token-ids", "POOL-CLI-004", (400, 422), ("messages", wire.IMAGE_EMBEDS),
+                   lambda body, c: _completion(body, "input", [1], image_embeds=wire.image_embeds(body)),
+                   destructive=True),
+    ]
+
+
+def _numpy_default_inputs(body: Body, contract: ModelContract) -> Body:
+    for spec in contract.inputs:
+        wire.image_embeds(body)[spec.name] = wire.base64_text(_npy(np.ones(spec.shape)))  # float64
+    return body
+
+
+def _npy(array: np.ndarray) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
+
+
+def _cuda_saved(contract: ModelContract) -> str:
+    return device_saved_payload(np.ones(contract.input_shape(contract.target)), dtype=contract.input_dtype)
+
+
+def _completion(body: Body, field: str, value: Any, **more: Any) -> Body:
+    return {"model": body["model"], field: value, "encoding_format": body["encoding_format"], **more}
+
+
 def _retype(body: Body) -> Body:
     wire.image_part(body)["type"] = "image_url"
     return body
@@ -207,6 +259,34 @@ def sparse_payload(*, indices: list[list[int]], size: tuple[int, ...]) -> str:
     values = torch.ones(len(indices[0]), dtype=torch.float32)
     tensor = torch.sparse_coo_tensor(torch.tensor(indices), values, size, check_invariants=False)
     return _saved(tensor)
+
+
+def device_saved_payload(array: np.ndarray, *, dtype: str, device: str = "cuda:0") -> str:
+    """Base64 ``torch.save`` bytes of ``array`` as a client on a GPU writes them: the storage is tagged
+    with ``device`` (what ``torch.save(tensor.cuda())`` records), built on the CPU without a GPU.
+
+    ``torch.save`` pickles each storage with its location string; only that string differs between a
+    CPU and a CUDA save, so the archive's ``data.pkl`` is rewritten with the new location (pickle
+    protocol 2 writes it as BINUNICODE: ``X``, a 4-byte little-endian length, the UTF-8 text).
+    """
+    import io
+    import zipfile
+
+    if not isinstance(device, str) or not device or device == "cpu":
+        raise InvalidArgument(f"device={device!r} must name a device other than the CPU, e.g. 'cuda:0'")
+    saved = wire.serialize_array(array, dtype=dtype, fmt="torch")
+    cpu, tagged = (b"X" + len(text).to_bytes(4, "little") + text.encode() for text in ("cpu", device))
+    rewritten = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(saved)) as source, \
+            zipfile.ZipFile(rewritten, "w", zipfile.ZIP_STORED) as target:
+        for info in source.infolist():
+            data = source.read(info.filename)
+            if info.filename.endswith("/data.pkl"):
+                if data.count(cpu) != 1:  # another pickle protocol or layout: say so rather than send junk
+                    raise InvalidArgument(f"cannot find the one storage location 'cpu' in {info.filename}")
+                data = data.replace(cpu, tagged)
+            target.writestr(info.filename, data)
+    return wire.base64_text(rewritten.getvalue())
 
 
 def _check_sparse(indices: Any, size: Any) -> None:

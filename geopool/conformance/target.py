@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import secrets
 from pathlib import Path
 
 from geopool.client import PROBE_TIMEOUT, Endpoint, PoolingClient
@@ -49,7 +50,11 @@ def resolve_target(
     """Start the embedded server (no ``base_url``) or check the external one; raise TargetError if unusable."""
     server = None
     if base_url is None:
-        server = EmbeddedServer(embedded_model, dtype=embedded_dtype, device=embedded_device).start()
+        # The suite's own server requires a key, so the API-key requirements (POOL-CLI-008/009) are
+        # checked in every embedded run; every request of the suite sends it (Target.endpoint).
+        api_key = api_key or f"geopool-{secrets.token_hex(16)}"
+        server = EmbeddedServer(embedded_model, dtype=embedded_dtype, device=embedded_device,
+                                extra_args=("--api-key", api_key)).start()
         base_url, input_dtype = server.url, input_dtype or embedded_dtype
         model_config = model_config or server.model_dir
         reference = reference or server.served_dir

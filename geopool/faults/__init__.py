@@ -11,6 +11,8 @@ Each fault edits what passes through (:meth:`Fault.response`) or answers instead
 ``endpoints``      /metrics, /version (garbage or another version), /v1/models, /openapi.json,
                    /health, the metadata header
 ``timing``         slow tail, stall, 503s, connection resets
+``client``         around client mistakes: completion bodies taken, closing after errors, raw and
+                   fp8 answers spoiled
 =================  ==========================================================================
 
 Bad specs raise :class:`geopool.errors.FaultSpecError`.
@@ -22,6 +24,7 @@ from collections.abc import Callable
 
 from geopool.errors import FaultSpecError
 from geopool.faults.base import Exchange, Fault
+from geopool.faults.client import AcceptCompletion, CloseAfterError, LowBit
 from geopool.faults.endpoints import (
     BytesMetadata,
     HealthFlap,
@@ -67,6 +70,7 @@ FAULTS: dict[str, Callable[..., Fault]] = {cls.name: cls for cls in [
     MetricsFrozen, MetricsGarbage, VersionGarbage, VersionAs, ModelsEmpty, OpenapiStrip, OpenapiNarrow,
     BytesMetadata, HealthFlap,
     SlowTail, Stall, Unavailable, ResetMidBody,
+    AcceptCompletion, CloseAfterError, LowBit,
 ]}
 
 
