@@ -44,10 +44,12 @@ __all__ = ["GOLDEN_CRITERIA", "SAMPLES", "GoldenAnswer", "GoldenVerdict", "golde
 #: (the offline float32 pass with and without oneDNN, on 1 and 2 threads, against the embedded server)
 #: moved the seed answer by 1.7e-3..3.6e-3 relative L2 error (class agreement >= 0.998 over all pixels;
 #: the samples are drawn where no such change can flip the class): float32 allows 1e-2, 2.8x the worst.
-#: FLOAT16-FIGURES
+#: The embedded float16 server's seed answer is 7.6e-4 from the float16 golden (1.3e-3 from the float32
+#: one): float16 allows 1e-2 as well. Caught through the proxy: scale >= 1.0086 (float32), fixed noise
+#: sigma >= 1.2e-3 (the samples see little of it; the reference pass catches 1e-5).
 GOLDEN_CRITERIA: dict[str, Criterion] = {
     "float32": Criterion(max_relative_error=1e-2, min_agreement=1.0),
-    "float16": Criterion(max_relative_error=2e-2, min_agreement=1.0),
+    "float16": Criterion(max_relative_error=1e-2, min_agreement=1.0),
     "bfloat16": Criterion(max_relative_error=5e-2, min_agreement=1.0),
 }
 
@@ -78,8 +80,9 @@ class GoldenVerdict:
     def describe(self) -> str:
         bound = self.samples.criterion.max_relative_error
         verdict = "matches" if self.passed else "does not match"
-        return (f"{verdict} the golden answer; sampled pixels {self.samples.describe()}; class mean shift {self.mean_shift:.3g} of the rms "
-                f"(bound {bound:.3g}); class std ratio off by {self.std_ratio_error:.3g} (bound {bound:.3g})")
+        return (f"{verdict} the golden answer; sampled pixels {self.samples.describe()}; class mean shift "
+                f"{self.mean_shift:.3g} of the rms (bound {bound:.3g}); class std ratio off by "
+                f"{self.std_ratio_error:.3g} (bound {bound:.3g})")
 
     def figures(self) -> dict[str, Any]:
         return {**self.samples.evidence(), "mean_shift": self.mean_shift, "std_ratio_error": self.std_ratio_error}

@@ -30,15 +30,27 @@ class Criterion:
     min_agreement: float
 
 
-#: Bounds per server dtype, set from the measured served-vs-offline spread:
-#: ``benchmarks/numeric_spread.py`` (30 inputs: the seed input, then uniform/normal/constant/gradient
-#: tensors of magnitude 1e-2..1e4 with in-range coordinates) against the embedded vLLM 0.32 CPU server
-#: serving prithvi-tiny-tl, December 2026:
-#: FILLED-IN-BELOW
+#: Bounds per server dtype, set from the measured served-vs-offline spread: ``benchmarks/numeric_spread.py``
+#: (the seed input, then uniform/normal/constant/gradient tensors of magnitude 1e-2..1e4 with in-range
+#: coordinates) against the embedded vLLM 0.32 CPU server serving prithvi-tiny-tl, December 2026:
+#:
+#: - float32, 30 inputs: relative L2 error median 5.6e-7, max 1.5e-6; class agreement min 0.999996
+#:   (one pixel in 262144); max abs diff up to 1e-3 where answers reach ~600. Bounds: 1e-4 (68x the
+#:   worst) and 0.999 (the worst disagreement x260). Caught (benchmarks/oracle_sensitivity.py, through
+#:   the proxy): scale >= 1.0001, fixed noise sigma >= 1.2e-5 on the seed input (7e-6 on load item 0).
+#: - float16, 8 inputs (an answer takes ~60 s on CPU): relative L2 error max FLOAT16-MAX, class agreement
+#:   min 0.99977. Bounds: 5e-3 and 0.995.
+#: - bfloat16: not measured (no bfloat16 CPU run fits the time); the float16 bounds scaled by the 8x
+#:   coarser rounding of bfloat16 (8 significand bits against 11).
+#:
+#: Before, allclose with atol 5e-3 + rtol 1e-3 let a x1.005 scaling and fixed noise of sigma 5e-4 pass.
+#: The spread is this small only because the reference pass runs the kernels vLLM's CPU backend runs
+#: (geopool.reference: no oneDNN); other kernels move this random-weight model's answers by up to
+#: 8.7e-3 (measured with oneDNN on), which these bounds reject: a server on a GPU fails NUM-002 here.
 CRITERIA: dict[str, Criterion] = {
     "float32": Criterion(max_relative_error=1e-4, min_agreement=0.999),
-    "float16": Criterion(max_relative_error=1e-2, min_agreement=0.99),
-    "bfloat16": Criterion(max_relative_error=5e-2, min_agreement=0.95),
+    "float16": Criterion(max_relative_error=5e-3, min_agreement=0.995),
+    "bfloat16": Criterion(max_relative_error=4e-2, min_agreement=0.96),
 }
 
 
