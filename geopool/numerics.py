@@ -38,12 +38,13 @@ class Criterion:
 #:   (one pixel in 262144); max abs diff up to 1e-3 where answers reach ~600. Bounds: 1e-4 (68x the
 #:   worst) and 0.999 (the worst disagreement x260). Caught (benchmarks/oracle_sensitivity.py, through
 #:   the proxy): scale >= 1.0001, fixed noise sigma >= 1.2e-5 on the seed input (7e-6 on load item 0).
-#: - float16, 8 inputs (an answer takes ~60 s on CPU): relative L2 error max FLOAT16-MAX, class agreement
-#:   min 0.99977. Bounds: 5e-3 and 0.995.
+#: - float16, 8 inputs (~100 s an input on CPU; magnitudes 1e-2 and 1): relative L2 error median 8.3e-4,
+#:   max 9.0e-4; class agreement min 0.99977 (max abs diff 4.9e-4). Bounds: 5e-3 (5.6x the worst), 0.995 (x21).
 #: - bfloat16: not measured (no bfloat16 CPU run fits the time); the float16 bounds scaled by the 8x
 #:   coarser rounding of bfloat16 (8 significand bits against 11).
 #:
-#: Before, allclose with atol 5e-3 + rtol 1e-3 let a x1.005 scaling and fixed noise of sigma 5e-4 pass.
+#: Before, allclose with atol 5e-3 + rtol 1e-3 let a x1.005 scaling and fixed noise of sigma 5e-4 pass
+#: on answers of magnitude ~0.1 (the seed input's, load's pool's); only inputs ~100x larger showed them.
 #: The spread is this small only because the reference pass runs the kernels vLLM's CPU backend runs
 #: (geopool.reference: no oneDNN); other kernels move this random-weight model's answers by up to
 #: 8.7e-3 (measured with oneDNN on), which these bounds reject: a server on a GPU fails NUM-002 here.
