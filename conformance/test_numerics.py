@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 from geopool import wire
 from geopool.conformance.checks import array_diff
 from geopool.conformance.support import body_for, decode, require, send
-from geopool.reference import TOLERANCES, ReferenceModel
+from geopool.golden import load_golden
+from geopool.numerics import compare_to_reference
 from geopool.strategies import payload_recipes, tensor_recipes
 
 # Payload strategies depend on the target's contract (its input names), known only at run time, so the
@@ -21,7 +22,9 @@ from geopool.strategies import payload_recipes, tensor_recipes
 def reference(target):
     if target.reference_dir is None:
         pytest.skip("no reference weights: pass --reference-checkpoint DIR (config.json + .pt) for POOL-NUM-002")
-    return ReferenceModel(target.reference_dir)
+    from geopool.reference import ReferenceModel  # torch and TerraTorch: imported only where they are used
+
+    return ReferenceModel(target.reference_dir, target.contract.input_dtype)
 
 
 @pytest.mark.requirement("POOL-DTYPE-001", "POOL-NUM-001")
@@ -62,7 +65,24 @@ def test_served_output_matches_the_offline_forward_pass(target, client, referenc
     arrays = recipe.arrays(target.contract)
     served = decode(target, send(client, body_for(target, arrays, fmt=recipe.fmt), "POOL-NUM-002"), "POOL-NUM-002")
     offline = reference(arrays)
-    atol, rtol = TOLERANCES[target.contract.input_dtype]
-    require("POOL-NUM-002", np.allclose(served, offline, atol=atol, rtol=rtol, equal_nan=True),
-            f"served output is outside atol {atol} + rtol {rtol} of the offline pass: " + array_diff(served, offline),
-            recipe=repr(recipe))
+    comparison = compare_to_reference(served, offline, target.contract.input_dtype)
+    require("POOL-NUM-002", comparison.passed, f"the served output is not the offline pass's: {comparison.describe()}",
+            case="reference", recipe=repr(recipe), **comparison.evidence())
+
+
+@pytest.mark.requirement("POOL-NUM-002")
+def test_seed_answer_matches_the_golden_answer(target, client):
+    """An absolute check that needs no torch: a target serving a fixture model under the fixture's name
+    answers the seed input with the fixture's golden answer (geopool.golden)."""
+    golden = load_golden(target.model, target.contract.input_dtype)
+    if golden is None:
+        pytest.skip(f"no golden answer: {target.model!r} is not a fixture model with a "
+                    f"golden-{target.contract.input_dtype}.json (geopool.golden)")
+    if golden.output_shape != target.contract.output_shape:
+        pytest.skip(f"the contract's output {target.contract.output_shape} is not the golden answer's "
+                    f"{golden.output_shape}: another model under a fixture's name")
+    body = body_for(target, wire.seed_inputs(target.contract))
+    served = decode(target, send(client, body, "POOL-NUM-002"), "POOL-NUM-002")
+    verdict = golden.check(served)
+    require("POOL-NUM-002", verdict.passed, f"the seed answer is not {target.model}'s golden answer: "
+            f"{verdict.describe()}", case="golden", **verdict.figures())

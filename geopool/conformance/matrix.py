@@ -26,6 +26,12 @@ MATRIX: dict[str, tuple[tuple[str, ...], frozenset[str]]] = {
     # half-precision tolerances and the offline reference can.
     "byteswap": ((_C, f"{_N}::test_served_output_matches_the_offline_forward_pass"), frozenset({
         "POOL-ENC-004", "POOL-ENC-005", "POOL-NUM-002"})),
+    # Every answer bent alike, on answers of magnitude ~0.1 below the tolerance NUM-002 had before
+    # (allclose, atol 5e-3 + rtol 1e-3): only the reference pass sees them (the golden answer's looser
+    # bounds catch scale >= 1.0086; tests/live/test_numeric_oracle.py).
+    "scale:1.005": ((f"{_N}::test_served_output_matches_the_offline_forward_pass",), frozenset({"POOL-NUM-002"})),
+    "fixed-noise:0.0005": ((f"{_N}::test_served_output_matches_the_offline_forward_pass",),
+                           frozenset({"POOL-NUM-002"})),
     "nan": ((f"{_N}::test_finite_inputs_in_the_server_dtype_give_finite_outputs",), frozenset({"POOL-NUM-001"})),
     "inf:7": ((f"{_N}::test_finite_inputs_in_the_server_dtype_give_finite_outputs",), frozenset({"POOL-NUM-001"})),
     "truncate": ((_C,), frozenset({

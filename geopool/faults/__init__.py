@@ -6,6 +6,7 @@ Each fault edits what passes through (:meth:`Fault.response`) or answers instead
 =================  ==========================================================================
 ``base``           :class:`Exchange` and :class:`Fault` (the pass-through ``none``)
 ``outputs``        output values: layout, float16 bytes, byte swap, NaN/inf, truncation, noise
+``numeric``        every answer bent alike: scaled, or the same noise added to each
 ``envelope``       the JSON envelope (data[], index, fields, model, id) and swapped outputs
 ``error_answers``  rejections: 5xx for 4xx, bad input accepted, flat or blank error bodies, death
 ``endpoints``      /metrics, /version (garbage or another version), /v1/models, /openapi.json,
@@ -49,6 +50,7 @@ from geopool.faults.envelope import (
     WrongModel,
 )
 from geopool.faults.error_answers import AcceptBad, BlankErrors, DieAfterBad, FlatErrors, ServerErrorForClientError
+from geopool.faults.numeric import FixedNoise, Scale
 from geopool.faults.outputs import (
     ByteSwap,
     Float16Bytes,
@@ -71,6 +73,7 @@ FAULTS: dict[str, Callable[..., Fault]] = {cls.name: cls for cls in [
     BytesMetadata, HealthFlap,
     SlowTail, Stall, Unavailable, ResetMidBody,
     AcceptCompletion, CloseAfterError, LowBit,
+    Scale, FixedNoise,
 ]}
 
 

@@ -57,7 +57,7 @@ def build_pool(scenario: Scenario, contract: ModelContract, model: str,
 
         if reference_dir is None:
             raise ConfigError("verify = 'reference' needs the served model folder (--reference-dir)")
-        reference = ReferenceModel(reference_dir)
+        reference = ReferenceModel(reference_dir, contract.input_dtype)
     items = []
     for index, arrays in enumerate(inputs):
         body = json.dumps(wire.request_body(model, arrays, dtype=contract.input_dtype)).encode()

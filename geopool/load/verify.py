@@ -1,5 +1,6 @@
 """Every load-test response is checked: HTTP status, then decoded, shape, dtype and finite, then
-(optionally) equal to the reference output of its own input within the served dtype's tolerance.
+(optionally) against the reference output of its own input by :func:`geopool.numerics.compare_to_reference`,
+the criterion conformance POOL-NUM-002 uses, with the served dtype's bounds.
 
 A 200 with a wrong tensor is a verification failure, counted apart from HTTP and transport errors.
 """
@@ -11,7 +12,7 @@ import numpy as np
 from geopool import wire
 from geopool.contract import ModelContract
 from geopool.errors import MalformedResponseError
-from geopool.reference import TOLERANCES
+from geopool.numerics import compare_to_reference
 
 __all__ = ["OK", "HTTP_ERROR", "TRANSPORT_ERROR", "VERIFY_FAILED", "UNFINISHED", "verify_response"]
 
@@ -33,8 +34,7 @@ def verify_response(status: int, body: bytes, contract: ModelContract,
     if not finite.all():
         return VERIFY_FAILED, f"{int(finite.size - finite.sum())} non-finite values"
     if expected is not None:
-        atol, rtol = TOLERANCES[contract.input_dtype]
-        if not np.allclose(output, expected, atol=atol, rtol=rtol):
-            worst = float(np.max(np.abs(output - expected)))
-            return VERIFY_FAILED, f"differs from the reference of its own input by up to {worst:.3g}"
+        comparison = compare_to_reference(output, expected, contract.input_dtype)
+        if not comparison.passed:
+            return VERIFY_FAILED, f"differs from the reference of its own input: {comparison.describe()}"
     return OK, ""
