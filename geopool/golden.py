@@ -105,7 +105,7 @@ class GoldenAnswer:
         served = np.asarray(served, np.float64)
         sampled = served[0][:, self.positions[:, 0], self.positions[:, 1]]
         samples = Comparison(difference_figures(sampled[None], self.values[None]), GOLDEN_CRITERIA[self.dtype],
-                             self.dtype)
+                             self.dtype, "golden")
         flat = served[0].reshape(served.shape[1], -1)
         with np.errstate(invalid="ignore", divide="ignore"):
             mean_shift = float(np.max(np.abs(flat.mean(axis=1) - self.class_mean)) / self.rms)

@@ -19,7 +19,8 @@ import math
 
 import numpy as np
 
-__all__ = ["CRITERIA", "Criterion", "Comparison", "Figures", "compare_to_reference", "difference_figures"]
+__all__ = ["CRITERIA", "OTHER_KERNEL_CRITERIA", "KERNELS", "Criterion", "Comparison", "Figures", "bounds_for",
+           "compare_to_reference", "difference_figures"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,6 +55,33 @@ CRITERIA: dict[str, Criterion] = {
     "bfloat16": Criterion(max_relative_error=4e-2, min_agreement=0.96),
 }
 
+#: Bounds for a server whose kernels are not the reference pass's (a GPU, another CPU build): any server
+#: at a URL unless the user says it runs vLLM's CPU build (``--numeric-bounds same-kernels``). float32:
+#: the reference with oneDNN on against the served answers (the same 30 inputs) differs by relative L2
+#: error up to 8.7e-3 and class agreement down to 0.986 on this random-weight model, which turns one ulp
+#: of an input into 8e-4 of its answer; bounds 3e-2 and 0.95 (3.4x). Half precision on other kernels was
+#: not measured (no GPU here): its bounds are float32's widened by the measured same-kernel float16 and
+#: bfloat16 spreads, and say so in every verdict. A trained model (Prithvi's real weights) amplifies far
+#: less, so these bounds are loose for it: a scaling under ~3 % is not seen on other kernels.
+OTHER_KERNEL_CRITERIA: dict[str, Criterion] = {
+    "float32": Criterion(max_relative_error=3e-2, min_agreement=0.95),
+    "float16": Criterion(max_relative_error=5e-2, min_agreement=0.93),
+    "bfloat16": Criterion(max_relative_error=1e-1, min_agreement=0.85),
+}
+
+#: ``--numeric-bounds``: ``same-kernels`` (the server runs the reference's CPU kernels: the embedded
+#: server), ``other-kernels`` (any other server), ``auto`` (same for the embedded server, other for a URL).
+KERNELS = ("auto", "same-kernels", "other-kernels")
+
+
+def bounds_for(choice: str | None, *, embedded: bool) -> str:
+    """``same-kernels`` or ``other-kernels`` for a ``--numeric-bounds`` choice (None/auto: by target)."""
+    if choice in (None, "auto"):
+        return "same-kernels" if embedded else "other-kernels"
+    if choice not in KERNELS:
+        raise ValueError(f"--numeric-bounds {choice!r} is not one of {', '.join(KERNELS)}")
+    return choice
+
 
 @dataclasses.dataclass(frozen=True)
 class Figures:
@@ -71,6 +99,7 @@ class Comparison:
     figures: Figures
     criterion: Criterion
     dtype: str
+    kernels: str = "same-kernels"
 
     @property
     def failures(self) -> list[str]:
@@ -86,13 +115,15 @@ class Comparison:
     def describe(self) -> str:
         """One line with every figure and its bound, for evidence and load verification details."""
         f, c = self.figures, self.criterion
-        verdict = (f"outside the {self.dtype} bounds ({', '.join(self.failures)})" if self.failures
-                   else f"within the {self.dtype} bounds")
+        bounds = f"{self.dtype} {self.kernels} bounds"
+        verdict = (f"outside the {bounds} ({', '.join(self.failures)})" if self.failures
+                   else f"within the {bounds}")
         return (f"{verdict}: relative L2 error {f.relative_error:.3g} (bound {c.max_relative_error:.3g}), "
                 f"class agreement {f.agreement:.6f} (bound {c.min_agreement}), max abs diff {f.max_abs_diff:.3g}")
 
     def evidence(self) -> dict[str, float | str]:
-        return {**dataclasses.asdict(self.figures), **dataclasses.asdict(self.criterion), "dtype": self.dtype}
+        return {**dataclasses.asdict(self.figures), **dataclasses.asdict(self.criterion), "dtype": self.dtype,
+                "kernels": self.kernels}
 
 
 def difference_figures(served: np.ndarray, offline: np.ndarray) -> Figures:
@@ -122,6 +153,9 @@ def _agreement(served: np.ndarray, offline: np.ndarray) -> float:
         return float(np.mean(np.argmax(served, axis=1) == np.argmax(offline, axis=1)))
 
 
-def compare_to_reference(served: np.ndarray, offline: np.ndarray, dtype: str) -> Comparison:
-    """Judge one served answer against the offline pass of the same input on a ``dtype`` server."""
-    return Comparison(difference_figures(served, offline), CRITERIA[dtype], dtype)
+def compare_to_reference(served: np.ndarray, offline: np.ndarray, dtype: str,
+                         kernels: str = "same-kernels") -> Comparison:
+    """Judge one served answer against the offline pass of the same input on a ``dtype`` server whose
+    kernels are the reference's (``same-kernels``) or not (``other-kernels``)."""
+    table = OTHER_KERNEL_CRITERIA if kernels == "other-kernels" else CRITERIA
+    return Comparison(difference_figures(served, offline), table[dtype], dtype, kernels)

@@ -99,6 +99,10 @@ API_KEY = Option("--api-key", "Bearer token (or $GEOPOOL_API_KEY; never printed)
                  secret=True)
 REFERENCE_CHECKPOINT = Option("--reference-checkpoint", "Served model folder (config.json + .pt checkpoint) for "
                               "the numeric oracle [automatic for the embedded server].", kind=Path)
+NUMERIC_BOUNDS = Option("--numeric-bounds", "Served-vs-reference bounds (geopool.numerics): same-kernels for a "
+                        "vLLM CPU build like the reference's, other-kernels for any other server (GPU); auto: "
+                        "same-kernels for the embedded server, other-kernels for a URL.",
+                        choices=("auto", "same-kernels", "other-kernels"), default="auto")
 EMBEDDED_MODEL = Option("--embedded-model", "Fixture name (prithvi-tiny-tl, prithvi-300m-tl) or TerraTorch model "
                         "folder for the embedded server.", default=DEFAULT_MODEL)
 EMBEDDED_DTYPE = Option("--embedded-dtype", "vLLM --dtype of the embedded server; clients send inputs in it.",

@@ -35,7 +35,7 @@ def test_a_scaled_answer_has_the_scaling_as_relative_error_and_fails_in_float32(
     comparison = compare_to_reference(ANSWER * np.float32(factor), ANSWER, "float32")
     assert comparison.figures.relative_error == pytest.approx(abs(factor - 1), rel=1e-3)
     assert not comparison.passed and comparison.failures == ["relative_error"]
-    assert "outside the float32 bounds (relative_error)" in comparison.describe()
+    assert "outside the float32 same-kernels bounds (relative_error)" in comparison.describe()
 
 
 def test_deterministic_noise_of_5e_4_fails_and_its_figure_is_sigma_over_rms():
@@ -225,3 +225,22 @@ def test_an_unknown_reference_dtype_is_a_clear_error(reference_folder):
 
     with pytest.raises(CheckpointError, match="float64"):
         ReferenceModel(reference_folder[0], "float64")
+
+
+def test_a_server_at_a_url_gets_the_other_kernel_bounds_unless_told():
+    from geopool.numerics import OTHER_KERNEL_CRITERIA, bounds_for
+
+    assert bounds_for("auto", embedded=True) == "same-kernels"
+    assert bounds_for(None, embedded=False) == "other-kernels"
+    assert bounds_for("same-kernels", embedded=False) == "same-kernels"
+    with pytest.raises(ValueError, match="--numeric-bounds 'gpu'"):
+        bounds_for("gpu", embedded=False)
+    # other kernels (a GPU) move a random-weight model's answer by up to 8.7e-3: a 1 % scaling is within
+    # their bounds, and the verdict says which bounds judged it
+    scaled = ANSWER * np.float32(1.01)
+    lenient = compare_to_reference(scaled, ANSWER, "float32", "other-kernels")
+    assert lenient.passed and "other-kernels" in lenient.describe()
+    assert not compare_to_reference(scaled, ANSWER, "float32", "same-kernels").passed
+    for dtype, criterion in OTHER_KERNEL_CRITERIA.items():
+        assert criterion.max_relative_error >= CRITERIA[dtype].max_relative_error
+        assert criterion.min_agreement <= CRITERIA[dtype].min_agreement

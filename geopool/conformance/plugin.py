@@ -67,6 +67,7 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
         options.MODEL, options.MODEL_CONFIG, options.INPUT_DTYPE, options.API_KEY,
         options.REFERENCE_CHECKPOINT.but(help="served model folder (config.json + .pt checkpoint) for POOL-NUM-002 "
                                          "[automatic for the embedded server]"),
+        options.NUMERIC_BOUNDS,
     ), dests={"model": "conformance_model"})
     group.addoption("--conformance-report", default="reports/conformance.json", help="JSON report path")
     group.addoption("--expectations", default=None,
@@ -217,6 +218,7 @@ def _resolve(config: pytest.Config) -> Target:
         api_key=config.getoption("api_key"), embedded_model=config.getoption("embedded_model"),
         embedded_dtype=config.getoption("embedded_dtype"), reference=_path(config.getoption("reference_checkpoint")),
         embedded_device=config.getoption("embedded_device", "auto"),
+        numeric_bounds=config.getoption("numeric_bounds", "auto"),
     )
 
 

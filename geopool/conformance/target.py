@@ -9,6 +9,7 @@ from pathlib import Path
 from geopool.client import PROBE_TIMEOUT, Endpoint, PoolingClient
 from geopool.contract import ModelContract, load_contract
 from geopool.errors import GeopoolError, TargetError
+from geopool.numerics import bounds_for
 from geopool.options import missing_input_dtype
 from geopool.server import EmbeddedServer
 
@@ -24,10 +25,17 @@ class Target:
     api_key: str | None = dataclasses.field(default=None, repr=False)
     server: EmbeddedServer | None = None
     reference_dir: Path | None = None
+    #: ``--numeric-bounds`` as given (auto, same-kernels, other-kernels); see :attr:`kernels`.
+    numeric_bounds: str = "auto"
 
     @property
     def embedded(self) -> bool:
         return self.server is not None
+
+    @property
+    def kernels(self) -> str:
+        """Which served-vs-reference bounds apply (geopool.numerics): same-kernels or other-kernels."""
+        return bounds_for(self.numeric_bounds, embedded=self.embedded)
 
     @property
     def endpoint(self) -> Endpoint:
@@ -38,14 +46,15 @@ class Target:
 
     def describe(self) -> dict:
         return {"url": self.url, "model": self.model, "vllm_version": self.version, "embedded": self.embedded,
-                "input_dtype": self.contract.input_dtype, "output_shape": list(self.contract.output_shape),
+                "input_dtype": self.contract.input_dtype, "numeric_bounds": self.kernels,
+                "output_shape": list(self.contract.output_shape),
                 "inputs": {spec.name: list(spec.shape) for spec in self.contract.inputs}}
 
 
 def resolve_target(
     *, base_url: str | None, model: str | None, model_config: Path | None, input_dtype: str | None,
     api_key: str | None, embedded_model: str, embedded_dtype: str, reference: Path | None,
-    embedded_device: str = "auto",
+    embedded_device: str = "auto", numeric_bounds: str = "auto",
 ) -> Target:
     """Start the embedded server (no ``base_url``) or check the external one; raise TargetError if unusable."""
     server = None
@@ -82,4 +91,4 @@ def resolve_target(
         if server is not None:
             server.stop()
         raise
-    return Target(base_url, model, contract, version, api_key, server, reference)
+    return Target(base_url, model, contract, version, api_key, server, reference, numeric_bounds)

@@ -19,6 +19,7 @@ from typing import Any
 
 from geopool.load.options import apply_deprecations, default_report_dir, locust_arguments, require_input_dtype, resolve
 from geopool.load.slo import EXIT_NO_TARGET, load_slo
+from geopool.numerics import bounds_for
 
 __all__ = ["locust_command", "run_load"]
 
@@ -53,7 +54,8 @@ def run_load(values: Mapping[str, Any], *, embedded: dict[str, Any]) -> int:
         if server is not None:
             child.update(model_config=values["model_config"] or server.served_dir / "config.json",
                          input_dtype=server.dtype,
-                         reference_checkpoint=values["reference_checkpoint"] or server.served_dir)
+                         reference_checkpoint=values["reference_checkpoint"] or server.served_dir,
+                         numeric_bounds=bounds_for(values.get("numeric_bounds"), embedded=True))
         if scenario.verify != "reference":
             child["reference_checkpoint"] = None
         env = dict(os.environ)

@@ -66,6 +66,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("--processes", "Locust --processes: a master and this many worker processes.", kind=int, low=1,
                locust_flag="--processes", locust_dest="processes"),
     Option("--report-dir", "Output folder [reports/load/SCENARIO-TIMESTAMP].", kind=Path),
+    shared.NUMERIC_BOUNDS,
     shared.MODEL,
     shared.MODEL_CONFIG,
     shared.INPUT_DTYPE,

@@ -42,6 +42,8 @@ class Plan:
     model_config: str | None = None
     reference_checkpoint: str | None = None
     api_key: str | None = dataclasses.field(default=None, repr=False)
+    #: Served-vs-reference bounds of ``verify = "reference"`` (geopool.numerics): same- or other-kernels.
+    numeric_bounds: str = "other-kernels"
     slot: int = 0
     slots: int = 1
 
@@ -73,7 +75,7 @@ class Plan:
         return {"scenario": self.scenario.to_dict(), "host": self.host, "input_dtype": self.input_dtype,
                 "model": self.model, "model_config": self.model_config,
                 "reference_checkpoint": self.reference_checkpoint, "api_key": self.api_key,
-                "slot": self.slot, "slots": self.slots}
+                "numeric_bounds": self.numeric_bounds, "slot": self.slot, "slots": self.slots}
 
     @classmethod
     def from_message(cls, data: Mapping[str, Any]) -> Plan:
@@ -81,4 +83,4 @@ class Plan:
         return cls(scenario=scenario_from(data["scenario"]["name"], table), host=data["host"],
                    input_dtype=data["input_dtype"], model=data["model"], model_config=data["model_config"],
                    reference_checkpoint=data["reference_checkpoint"], api_key=data["api_key"],
-                   slot=data["slot"], slots=data["slots"])
+                   numeric_bounds=data["numeric_bounds"], slot=data["slot"], slots=data["slots"])

@@ -25,6 +25,7 @@ from geopool.load.master import Master, RunSettings
 from geopool.load.plan import MSG_RECORDS, Plan
 from geopool.load.slo import EXIT_USAGE, load_slo
 from geopool.load.worker import Worker, failed_batch
+from geopool.numerics import bounds_for
 
 __all__ = ["Runtime", "attach", "configure", "runtime_of"]
 
@@ -59,7 +60,7 @@ def configure(options: Any, host: str | None) -> RunSettings:
     load_options.require_input_dtype(values)
     plan = Plan(scenario=scenario, host=host, input_dtype=values["input_dtype"], model=values["model"],
                 model_config=_text(values["model_config"]), reference_checkpoint=_text(values["reference_checkpoint"]),
-                api_key=values["api_key"])
+                api_key=values["api_key"], numeric_bounds=bounds_for(values.get("numeric_bounds"), embedded=False))
     return RunSettings(plan, slo, report_dir, options.spawn_rate)
 
 

@@ -20,8 +20,9 @@ OK, HTTP_ERROR, TRANSPORT_ERROR, VERIFY_FAILED, UNFINISHED = "ok", "http", "tran
 
 
 def verify_response(status: int, body: bytes, contract: ModelContract,
-                    expected: np.ndarray | None = None) -> tuple[str, str]:
-    """``(verdict, detail)`` for one answer; detail is empty when the verdict is OK."""
+                    expected: np.ndarray | None = None, kernels: str = "same-kernels") -> tuple[str, str]:
+    """``(verdict, detail)`` for one answer; detail is empty when the verdict is OK. ``kernels`` picks the
+    served-vs-reference bounds (geopool.numerics): same-kernels or other-kernels."""
     if status != 200:
         return HTTP_ERROR, f"HTTP {status}: {body[:200].decode('utf-8', 'replace')}"
     try:
@@ -34,7 +35,7 @@ def verify_response(status: int, body: bytes, contract: ModelContract,
     if not finite.all():
         return VERIFY_FAILED, f"{int(finite.size - finite.sum())} non-finite values"
     if expected is not None:
-        comparison = compare_to_reference(output, expected, contract.input_dtype)
+        comparison = compare_to_reference(output, expected, contract.input_dtype, kernels)
         if not comparison.passed:
             return VERIFY_FAILED, f"differs from the reference of its own input: {comparison.describe()}"
     return OK, ""

@@ -117,7 +117,8 @@ class Worker:
             record["done"] = clock()
             record["verdict"], record["detail"] = TRANSPORT_ERROR, f"{type(exc).__name__}: {exc}"[:300]
         else:
-            record["verdict"], record["detail"] = verify_response(record["status"], body, self.contract, item.expected)
+            record["verdict"], record["detail"] = verify_response(record["status"], body, self.contract, item.expected,
+                                                                 self.plan.numeric_bounds)
         record["bytes"] = len(body)
         if self.in_flight.pop(token, None) is not None:  # else drain already recorded it as unfinished
             self.buffer.append(record)
