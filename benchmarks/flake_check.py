@@ -40,7 +40,8 @@ def main() -> None:
             result = subprocess.run(
                 [sys.executable, "-m", "pytest", "conformance/", "-q", "-p", "no:cacheprovider",
                  "--base-url", proxy.url, "--input-dtype", server.dtype,
-                 "--reference-checkpoint", str(server.served_dir), "--numeric-bounds", "same-kernels", "--hypothesis-profile", args.profile,
+                 "--reference-checkpoint", str(server.served_dir), "--numeric-bounds", "same-kernels",
+                 "--hypothesis-profile", args.profile,
                  "--conformance-report", str(report), "--junitxml", str(Path(tmp) / f"run{number}.xml")],
                 capture_output=True, text=True, cwd=REPO, timeout=1800)
             runs.append(verdicts(report))

@@ -28,7 +28,8 @@ def user_run(checkout: Path, server: EmbeddedServer, fault: str, report: Path) -
         result = subprocess.run(
             [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--hypothesis-profile", "fast",
              "conformance/test_numerics.py", "--base-url", proxy.url, "--input-dtype", server.dtype,
-             "--model", server.model_name, "--reference-checkpoint", str(server.served_dir), "--numeric-bounds", "same-kernels",
+             "--model", server.model_name, "--reference-checkpoint", str(server.served_dir),
+             "--numeric-bounds", "same-kernels",
              "--expectations", str(checkout / "conformance" / "expectations" / "vllm-0.32.toml"),
              "--conformance-report", str(report)],
             capture_output=True, text=True, cwd=checkout, timeout=900, env={**os.environ, "PYTHONPATH": str(checkout)})
