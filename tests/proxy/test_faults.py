@@ -206,7 +206,8 @@ def test_stacked_faults_are_layers_the_outer_one_sees_the_inner_ones_answer():
     body = json.loads(exchange.body)
     assert body["object"] == "error" and "JSON" in body["message"]  # the gateway's answer, flattened outside it
     inner_first = bound("repair-validate+flat-errors")
-    assert asyncio.run(inner_first.intercept(exchange := model_request(b"{not json"))) is True
+    exchange = model_request(b"{not json")
+    assert asyncio.run(inner_first.intercept(exchange)) is True
     assert "error" in json.loads(exchange.body)
 
 
