@@ -78,7 +78,7 @@ def test_no_fault_passes(baseline):
 
 
 @pytest.mark.parametrize("fault", list(MATRIX))
-def test_fault_is_caught_by_exactly_its_requirements(embedded_server, baseline, fault, tmp_path):
+def test_fault_is_caught_by_exactly_its_requirements(embedded_server, fault, tmp_path):
     selection, expected = MATRIX[fault]
     run, seconds = run_through_proxy(embedded_server, fault, selection, tmp_path / "r.json")
     failing = frozenset(rid for rid, outcome in run["requirements"].items() if outcome == "fail")
