@@ -33,6 +33,7 @@ from geopool.faults.base import Exchange, Fault
 from geopool.faults.composed import Composed
 from geopool.faults.endpoints import (
     BytesMetadata,
+    BytesNoMetadata,
     HealthFlap,
     MetricsFrozen,
     MetricsGarbage,
@@ -60,6 +61,7 @@ from geopool.faults.outputs import (
     ByteSwap,
     Float16Bytes,
     HalfPrecisionNoise,
+    IgnoreEndianness,
     Infinite,
     Layout,
     Noise,
@@ -76,7 +78,7 @@ FAULTS: dict[str, Callable[..., Fault]] = {cls.name: cls for cls in [
     ExtraData, MissingData, WrongIndex, DropField, RetypeField, WrongModel, DropRequestId,
     IgnoreInput, Stale, Swap, ServerErrorForClientError, AcceptBad, FlatErrors, BlankErrors, DieAfterBad,
     MetricsFrozen, MetricsGarbage, VersionGarbage, VersionAs, ModelsEmpty, OpenapiStrip, OpenapiNarrow,
-    BytesMetadata, HealthFlap,
+    BytesMetadata, BytesNoMetadata, HealthFlap, IgnoreEndianness,
     SlowTail, Stall, Unavailable, ResetMidBody,
     RepairValidate, DieOnKiller, RepairFloat, RepairOpenapi, RepairSerialize,
 ]}

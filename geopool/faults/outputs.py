@@ -73,6 +73,15 @@ class ByteSwap(_OutputFault):
         return wire.byteswap(raw, exchange.option("embed_dtype", "float32"))
 
 
+class IgnoreEndianness(_OutputFault):
+    name, summary = "ignore-endianness", "answers to endianness big carry little-endian bytes (the option is ignored)"
+
+    def edit_raw(self, raw, exchange):
+        if exchange.option("endianness", "little") != "big":
+            return raw
+        return wire.byteswap(raw, exchange.option("embed_dtype", "float32"))
+
+
 class NonFinite(_OutputFault):
     name, summary = "nan", "one output element (param: index [0]) set to NaN"
     value = float("nan")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from geopool.conformance.matrix import CONTROLS, MATRIX, Measured, markdown, options_of
+from geopool.conformance.matrix import CONTROLS, MATRIX, OPTIONS, Measured, markdown, options_of
 from geopool.conformance.registry import EXPECTATIONS_DIR, SUITE_DIR, load_registry
 from geopool.contract import load_contract
 from geopool.proxy import FaultProxy
@@ -46,7 +46,9 @@ def run_through_proxy(server, row: str, selection: tuple[str, ...], report: Path
         forwarded = proxy.requests
     assert report.exists(), result.stdout[-3000:] + result.stderr[-2000:]
     entries = json.loads(report.read_text())["requirements"]
-    return {"returncode": result.returncode, "stdout": result.stdout, "requests": forwarded,
+    errors = sorted({f"{test['test']}: {item.get('message', '')[:300]}" for entry in entries for test in entry["tests"]
+                     if test["outcome"] == "error" for item in test["evidence"]})
+    return {"returncode": result.returncode, "stdout": "\n".join([result.stdout, *errors]), "requests": forwarded,
             "requirements": {entry["id"]: entry["outcome"] for entry in entries},
             "tests": {(entry["id"], test["test"]): test["outcome"] for entry in entries for test in entry["tests"]}}, \
         time.monotonic() - started
@@ -135,3 +137,7 @@ def teardown_module() -> None:
         (REPO / "reports" / "fault-matrix.md").write_text(table + f"\nnone: {RESULTS.get('none', (0, 0, 0))[2]:.0f} s; "
                                                           f"total {total:.0f} s\n")
         print("\n" + table + f"total wall time {total:.0f} s")
+
+
+def test_run_options_name_existing_rows():
+    assert set(OPTIONS) <= set(MATRIX) | set(CONTROLS), sorted(set(OPTIONS) - set(MATRIX) - set(CONTROLS))

@@ -258,3 +258,17 @@ def test_repair_serialize_holds_one_model_request_at_a_time():
 
     asyncio.run(main())
     assert most == 1
+
+
+def test_ignore_endianness_spoils_only_big_endian_answers():
+    little = pooling_exchange(VALUES, endianness="little")
+    assert np.frombuffer(output(apply("ignore-endianness", little)), "<f4").tolist() == VALUES.tolist()
+    big = pooling_exchange(VALUES.byteswap(), endianness="big")  # a correct big-endian answer
+    assert np.frombuffer(output(big), ">f4").tolist() == VALUES.tolist()
+    assert np.frombuffer(output(apply("ignore-endianness", big)), "<f4").tolist() == VALUES.tolist()
+
+
+def test_bytes_no_metadata_drops_the_header():
+    exchange = Exchange("POST", "/pooling", b"{}", {"encoding_format": "bytes"}, 200,
+                        {"content-type": "application/octet-stream", "metadata": "{}"}, VALUES.tobytes())
+    assert "metadata" not in apply("bytes-no-metadata", exchange).headers
