@@ -106,19 +106,17 @@ MATRIX: dict[str, tuple[tuple[str, ...], frozenset[str]]] = {
     "die-on-killer+repair-validate": ((f"{_R}::test_bad_request_is_rejected_and_survived[extra-input-key]",
                                        f"{_R}::test_bad_request_is_rejected_and_survived[rank-4-target]"),
                                       frozenset({"POOL-REJ-005", "POOL-REJ-012", "POOL-SURV-002"})),
-    # The gateway's refusals of undecodable and hostile tensors become 500s.
-    "5xx-for-4xx+repair-validate": ((f"{_R}::test_bad_request_is_rejected_and_survived[not-a-tensor-file]",
-                                     f"{_R}::test_bad_request_is_rejected_and_survived[truncated-tensor-file]",
-                                     f"{_R}::test_generated_invalid_input_is_a_4xx",
-                                     f"{_S}::test_code_running_pickle_is_refused", f"{_S}::test_sparse_tensors"),
-                                    frozenset({"POOL-REJ-002", "POOL-REJ-011", "POOL-REJ-013", "POOL-SEC-002",
-                                               "POOL-SEC-003", "POOL-SEC-004"})),
-    # A gateway with a 9 MiB limit (the fixture model's seed body is 8 MiB) whose refusals become 500s: the
-    # 100,000-level JSON (8.2 MiB) and the 1,000,000-number JSON (9.9 MiB) get a 5xx.
-    "5xx-for-4xx+repair-validate:9": ((f"{_S}::test_pathological_json",), frozenset({
-        "POOL-SEC-006", "POOL-SEC-007", "POOL-REJ-011"})),
-    # A gateway whose size limit (256 MiB) lets the 128 MiB body through to vLLM, which serves it.
-    "repair-validate:256": ((f"{_S}::test_oversized_body_is_refused",), frozenset({"POOL-SEC-005"})),
+    # A gateway with a 9 MiB limit (the fixture model's seed body is 8 MiB) whose refusals become 500s:
+    # undecodable and hostile tensors, the 100,000-level JSON (8.2 MiB), the 1,000,000-number JSON (9.9 MiB)
+    # and the 128 MiB body all get a 5xx.
+    "5xx-for-4xx+repair-validate:9": ((f"{_R}::test_bad_request_is_rejected_and_survived[not-a-tensor-file]",
+                                       f"{_R}::test_bad_request_is_rejected_and_survived[truncated-tensor-file]",
+                                       f"{_R}::test_generated_invalid_input_is_a_4xx",
+                                       f"{_S}::test_code_running_pickle_is_refused", f"{_S}::test_sparse_tensors",
+                                       f"{_S}::test_oversized_body_is_refused", f"{_S}::test_pathological_json"),
+                                      frozenset({"POOL-REJ-002", "POOL-REJ-011", "POOL-REJ-013", "POOL-SEC-002",
+                                                 "POOL-SEC-003", "POOL-SEC-004", "POOL-SEC-005", "POOL-SEC-006",
+                                                 "POOL-SEC-007"})),
     "truncate+repair-float": ((f"{_C}::test_default_encoding_format",), frozenset({"POOL-ENC-007"})),
     # Answers stop validating against the documented 200 schema.
     "retype-field:created+repair-openapi": ((f"{_P}::test_openapi_documents_the_pooling_response",),
@@ -136,9 +134,11 @@ CONTROLS: dict[str, tuple[tuple[str, ...], frozenset[str]]] = {
     "repair-validate": ((_R, _S), frozenset({
         "POOL-REJ-002", "POOL-REJ-005", "POOL-REJ-010", "POOL-REJ-011", "POOL-REJ-012", "POOL-REJ-013",
         "POOL-SURV-002", "POOL-SEC-002", "POOL-SEC-003", "POOL-SEC-005"})),
-    "repair-float": ((f"{_C}::test_default_encoding_format",), frozenset({"POOL-ENC-007"})),
-    "repair-openapi": ((f"{_P}::test_openapi_documents_the_pooling_response",), frozenset({"POOL-EP-007"})),
-    "repair-serialize": ((f"{_D}::test_concurrent_requests_get_their_own_answers",), frozenset({"POOL-DET-003"})),
+    # Three repairs in one run (one pytest start-up instead of three); each touches only its own requirement.
+    "repair-float+repair-openapi+repair-serialize": ((f"{_C}::test_default_encoding_format",
+                                                      f"{_P}::test_openapi_documents_the_pooling_response",
+                                                      f"{_D}::test_concurrent_requests_get_their_own_answers"),
+                                                     frozenset({"POOL-ENC-007", "POOL-EP-007", "POOL-DET-003"})),
 }
 
 _REPAIRED = RunOptions(expectations="none")
@@ -147,9 +147,8 @@ _REPAIRED_DESTRUCTIVE = RunOptions(expectations="none", destructive=True)
 OPTIONS: dict[str, RunOptions] = {
     "repair-validate": _REPAIRED_DESTRUCTIVE, "die-on-killer+repair-validate": _REPAIRED_DESTRUCTIVE,
     **{row: _REPAIRED for row in (
-        "repair-float", "repair-openapi", "repair-serialize", "5xx-for-4xx+repair-validate", "repair-validate:256",
-        "5xx-for-4xx+repair-validate:9", "truncate+repair-float", "retype-field:created+repair-openapi",
-        "stale+repair-serialize")},
+        "repair-float+repair-openapi+repair-serialize", "5xx-for-4xx+repair-validate:9", "truncate+repair-float",
+        "retype-field:created+repair-openapi", "stale+repair-serialize")},
 }
 
 #: Faults aimed at the load suite (latency and availability under load), not at a requirement.
