@@ -203,10 +203,13 @@ def contract(**contract_options: Any) -> None:
 @click.option("--max-requests", type=click.IntRange(min=1), default=100_000, show_default=True,
               help="Stop by itself after this many requests.")
 @click.option("--list-faults", is_flag=True, help="List the faults and exit.")
+@_contract_options
 @_friendly_errors
 def proxy(upstream: str, fault: str, port: int, host: str, max_seconds: float, max_requests: int,
-          list_faults: bool) -> None:
-    """A reverse proxy in front of a real server that plants one fault (chaos-test a client or gateway)."""
+          list_faults: bool, **contract_options: Any) -> None:
+    """A reverse proxy in front of a real server that plants one fault, or several stacked (A+B: A in
+    front of B). Faults that judge requests (repair-validate, die-on-killer) need the served model's
+    --model-config and --input-dtype."""
     import asyncio
 
     from geopool.faults import describe_faults
@@ -218,7 +221,9 @@ def proxy(upstream: str, fault: str, port: int, host: str, max_seconds: float, m
         return
     if not upstream.startswith(("http://", "https://")):
         raise click.BadParameter(f"--upstream {upstream!r} must be an http:// or https:// URL")
-    server = FaultProxy(upstream, fault, host=host, port=port, max_seconds=max_seconds, max_requests=max_requests)
+    given = contract_options["model_config"] is not None or contract_options["input_dtype"] is not None
+    server = FaultProxy(upstream, fault, host=host, port=port, max_seconds=max_seconds, max_requests=max_requests,
+                        contract=_contract_from(**contract_options) if given else None)
 
     async def run() -> None:
         await server.start()

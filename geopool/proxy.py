@@ -18,6 +18,7 @@ import aiohttp
 from aiohttp import web
 
 from geopool import wire
+from geopool.contract import ModelContract
 from geopool.errors import GeopoolError
 from geopool.faults import Exchange, Fault, parse_fault
 
@@ -28,13 +29,18 @@ _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length"
 
 
 class FaultProxy:
-    """Forward to ``upstream``, planting ``fault`` (a Fault or a ``NAME[:params]`` spec)."""
+    """Forward to ``upstream``, planting ``fault`` (a Fault or a ``NAME[:params][+NAME...]`` spec).
+
+    ``contract`` is the served model's, for faults that judge requests against it (``repair-validate``,
+    ``die-on-killer``); a fault that needs it raises FaultSpecError when it is None.
+    """
 
     def __init__(self, upstream: str, fault: Fault | str = "none", *, host: str = "127.0.0.1", port: int = 0,
                  upstream_timeout_s: float = 300.0, max_seconds: float = 3600.0,
-                 max_requests: int = 1_000_000) -> None:
+                 max_requests: int = 1_000_000, contract: ModelContract | None = None) -> None:
         self.upstream = upstream.rstrip("/")
         self.fault = parse_fault(fault) if isinstance(fault, str) else fault
+        self.fault.bind(contract)
         self.host, self.port = host, port
         self.upstream_timeout_s = upstream_timeout_s
         self.max_seconds, self.max_requests = max_seconds, max_requests
@@ -86,9 +92,17 @@ class FaultProxy:
             self._done.set()
         raw = await request.read()
         exchange = Exchange(request.method, request.path, raw, _json_or_none(raw))
-        if not await self.fault.intercept(exchange):
+        try:
+            answered = await self.fault.intercept(exchange)
+        except Exception as exc:  # a fault that cannot judge a request must be visible, not a silent 500
+            exchange.status, exchange.body, answered = 502, wire.error_json(
+                f"proxy: fault {self.fault.name} failed: {type(exc).__name__}: {exc}", type="ProxyFaultError",
+                code=502), True
+            exchange.headers = {"content-type": "application/json"}
+        if not answered:
             try:
-                await self._forward(request, exchange)
+                async with self.fault.forwarding(exchange):
+                    await self._forward(request, exchange)
             except (aiohttp.ClientError, TimeoutError) as exc:
                 exchange.status, exchange.body = 502, wire.error_json(
                     f"proxy: upstream {self.upstream} failed: {type(exc).__name__}: {exc}", type="BadGateway", code=502)

@@ -1,4 +1,5 @@
-"""Faults the proxy plants in a real server's answers, one per run: ``NAME[:param[:param]]``.
+"""Faults the proxy plants in a real server's answers: ``NAME[:param[:param]]``, or several stacked as
+layers, ``NAME+NAME`` (outermost first, see :mod:`geopool.faults.composed`).
 
 Each fault edits what passes through (:meth:`Fault.response`) or answers instead of the upstream
 (:meth:`Fault.intercept`). The faults live by what they spoil:
@@ -14,7 +15,14 @@ Each fault edits what passes through (:meth:`Fault.response`) or answers instead
 ``timing``         slow tail, stall, 503s, connection resets
 ``client``         around client mistakes: completion bodies taken, closing after errors, raw and
                    fp8 answers spoiled
+``gateway``        a validating gateway answering what a conforming server would (``repair-validate``),
+                   and vLLM 0.32's death on the inputs that kill its engine, played by the proxy
+``repairs``        the other positive controls: float answers, a 200 schema, serialized batches
+``composed``       ``A+B``: faults stacked as layers
 =================  ==========================================================================
+
+The ``repair-*`` faults are positive controls: they make the proxy answer what a conforming server
+would, so a requirement vLLM 0.32 fails can be seen passing (docs/fault-matrix.md).
 
 Bad specs raise :class:`geopool.errors.FaultSpecError`.
 """
@@ -26,8 +34,10 @@ from collections.abc import Callable
 from geopool.errors import FaultSpecError
 from geopool.faults.base import Exchange, Fault
 from geopool.faults.client import AcceptCompletion, CloseAfterError, LowBit
+from geopool.faults.composed import Composed
 from geopool.faults.endpoints import (
     BytesMetadata,
+    BytesNoMetadata,
     HealthFlap,
     MetricsFrozen,
     MetricsGarbage,
@@ -51,16 +61,19 @@ from geopool.faults.envelope import (
 )
 from geopool.faults.error_answers import AcceptBad, BlankErrors, DieAfterBad, FlatErrors, ServerErrorForClientError
 from geopool.faults.numeric import FixedNoise, Scale
+from geopool.faults.gateway import DieOnKiller, RepairValidate
 from geopool.faults.outputs import (
     ByteSwap,
     Float16Bytes,
     HalfPrecisionNoise,
+    IgnoreEndianness,
     Infinite,
     Layout,
     Noise,
     NonFinite,
     Truncate,
 )
+from geopool.faults.repairs import RepairFloat, RepairOpenapi, RepairSerialize
 from geopool.faults.timing import ResetMidBody, SlowTail, Stall, Unavailable
 
 __all__ = ["FAULTS", "Exchange", "Fault", "describe_faults", "parse_fault"]
@@ -70,15 +83,27 @@ FAULTS: dict[str, Callable[..., Fault]] = {cls.name: cls for cls in [
     ExtraData, MissingData, WrongIndex, DropField, RetypeField, WrongModel, DropRequestId,
     IgnoreInput, Stale, Swap, ServerErrorForClientError, AcceptBad, FlatErrors, BlankErrors, DieAfterBad,
     MetricsFrozen, MetricsGarbage, VersionGarbage, VersionAs, ModelsEmpty, OpenapiStrip, OpenapiNarrow,
-    BytesMetadata, HealthFlap,
+    BytesMetadata, BytesNoMetadata, HealthFlap, IgnoreEndianness,
     SlowTail, Stall, Unavailable, ResetMidBody,
     AcceptCompletion, CloseAfterError, LowBit,
     Scale, FixedNoise,
+    RepairValidate, DieOnKiller, RepairFloat, RepairOpenapi, RepairSerialize,
 ]}
 
 
 def parse_fault(spec: str) -> Fault:
-    """``NAME[:param...]`` → a Fault; an unknown name raises FaultSpecError listing the known ones."""
+    """``NAME[:param...]`` → a Fault, ``A+B`` → the layers stacked (A in front); an unknown name raises
+    FaultSpecError listing the known ones."""
+    if "+" in spec:
+        parts = spec.split("+")
+        if any(not part.strip() for part in parts):
+            raise FaultSpecError(f"fault spec {spec!r}: an empty layer; stack faults as NAME+NAME, "
+                                 "e.g. die-on-killer+repair-validate")
+        return Composed([_parse_one(part.strip()) for part in parts])
+    return _parse_one(spec)
+
+
+def _parse_one(spec: str) -> Fault:
     name, *params = spec.split(":")
     if name not in FAULTS:
         raise FaultSpecError(f"unknown fault {name!r}; known faults: {', '.join(sorted(FAULTS))}")

@@ -4,11 +4,14 @@ whose two hooks a fault overrides — :meth:`Fault.intercept` answers instead of
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import random
+from collections.abc import AsyncIterator
 from typing import Any
 
+from geopool.contract import ModelContract
 from geopool.errors import FaultSpecError
 
 __all__ = ["Exchange", "Fault"]
@@ -26,6 +29,8 @@ class Exchange:
     headers: dict[str, str] = dataclasses.field(default_factory=dict)
     body: bytes = b""
     reset: bool = False  # send half the body, then drop the connection
+    #: Per-exchange state a fault keeps between its hooks (e.g. that it rewrote the request).
+    notes: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
     def pooling(self) -> bool:
@@ -49,10 +54,25 @@ class Fault:
     summary = "forward everything unchanged"
     #: Whether the parameters are text (a field name, a version), not numbers checked when parsed.
     text_params = False
+    #: Whether the fault judges requests against the model contract (the proxy must be given one).
+    needs_contract = False
 
     def __init__(self, *params: str) -> None:
         self.params = params
         self.random = random.Random(0)
+        self.contract: ModelContract | None = None
+
+    def bind(self, contract: ModelContract | None) -> None:
+        """Give the fault the served model's contract (the proxy calls this once, before serving)."""
+        if self.needs_contract and contract is None:
+            raise FaultSpecError(f"fault {self.name}: needs the model contract; give the proxy the served model's "
+                                 "config.json (geopool proxy --model-config PATH --input-dtype DTYPE)")
+        self.contract = contract
+
+    @contextlib.asynccontextmanager
+    async def forwarding(self, exchange: Exchange) -> AsyncIterator[None]:
+        """Held while the proxy forwards ``exchange`` upstream (e.g. to serialize requests)."""
+        yield
 
     async def intercept(self, exchange: Exchange) -> bool:
         """Answer instead of the upstream (fill ``exchange``) and return True; or return False."""

@@ -100,6 +100,14 @@ class BytesMetadata(Fault):
             exchange.headers["metadata"] = json.dumps(meta)
 
 
+class BytesNoMetadata(Fault):
+    name, summary = "bytes-no-metadata", "bytes answers lose their metadata header"
+
+    async def response(self, exchange):
+        if exchange.pooling:
+            exchange.headers.pop("metadata", None)
+
+
 class HealthFlap(Fault):
     name, summary = "health-flap", "/health answers 503 after its first answer, while pooling still works"
 

@@ -4,6 +4,7 @@ exactly one planted defect."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -31,9 +32,20 @@ class _OutputFault(Fault):
             for entry in body.get("data", []):
                 if isinstance(entry.get("data"), str):
                     entry["data"] = wire.base64_text(self.edit_raw(wire.base64_bytes(entry["data"]), exchange))
+                elif isinstance(entry.get("data"), list):  # encoding_format float (e.g. behind repair-float)
+                    entry["data"] = self._edit_numbers(entry["data"], exchange)
             exchange.set_json(body)
         elif exchange.option("encoding_format", "") == "bytes":
             exchange.body = self.edit_raw(exchange.body, exchange)
+
+
+    def _edit_numbers(self, data: list, exchange: Exchange) -> list:
+        """Nested float numbers, edited as their float32 little-endian bytes would be."""
+        values = np.asarray(data, dtype=np.float32)
+        raw = self.edit_raw(wire.encode_values(values.ravel(), "float32", "little"),
+                            dataclasses.replace(exchange, request_json={"embed_dtype": "float32"}))
+        edited = wire.decode_values(raw[: len(raw) // 4 * 4], embed_dtype="float32", endianness="little")
+        return (edited.reshape(values.shape) if edited.size == values.size else edited).tolist()
 
 
 class Layout(_OutputFault):
@@ -58,6 +70,15 @@ class ByteSwap(_OutputFault):
     name, summary = "byteswap", "every output value byte-swapped"
 
     def edit_raw(self, raw, exchange):
+        return wire.byteswap(raw, exchange.option("embed_dtype", "float32"))
+
+
+class IgnoreEndianness(_OutputFault):
+    name, summary = "ignore-endianness", "answers to endianness big carry little-endian bytes (the option is ignored)"
+
+    def edit_raw(self, raw, exchange):
+        if exchange.option("endianness", "little") != "big":
+            return raw
         return wire.byteswap(raw, exchange.option("embed_dtype", "float32"))
 
 

@@ -5,12 +5,18 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+from pathlib import Path
 
+import jsonschema
 import numpy as np
 import pytest
 
+from geopool import wire
+from geopool.contract import SEN1FLOODS11
 from geopool.errors import FaultSpecError
 from geopool.faults import FAULTS, Exchange, parse_fault
+from geopool.invalid import bad_requests, code_running_payload, sparse_payload
+from geopool.proxy import _json_or_none
 
 
 def pooling_exchange(values: np.ndarray, **request) -> Exchange:
@@ -107,3 +113,162 @@ def test_version_claims_the_given_version_and_leaves_other_paths_alone():
 def test_version_needs_exactly_one_version(spec):
     with pytest.raises(FaultSpecError, match=r"needs the version to claim, e\.g\. version:0\.33\.0"):
         parse_fault(spec)
+
+
+# ------------------------------------------------------------------ the gateway and the other repairs
+
+CONTRACT = SEN1FLOODS11
+
+
+def model_request(raw: bytes, path: str = "/pooling") -> Exchange:
+    return Exchange("POST", path, raw, _json_or_none(raw))
+
+
+def seed_body(**options) -> dict:
+    return wire.request_body("m", wire.seed_inputs(CONTRACT), dtype="float32", **options)
+
+
+def bound(spec: str):
+    fault = parse_fault(spec)
+    fault.bind(CONTRACT)
+    return fault
+
+
+@pytest.mark.parametrize("case", [pytest.param(case, id=case.name) for case in bad_requests()])
+def test_the_gateway_refuses_every_named_bad_request_naming_the_problem(case):
+    if case.needs_torch and not wire.torch_available():
+        pytest.skip("torch.save payload")
+    exchange = model_request(case.body(seed_body(), CONTRACT))
+    if case.requirement == "POOL-REJ-008" or case.name.startswith("bad-e"):
+        assert asyncio.run(bound("repair-validate").intercept(exchange)) is False  # the server's own 404/400 holds
+        return
+    assert asyncio.run(bound("repair-validate").intercept(exchange)) is True
+    error = wire.parse_error(exchange.body)
+    assert exchange.status in case.statuses and wire.well_formed_error(error, exchange.status)
+    assert any(word.lower() in error["message"].lower() for word in case.names), error["message"]
+
+
+@pytest.mark.parametrize("case", [pytest.param(case, id=case.name) for case in bad_requests() if case.destructive])
+def test_die_on_killer_dies_on_exactly_the_inputs_that_kill_vllm_and_never_forwards_them(case):
+    fault = bound("die-on-killer")
+    answered = asyncio.run(fault.intercept(model_request(case.body(seed_body(), CONTRACT))))
+    killer = case.name != "mismatched-coords-shape"  # vLLM 0.32 answers that one 200 and lives
+    assert answered is killer
+    if killer:  # dead until a /health probe saw it
+        pooling, health, after = model_request(b"{}"), Exchange("GET", "/health", b""), Exchange("GET", "/health", b"")
+        assert asyncio.run(fault.intercept(pooling)) and pooling.status == 503
+        assert asyncio.run(fault.intercept(health)) and health.status == 503
+        assert asyncio.run(fault.intercept(after)) is False
+
+
+def test_the_gateway_forwards_valid_requests_and_refuses_what_vllm_mishandles():
+    gateway = bound("repair-validate:16")
+    assert asyncio.run(gateway.intercept(model_request(json.dumps(seed_body()).encode()))) is False
+    npy = wire.request_body("m", wire.seed_inputs(CONTRACT), dtype="float32", fmt="npy")
+    assert asyncio.run(gateway.intercept(model_request(json.dumps(npy).encode(), "/invocations"))) is False
+    oversized = model_request(json.dumps(dict(seed_body(), filler="x" * 16 * 2**20)).encode())
+    assert asyncio.run(gateway.intercept(oversized)) and oversized.status == 413
+    deep = model_request(b'{"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}")
+    assert asyncio.run(gateway.intercept(deep)) and deep.status == 400
+    assert "JSON" in wire.parse_error(deep.body)["message"]
+    health = Exchange("GET", "/health", b"")
+    assert asyncio.run(gateway.intercept(health)) is False
+
+
+@pytest.mark.skipif(not wire.torch_available(), reason="torch.save payloads")
+@pytest.mark.parametrize("value", [
+    pytest.param(lambda: code_running_payload("/tmp/geopool-never-created"), id="code-running-pickle"),
+    pytest.param(lambda: sparse_payload(indices=[[0, 10**6], [0, 0], [0, 0]], size=(6, 512, 512)), id="sparse-oob"),
+    pytest.param(lambda: sparse_payload(indices=[[0], [0], [0]], size=(6, 100_000, 100_000)), id="sparse-huge"),
+])
+def test_the_gateway_refuses_hostile_tensors_without_running_or_densifying_them(value):
+    body = wire.set_image_embed(seed_body(), "pixel_values", value())
+    exchange = model_request(json.dumps(body).encode())
+    assert asyncio.run(bound("repair-validate").intercept(exchange)) and exchange.status == 400
+    assert not Path("/tmp/geopool-never-created").exists()
+
+
+def test_contract_faults_need_a_contract():
+    with pytest.raises(FaultSpecError, match="needs the model contract"):
+        parse_fault("repair-validate").bind(None)
+
+
+@pytest.mark.parametrize("spec, message", [("repair-validate+", "an empty layer"), ("none+nope", "unknown fault")])
+def test_bad_stacked_specs(spec, message):
+    with pytest.raises(FaultSpecError, match=message):
+        parse_fault(spec)
+
+
+def test_stacked_faults_are_layers_the_outer_one_sees_the_inner_ones_answer():
+    fault = bound("flat-errors+repair-validate")
+    exchange = model_request(b"{not json")
+    assert asyncio.run(fault.intercept(exchange)) is True
+    body = json.loads(exchange.body)
+    assert body["object"] == "error" and "JSON" in body["message"]  # the gateway's answer, flattened outside it
+    inner_first = bound("repair-validate+flat-errors")
+    exchange = model_request(b"{not json")
+    assert asyncio.run(inner_first.intercept(exchange)) is True
+    assert "error" in json.loads(exchange.body)
+
+
+def test_repair_float_asks_for_base64_and_answers_nested_numbers():
+    fault = bound("repair-float")
+    body = seed_body()
+    del body["encoding_format"]
+    exchange = model_request(json.dumps(body).encode())
+    assert asyncio.run(fault.intercept(exchange)) is False
+    assert json.loads(exchange.request_body)["encoding_format"] == "base64"
+    values = np.arange(CONTRACT.output_elements, dtype=np.float32)
+    answered = pooling_exchange(values)
+    exchange.status, exchange.headers, exchange.body = answered.status, answered.headers, answered.body
+    asyncio.run(fault.response(exchange))
+    nested = np.asarray(json.loads(exchange.body)["data"][0]["data"])
+    assert nested.shape == CONTRACT.output_shape[1:] and nested.ravel().tolist() == values.tolist()
+    asyncio.run(parse_fault("truncate:4").response(exchange))  # output faults edit float answers too
+    assert np.asarray(json.loads(exchange.body)["data"][0]["data"]).size == values.size - 4
+
+
+def test_repair_openapi_documents_the_pooling_answer():
+    spec = {"openapi": "3.1.0", "paths": {"/pooling": {"post": {"responses": {"200": {"content": {
+        "application/json": {"schema": {}}}}}}}}}
+    exchange = Exchange("GET", "/openapi.json", b"", None, 200, {}, json.dumps(spec).encode())
+    asyncio.run(parse_fault("repair-openapi").response(exchange))
+    edited = json.loads(exchange.body)
+    schema = edited["paths"]["/pooling"]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
+    answer = json.loads(pooling_exchange(VALUES).body)
+    jsonschema.validate(answer, {**schema, "components": edited["components"]})
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(dict(answer, created="1x"), {**schema, "components": edited["components"]})
+
+
+def test_repair_serialize_holds_one_model_request_at_a_time():
+    fault = parse_fault("repair-serialize")
+    inside, most = 0, 0
+
+    async def forward(exchange):
+        nonlocal inside, most
+        async with fault.forwarding(exchange):
+            inside += 1
+            most = max(most, inside)
+            await asyncio.sleep(0.01)
+            inside -= 1
+
+    async def main():
+        await asyncio.gather(*(forward(model_request(b"{}")) for _ in range(4)))
+
+    asyncio.run(main())
+    assert most == 1
+
+
+def test_ignore_endianness_spoils_only_big_endian_answers():
+    little = pooling_exchange(VALUES, endianness="little")
+    assert np.frombuffer(output(apply("ignore-endianness", little)), "<f4").tolist() == VALUES.tolist()
+    big = pooling_exchange(VALUES.byteswap(), endianness="big")  # a correct big-endian answer
+    assert np.frombuffer(output(big), ">f4").tolist() == VALUES.tolist()
+    assert np.frombuffer(output(apply("ignore-endianness", big)), "<f4").tolist() == VALUES.tolist()
+
+
+def test_bytes_no_metadata_drops_the_header():
+    exchange = Exchange("POST", "/pooling", b"{}", {"encoding_format": "bytes"}, 200,
+                        {"content-type": "application/octet-stream", "metadata": "{}"}, VALUES.tobytes())
+    assert "metadata" not in apply("bytes-no-metadata", exchange).headers
