@@ -13,7 +13,8 @@ from __future__ import annotations
 import dataclasses
 import sys
 
-__all__ = ["MATRIX", "CONTROLS", "OPTIONS", "RunOptions", "LOAD_ONLY", "TOOLING", "markdown", "options_of"]
+__all__ = ["MATRIX", "CONTROLS", "NOT_SEEN_PASSING", "OPTIONS", "RunOptions", "LOAD_ONLY", "TOOLING", "markdown",
+           "options_of"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -148,14 +149,28 @@ MATRIX: dict[str, tuple[tuple[str, ...], frozenset[str]]] = {
 #: no expectations file and must exit 0: the selection conforms on the repaired server.
 CONTROLS: dict[str, tuple[tuple[str, ...], frozenset[str]]] = {
     # Also answers the killer inputs itself (400), so the destructive tests run without hurting vLLM.
-    "repair-validate": ((_R, _S), frozenset({
+    # The client mistakes too: float64 and a batch dimension refused by dtype and rank, a CUDA-saved tensor
+    # by its failed weights-only load, completion-style bodies for their missing messages.
+    "repair-validate": ((_R, _S, f"{_M}::test_client_mistake_is_refused_or_answered"), frozenset({
         "POOL-REJ-002", "POOL-REJ-005", "POOL-REJ-010", "POOL-REJ-011", "POOL-REJ-012", "POOL-REJ-013",
-        "POOL-SURV-002", "POOL-SEC-002", "POOL-SEC-003", "POOL-SEC-005"})),
+        "POOL-SURV-002", "POOL-SEC-002", "POOL-SEC-003", "POOL-SEC-005",
+        "POOL-CLI-001", "POOL-CLI-002", "POOL-CLI-003", "POOL-CLI-004"})),
     # Three repairs in one run (one pytest start-up instead of three); each touches only its own requirement.
     "repair-float+repair-openapi+repair-serialize": ((f"{_C}::test_default_encoding_format",
                                                       f"{_P}::test_openapi_documents_the_pooling_response",
-                                                      f"{_D}::test_concurrent_requests_get_their_own_answers"),
-                                                     frozenset({"POOL-ENC-007", "POOL-EP-007", "POOL-DET-003"})),
+                                                      f"{_D}::test_concurrent_requests_get_their_own_answers",
+                                                      # the proxy keeps a client's connection open after a 5xx
+                                                      f"{_M}::test_keep_alive_connection_survives_an_error_answer"),
+                                                     frozenset({"POOL-ENC-007", "POOL-EP-007", "POOL-DET-003",
+                                                                "POOL-CLI-007"})),
+}
+
+#: Known vLLM 0.32 defects no positive control shows passing, and why.
+NOT_SEEN_PASSING: dict[str, str] = {
+    "POOL-CLI-005": "its case needs two sizes batched in one engine step: on vLLM 0.32 that kills the engine, and "
+                    "a proxy that serializes requests prevents the batch, so the case is never formed",
+    "POOL-CLI-009": "needs a server started with an API key the suite knows; the fault matrix's server has none "
+                    "(the embedded conformance run checks it on a keyed server, where vLLM 0.32 fails it)",
 }
 
 _REPAIRED = RunOptions(expectations="none")
@@ -203,6 +218,8 @@ def markdown(results: dict[str, Measured] | None = None) -> str:
         lines.append(f"| `{fault}` | (load suite: {why}) | - | - | - |{blank}")
     for fault, why in TOOLING.items():
         lines.append(f"| `{fault}` | (not a check: {why}) | - | - | - |{blank}")
+    for rid, why in NOT_SEEN_PASSING.items():
+        lines.append(f"| - | {rid} not seen passing: {why} | - | - | - |{blank}")
     return "\n".join(lines) + "\n"
 
 

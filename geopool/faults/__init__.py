@@ -60,8 +60,8 @@ from geopool.faults.envelope import (
     WrongModel,
 )
 from geopool.faults.error_answers import AcceptBad, BlankErrors, DieAfterBad, FlatErrors, ServerErrorForClientError
-from geopool.faults.numeric import FixedNoise, Scale
 from geopool.faults.gateway import DieOnKiller, RepairValidate
+from geopool.faults.numeric import FixedNoise, Scale
 from geopool.faults.outputs import (
     ByteSwap,
     Float16Bytes,
