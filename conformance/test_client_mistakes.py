@@ -122,7 +122,7 @@ def test_concurrent_requests_of_different_sizes(target, client, guard, checks):
                         f"{shapes[which][-1]}) vs alone: " + array_diff(got, alone[which]), case=case)
         if case == "mixed-batch" or checks.failures:
             break
-    guard.survives(checks, "POOL-CLI-005", "concurrent requests of two spatial sizes")
+    guard.survives(checks, "POOL-CLI-005", "concurrent requests of two spatial sizes", case="mixed-batch")
 
 
 #: Rounds of four concurrent requests until one is seen batched (vllm:iteration_tokens_total).

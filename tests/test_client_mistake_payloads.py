@@ -50,3 +50,17 @@ def test_device_saved_payload_names_cuda_and_loads_with_a_map_location():
     assert wire.torch_load(raw).tolist() == [[0, 1, 2], [3, 4, 5]]  # map_location="cpu"
     with pytest.raises(InvalidArgument, match="device='cpu'"):
         device_saved_payload(np.ones(2), dtype="float32", device="cpu")
+
+
+def test_torch_load_tells_the_device_a_tensor_was_saved_on_and_the_gateway_names_it():
+    pytest.importorskip("torch")
+    from geopool.faults.gateway import _read_tensor, _Refused
+
+    raw = wire.base64_bytes(device_saved_payload(np.arange(6.0).reshape(2, 3), dtype="float32"))
+    saved_on: list[str] = []
+    assert wire.torch_load(raw, saved_on=saved_on).tolist() == [[0, 1, 2], [3, 4, 5]]
+    assert saved_on == ["cuda:0"]
+    with pytest.raises(_Refused, match="saved on device cuda:0"):
+        _read_tensor(raw)
+    cpu_saved = wire.serialize_array(np.ones((2, 3), np.float32), dtype="float32", fmt="torch")
+    assert _read_tensor(cpu_saved)[:2] == ("float32", (2, 3))

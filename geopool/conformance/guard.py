@@ -37,9 +37,11 @@ class ServerGuard:
         except GeopoolError:
             return False
 
-    def survives(self, checks: Checks, requirement: str, sent: str, body: bytes | None = None) -> bool:
+    def survives(self, checks: Checks, requirement: str, sent: str, body: bytes | None = None, *,
+                 case: str | None = None) -> bool:
         """Check /health and a valid request after ``sent``; on failure, fail ``requirement`` (keeping the
-        offending ``body`` under ``reports/killers/`` to replay) and restart an owned server."""
+        offending ``body`` under ``reports/killers/`` to replay) and restart an owned server. ``case``: the
+        check's case (default: the test's, see geopool.conformance.checks)."""
         problem = None
         if not self.healthy():
             problem = "the server died: /health no longer answers 200"
@@ -54,7 +56,7 @@ class ServerGuard:
             except (GeopoolError, ValueError) as exc:
                 problem = f"a valid request now fails: {exc}"
         if problem is None:
-            checks.that(requirement, True, f"after {sent}: the server is healthy")  # evaluated, and held
+            checks.that(requirement, True, f"after {sent}: the server is healthy", case=case)  # evaluated, held
             return True
         details: dict[str, str] = {"request": sent}
         if body is not None:
@@ -63,7 +65,7 @@ class ServerGuard:
             saved.write_bytes(body)
             details["replay"] = (f"curl -X POST {self.target.url}/pooling "
                                  f"-H 'Content-Type: application/json' -d @{saved}")
-        checks.fail(requirement, f"after {sent}: {problem}", **details)
+        checks.fail(requirement, f"after {sent}: {problem}", case=case, **details)
         self.recover()
         return False
 

@@ -164,8 +164,9 @@ def _read_tensor(raw: bytes) -> tuple[str, tuple[int, ...], str | None]:
         except (ValueError, OSError, EOFError) as exc:
             raise _Refused(Problem(400, f"not a loadable tensor file (.npy: {exc})")) from exc
         return array.dtype.name, tuple(array.shape), None
+    saved_on: list[str] = []
     try:
-        loaded = wire.torch_load(raw)
+        loaded = wire.torch_load(raw, saved_on=saved_on)
     except Exception as exc:  # any failure to load untrusted bytes is the client's: a 400, never a 500
         raise _Refused(Problem(400, f"not a loadable tensor file (torch.load: {str(exc).splitlines()[0][:200]})")) \
             from exc
@@ -173,6 +174,10 @@ def _read_tensor(raw: bytes) -> tuple[str, tuple[int, ...], str | None]:
 
     if not isinstance(loaded, torch.Tensor):
         raise _Refused(Problem(400, f"did not deserialize to a torch.Tensor (got {type(loaded).__name__})"))
+    devices = sorted({location for location in saved_on if location != "cpu"})
+    if devices:  # what vLLM 0.32 answers with a 500; a conforming server names the device
+        raise _Refused(Problem(400, f"the tensor was saved on device {', '.join(devices)}; this server loads "
+                                    "tensors on the CPU: save it from the CPU (tensor.cpu())"))
     sparse_error = None
     if loaded.layout == torch.sparse_coo:
         try:

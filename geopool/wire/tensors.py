@@ -78,12 +78,22 @@ def torch_save_bytes(obj: Any) -> bytes:
     return buffer.getvalue()
 
 
-def torch_load(source: str | bytes | IO[bytes] | Any) -> Any:
-    """``torch.load`` with ``weights_only=True`` on the CPU: ``source`` is bytes, a path or a file."""
+def torch_load(source: str | bytes | IO[bytes] | Any, *, saved_on: list[str] | None = None) -> Any:
+    """``torch.load`` with ``weights_only=True`` on the CPU: ``source`` is bytes, a path or a file.
+
+    ``saved_on``, if given, receives the location tag of every storage as saved (``cpu``, ``cuda:0``, ...):
+    the tensors are loaded onto the CPU whatever the device they were saved from.
+    """
     torch = import_optional("torch", "reading torch.save bytes", _TORCH_HINT)
     if isinstance(source, bytes | bytearray):
         source = io.BytesIO(source)
-    return torch.load(source, weights_only=True, map_location="cpu")
+
+    def onto_the_cpu(storage: Any, location: str) -> Any:
+        if saved_on is not None:
+            saved_on.append(location)
+        return storage  # deserialized in CPU memory already
+
+    return torch.load(source, weights_only=True, map_location=onto_the_cpu)
 
 
 def load_tensor_bytes(data: bytes) -> np.ndarray:
