@@ -85,12 +85,10 @@ class Checks:
 
     def __init__(self) -> None:
         self.failures: list[Evidence] = []
-        self.checked: set[str] = set()
         self.context: dict[str, Any] = {}
 
     def that(self, requirement: str, condition: object, message: str, *, case: str | None = None,
              **details: Any) -> bool:
-        self.checked.add(requirement)
         evaluated(requirement, case)
         if not condition:
             self.failures.append(Evidence(requirement, message, {**self.context, **details}, case))
