@@ -11,8 +11,8 @@ When several apply, a command exits with the first of :data:`PRECEDENCE` that do
 
 from __future__ import annotations
 
-__all__ = ["OK", "FAILED", "INTERRUPTED", "INTERNAL", "USAGE", "NO_TESTS", "TOO_MANY_WARNINGS", "SLO_BREACHED", "LOAD_INVALID",
-           "TARGET_UNUSABLE", "UNCHECKED_MUST", "TABLE", "PRECEDENCE", "describe", "name", "worst",
+__all__ = ["OK", "FAILED", "INTERRUPTED", "INTERNAL", "USAGE", "NO_TESTS", "TOO_MANY_WARNINGS", "SLO_BREACHED",
+           "LOAD_INVALID", "TARGET_UNUSABLE", "UNCHECKED_MUST", "TABLE", "PRECEDENCE", "describe", "name", "worst",
            "markdown_table"]
 
 OK = 0
