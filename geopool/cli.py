@@ -1,7 +1,8 @@
 """``geopool`` command line: serve the embedded model, send the seed request, show a contract.
 
-Errors geopool raises on purpose are printed as one ``error: ...`` line with exit code 2 (bad usage
-or config) or 1 (the server or the run failed) — never a traceback.
+Errors geopool raises on purpose are printed as one ``error: ...`` line — never a traceback — and the
+exit code comes from geopool's one table (:mod:`geopool.exitcodes`): 4 for bad usage or config, 12 when
+a server cannot be reached or started, 1 when an answer is wrong.
 """
 
 from __future__ import annotations
@@ -17,18 +18,23 @@ from typing import Any
 import click
 import numpy as np
 
+from geopool import exitcodes, wire
 from geopool import options as shared
-from geopool import wire
 from geopool.client import PoolingClient
 from geopool.contract import InputSpec, ModelContract, load_contract
 from geopool.errors import (
     CheckpointError,
     ConfigError,
     ContractError,
+    EmbeddedServerError,
     FaultSpecError,
     GeopoolError,
+    InstallError,
     InvalidArgument,
+    MissingDependencyError,
     RegistryError,
+    ServerError,
+    TargetError,
 )
 from geopool.load import options as load_options
 from geopool.server import EmbeddedServer
@@ -40,14 +46,37 @@ def _friendly_errors(func: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return func(*args, **kwargs)
         except (ContractError, ConfigError, RegistryError, FaultSpecError, CheckpointError, InvalidArgument,
-                click.BadParameter) as exc:
+                InstallError, MissingDependencyError, click.BadParameter) as exc:
             click.echo(f"error: {exc}", err=True)
-            sys.exit(2)
+            sys.exit(exitcodes.USAGE)
+        except (ServerError, TargetError, EmbeddedServerError) as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(exitcodes.TARGET_UNUSABLE)
         except GeopoolError as exc:
             click.echo(f"error: {exc}", err=True)
-            sys.exit(1)
+            sys.exit(exitcodes.FAILED)
 
     return wrapper
+
+
+class _Commands(click.Group):
+    """click's group, exiting by geopool's table: a usage error is 4 (click's own is 2, which pytest uses
+    for "interrupted"), Ctrl-C is 2."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs.pop("standalone_mode", None)
+        try:
+            returned = super().main(*args, standalone_mode=False, **kwargs)
+        except click.UsageError as exc:
+            exc.show()
+            sys.exit(exitcodes.USAGE)
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(exitcodes.USAGE if exc.exit_code == 2 else exc.exit_code)
+        except (click.Abort, KeyboardInterrupt):
+            click.echo("Aborted!", err=True)
+            sys.exit(exitcodes.INTERRUPTED)
+        sys.exit(returned if isinstance(returned, int) else exitcodes.OK)
 
 
 #: ``geopool serve``/``demo``: the embedded server's options; ``--model`` and ``--dtype`` are their old names.
@@ -105,7 +134,7 @@ def _make_server(**options: Any) -> EmbeddedServer:
                           startup_timeout_s=values["startup_timeout"], device=values["device"])
 
 
-@click.group()
+@click.group(cls=_Commands)
 @click.version_option(package_name="geopool")
 def main() -> None:
     """Conformance and load testing for vLLM servers serving TerraTorch models via /pooling."""
@@ -133,7 +162,7 @@ def serve(**options: Any) -> None:
             click.echo("stopping", err=True)
             return
     click.echo("error: the vLLM server exited on its own; see its log", err=True)
-    sys.exit(1)
+    sys.exit(exitcodes.TARGET_UNUSABLE)
 
 
 def _send_seed(url: str, model: str, contract: ModelContract, api_key: str | None) -> np.ndarray:
@@ -252,7 +281,8 @@ def conformance(pytest_args: tuple[str, ...]) -> None:
 
     The suite's options follow, in pytest's help, under 'geopool conformance suite'.
     Same as 'pytest --pyargs geopool_conformance ARGS', from the current folder (reports
-    under ./reports). Exit code: pytest's (0 passed, 1 failed, 4 target unreachable or bad usage).
+    under ./reports). Exit code: geopool's table (0 passed, 1 failed, 4 bad usage, 12 target
+    unusable, 13 with --strict: a MUST requirement unchecked); see 'geopool gate --help'.
     """
     from geopool.conformance import command
 
@@ -271,7 +301,8 @@ def load(embedded_model: str, embedded_dtype: str, device: str, max_num_seqs: in
          startup_timeout: float, **values: Any) -> None:
     """Run a load scenario (headless Locust) and gate on an SLO file.
 
-    Exit codes: 0 pass, 2 bad usage or config, 3 SLO breached, 4 invalid run, 5 no target / run failed.
+    Exit codes (geopool's table): 0 pass, 4 bad usage or config, 10 SLO breached, 11 invalid run,
+    12 no target / run failed.
     """
     from geopool.load.command import run_load
 

@@ -1,7 +1,7 @@
 """One exit-code table for ``geopool gate``, ``geopool load`` and ``geopool conformance`` (and every other
 geopool command).
 
-pytest's own codes keep pytest's meanings (0-5), so a conformance run's code reads the same whether it
+pytest's own codes keep pytest's meanings (0-6), so a conformance run's code reads the same whether it
 came from ``pytest`` or from geopool; geopool's own outcomes take codes pytest never uses (10-13).
 When several apply, a command exits with the first of :data:`PRECEDENCE` that does.
 
@@ -11,8 +11,8 @@ When several apply, a command exits with the first of :data:`PRECEDENCE` that do
 
 from __future__ import annotations
 
-__all__ = ["OK", "FAILED", "INTERRUPTED", "INTERNAL", "USAGE", "NO_TESTS", "SLO_BREACHED", "LOAD_INVALID",
-           "TARGET_UNUSABLE", "UNCHECKED_MUST", "TABLE", "PRECEDENCE", "describe", "name", "worst",
+__all__ = ["OK", "FAILED", "INTERRUPTED", "INTERNAL", "USAGE", "NO_TESTS", "TOO_MANY_WARNINGS", "SLO_BREACHED",
+           "LOAD_INVALID", "TARGET_UNUSABLE", "UNCHECKED_MUST", "TABLE", "PRECEDENCE", "describe", "name", "worst",
            "markdown_table"]
 
 OK = 0
@@ -21,6 +21,7 @@ INTERRUPTED = 2       # pytest: interrupted (Ctrl-C)
 INTERNAL = 3          # pytest: internal error
 USAGE = 4             # pytest: usage error
 NO_TESTS = 5          # pytest: no tests collected
+TOO_MANY_WARNINGS = 6  # pytest 9: more warnings than --max-warnings
 SLO_BREACHED = 10
 LOAD_INVALID = 11
 TARGET_UNUSABLE = 12
@@ -36,6 +37,7 @@ TABLE: dict[int, tuple[str, str]] = {
     INTERNAL: ("internal-error", "internal error: a bug in geopool, pytest or a plugin"),
     USAGE: ("usage", "bad command line, scenario, SLO, expectations or waiver file (one error: line)"),
     NO_TESTS: ("no-tests", "no conformance test was selected (e.g. -k matched nothing)"),
+    TOO_MANY_WARNINGS: ("too-many-warnings", "pytest counted more warnings than --max-warnings allows"),
     SLO_BREACHED: ("slo-breached", "a load SLO bound was breached (even if the run is also invalid)"),
     LOAD_INVALID: ("load-invalid", "invalid load run: no steady state, too few samples for a gated percentile, "
                                    "or no successful request"),
@@ -46,7 +48,7 @@ TABLE: dict[int, tuple[str, str]] = {
 
 #: When several codes apply, the first of these is the exit code (the others are still reported).
 PRECEDENCE = (USAGE, INTERRUPTED, INTERNAL, TARGET_UNUSABLE, NO_TESTS, FAILED, UNCHECKED_MUST, SLO_BREACHED,
-              LOAD_INVALID, OK)
+              LOAD_INVALID, TOO_MANY_WARNINGS, OK)
 
 
 def describe(code: int) -> str:

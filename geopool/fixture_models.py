@@ -21,7 +21,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from geopool.errors import EmbeddedServerError
+from geopool.errors import EmbeddedServerError, InvalidArgument
 from geopool.resources import fixture_models_dir
 
 __all__ = ["DEFAULT_MODEL", "FIXTURES_DIR", "fixture_names", "prepare_model", "resolve_model_dir"]
@@ -42,7 +42,7 @@ def resolve_model_dir(model: str | Path) -> Path:
     if not candidate.is_dir():
         candidate = FIXTURES_DIR / str(model)
     if not (candidate / "config.json").is_file():
-        raise EmbeddedServerError(
+        raise InvalidArgument(
             f"model {str(model)!r} is neither a folder with a config.json nor a fixture "
             f"(fixtures: {', '.join(fixture_names())})"
         )

@@ -28,7 +28,7 @@ from types import TracebackType
 
 from geopool.client import Endpoint, PoolingClient
 from geopool.contract import INPUT_DTYPES, ModelContract, load_contract
-from geopool.errors import EmbeddedServerError, MissingDependencyError, ServerError
+from geopool.errors import EmbeddedServerError, InvalidArgument, MissingDependencyError, ServerError
 from geopool.fixture_models import DEFAULT_MODEL, prepare_model, resolve_model_dir
 from geopool.resources import reports_dir
 
@@ -78,7 +78,7 @@ def resolve_device(requested: str) -> str:
     """``requested`` (one of :data:`DEVICES`) as the device to launch on; ``cuda`` on a build that cannot
     use CUDA raises :class:`EmbeddedServerError` naming ``--device``, before anything is launched."""
     if requested not in DEVICES:
-        raise EmbeddedServerError(f"device={requested!r} (--device) is not one of {DEVICES}")
+        raise InvalidArgument(f"device={requested!r} (--device) is not one of {DEVICES}")
     found = installed_device()
     if requested == "cuda" and found != "cuda":
         raise EmbeddedServerError(
@@ -147,7 +147,7 @@ class EmbeddedServer:
         device: str = DEFAULT_DEVICE,
     ) -> None:
         if device not in DEVICES:
-            raise EmbeddedServerError(f"device={device!r} (--device) is not one of {DEVICES}")
+            raise InvalidArgument(f"device={device!r} (--device) is not one of {DEVICES}")
         if dtype not in INPUT_DTYPES:
             raise EmbeddedServerError(f"dtype={dtype!r} is not one of {INPUT_DTYPES}")
         if max_num_seqs < 1:

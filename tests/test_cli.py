@@ -29,13 +29,13 @@ def test_contract_overrides_change_the_output_shape():
 @pytest.mark.parametrize(
     "args, message, code",
     [
-        (["contract", "--input-shape", "pixel_values"], "is not NAME=D1,D2", 2),
-        (["contract", "--input-shape", "pixel_values=0,1"], "is not NAME=D1,D2", 2),
-        (["contract", "--input-shape", "rgb=3,4"], "unknown inputs ['rgb']", 2),
-        (["contract", "--input-dtype", "int8"], "'int8' is not one of", 2),
-        (["contract", "--model-config", "/nonexistent/config.json"], "does not exist", 2),
-        (["serve", "--model", "no-such-fixture"], "neither a folder with a config.json nor a fixture", 1),
-        (["serve", "--port", "70000"], "70000 is not in the range", 2),
+        (["contract", "--input-shape", "pixel_values"], "is not NAME=D1,D2", 4),
+        (["contract", "--input-shape", "pixel_values=0,1"], "is not NAME=D1,D2", 4),
+        (["contract", "--input-shape", "rgb=3,4"], "unknown inputs ['rgb']", 4),
+        (["contract", "--input-dtype", "int8"], "'int8' is not one of", 4),
+        (["contract", "--model-config", "/nonexistent/config.json"], "does not exist", 4),
+        (["serve", "--model", "no-such-fixture"], "neither a folder with a config.json nor a fixture", 4),
+        (["serve", "--port", "70000"], "70000 is not in the range", 4),
     ],
 )
 def test_bad_arguments_get_a_clear_error(args, message, code):
@@ -48,12 +48,12 @@ def test_bad_arguments_get_a_clear_error(args, message, code):
 def test_bad_model_config_names_the_field(tmp_path):
     (tmp_path / "config.json").write_text('{"pretrained_cfg": {"input": {"data": {}}}}')
     result = run("contract", "--model-config", str(tmp_path))
-    assert result.exit_code == 2 and "error:" in result.output and "no inputs" in result.output
+    assert result.exit_code == 4 and "error:" in result.output and "no inputs" in result.output
 
 
-def test_unreachable_server_is_one_line_and_exit_1():
+def test_unreachable_server_is_one_line_and_exit_12():
     result = run("request", "--base-url", f"http://127.0.0.1:{free_port()}", "--model", "m", "--input-dtype", "float32")
-    assert result.exit_code == 1
+    assert result.exit_code == 12
     assert result.output.startswith("error: /pooling: ConnectError")
     assert "Traceback" not in result.output
 

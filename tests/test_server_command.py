@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from geopool import server as server_module
 from geopool.cli import main
-from geopool.errors import EmbeddedServerError
+from geopool.errors import EmbeddedServerError, InvalidArgument
 from geopool.server import DEFAULT_MEMORY_FRACTION, EmbeddedServer, installed_device, launch_spec, resolve_device
 
 MODEL = Path("/models/prithvi")
@@ -106,7 +106,7 @@ def test_cuda_with_a_build_that_cannot_use_it_fails_before_anything_is_launched(
 
 
 def test_an_unknown_device_is_refused_when_the_server_is_made():
-    with pytest.raises(EmbeddedServerError, match=r"device='gpu' \(--device\) is not one of"):
+    with pytest.raises(InvalidArgument, match=r"device='gpu' \(--device\) is not one of"):
         EmbeddedServer(device="gpu")
 
 
@@ -139,9 +139,9 @@ def test_serve_takes_device_and_names_it_when_cuda_cannot_be_used(monkeypatch):
     monkeypatch.setattr("geopool.cli.signal.signal", lambda *args: None)  # serve's handlers: not in this process
     monkeypatch.setattr(server_module.subprocess, "Popen", lambda *a, **k: pytest.fail("launched"))
     result = CliRunner().invoke(main, ["serve", "--device", "cuda"])
-    assert result.exit_code == 1 and "error: --device cuda: the installed vLLM build cannot use CUDA" in result.output
+    assert result.exit_code == 12 and "error: --device cuda: the installed vLLM build cannot use CUDA" in result.output
     result = CliRunner().invoke(main, ["serve", "--device", "gpu"])
-    assert result.exit_code == 2 and "'gpu' is not one of 'auto', 'cpu', 'cuda'" in result.output
+    assert result.exit_code == 4 and "'gpu' is not one of 'auto', 'cpu', 'cuda'" in result.output
 
 
 @pytest.mark.parametrize("command", ["serve", "demo", "load"])

@@ -77,5 +77,5 @@ def test_old_spellings_still_work_with_a_warning():
 @pytest.mark.parametrize("old", [["--model", "no-such-fixture"], ["--embedded-model", "no-such-fixture"]])
 def test_serve_takes_the_fixture_under_its_new_and_its_old_name(old):
     result = CliRunner().invoke(main, ["serve", *old])
-    assert result.exit_code == 1 and "neither a folder with a config.json nor a fixture" in result.output
+    assert result.exit_code == 4 and "neither a folder with a config.json nor a fixture" in result.output
     assert ("--model is deprecated; use --embedded-model" in result.output) == (old[0] == "--model")

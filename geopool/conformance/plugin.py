@@ -27,13 +27,13 @@ import pytest
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis.database import DirectoryBasedExampleDatabase
 
-from geopool import options, wire
+from geopool import exitcodes, options, wire
 from geopool.conformance.checks import Checks, Evaluations, RequirementFailure, recording
 from geopool.conformance.guard import ServerGuard
 from geopool.conformance.registry import Expectations, load_expectations, load_registry
 from geopool.conformance.report import RequirementLedger, terminal_table, unchecked_line, write_report
 from geopool.conformance.target import Target, resolve_target
-from geopool.errors import GeopoolError, TargetError
+from geopool.errors import EmbeddedServerError, GeopoolError, ServerError, TargetError
 from geopool.resources import SUITE_PACKAGE, suite_dir
 
 _slow_network = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large],
@@ -200,8 +200,10 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         expectations_option = config.getoption("expectations")
         expectations = load_expectations(target.version, registry=config.stash[LEDGER_KEY].registry,
                                          path="none" if expectations_option == "none" else _path(expectations_option))
-    except (TargetError, GeopoolError) as exc:
-        pytest.exit(f"geopool conformance: {exc}", returncode=4)
+    except (TargetError, ServerError, EmbeddedServerError) as exc:
+        pytest.exit(f"geopool conformance: {exc}", returncode=exitcodes.TARGET_UNUSABLE)
+    except GeopoolError as exc:  # a bad option value or expectations file
+        pytest.exit(f"geopool conformance: {exc}", returncode=exitcodes.USAGE)
     if target.server is not None:
         config.add_cleanup(target.server.stop)
     config.stash[TARGET_KEY] = target
@@ -355,8 +357,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     ledger = session.config.stash.get(LEDGER_KEY, None)
     if ledger is None or exitstatus != 0 or TARGET_KEY not in session.config.stash:
         return
-    if strict_failures(session.config, ledger):
-        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    reasons = strict_failures(session.config, ledger)
+    if reasons:
+        only_unchecked = all(not reason.startswith("unexpected-pass") for reason in reasons)
+        session.exitstatus = exitcodes.UNCHECKED_MUST if only_unchecked else exitcodes.FAILED
 
 
 def strict_mode(config: pytest.Config) -> bool:

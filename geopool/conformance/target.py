@@ -8,7 +8,7 @@ from pathlib import Path
 
 from geopool.client import PROBE_TIMEOUT, Endpoint, PoolingClient
 from geopool.contract import ModelContract, load_contract
-from geopool.errors import GeopoolError, TargetError
+from geopool.errors import GeopoolError, InvalidArgument, TargetError
 from geopool.numerics import bounds_for
 from geopool.options import missing_input_dtype
 from geopool.server import EmbeddedServer
@@ -85,7 +85,7 @@ def resolve_target(
             except GeopoolError:
                 version = None  # POOL-EP-002 reports it
         if input_dtype is None:
-            raise TargetError(missing_input_dtype(base_url))
+            raise InvalidArgument(missing_input_dtype(base_url))
         contract = load_contract(model_config, input_dtype=input_dtype)
     except BaseException:
         if server is not None:

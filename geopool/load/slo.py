@@ -26,21 +26,19 @@ from typing import Any
 
 import numpy as np
 
+from geopool import exitcodes
 from geopool.errors import ConfigError
 from geopool.load.stats import PERCENTILES, early_stopping_check
 from geopool.tomlfile import read_toml
 
 __all__ = ["EXIT_CODES", "Slo", "evaluate", "exit_code", "load_slo"]
 
-#: Process exit codes of a load run (``geopool load`` and ``locust -f load/locustfile.py``).
-EXIT_OK, EXIT_USAGE, EXIT_BREACH, EXIT_INVALID, EXIT_NO_TARGET = 0, 2, 3, 4, 5
-EXIT_CODES = {
-    EXIT_OK: "valid run, every SLO bound met (or no SLO given)",
-    EXIT_USAGE: "bad command line, scenario file or SLO file",
-    EXIT_BREACH: "an SLO bound was breached (even if the run is also invalid)",
-    EXIT_INVALID: "invalid run: no steady state, too few samples for a gated percentile, or no successful request",
-    EXIT_NO_TARGET: "the target could not be reached, the run could not start or stop, or its report failed",
-}
+#: Process exit codes of a load run (``geopool load`` and ``locust -f load/locustfile.py``): the ones of
+#: geopool's one table (:mod:`geopool.exitcodes`) a load run can end with.
+EXIT_OK, EXIT_USAGE, EXIT_BREACH, EXIT_INVALID, EXIT_NO_TARGET = (
+    exitcodes.OK, exitcodes.USAGE, exitcodes.SLO_BREACHED, exitcodes.LOAD_INVALID, exitcodes.TARGET_UNUSABLE)
+EXIT_CODES = {code: exitcodes.describe(code)
+              for code in (EXIT_OK, exitcodes.INTERRUPTED, EXIT_USAGE, EXIT_BREACH, EXIT_INVALID, EXIT_NO_TARGET)}
 _PERCENTILE_KEYS = {f"p{p:g}": p for p in PERCENTILES}
 
 

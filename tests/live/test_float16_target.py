@@ -39,7 +39,7 @@ def test_no_input_dtype_stops_every_entry_point_before_any_pooling_request(float
     assert len(_lines_naming_input_dtype(conformance.stdout + conformance.stderr)) == 1
     assert " passed" not in conformance.stdout and " failed" not in conformance.stdout
     for result in (load, request):
-        assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
+        assert result.returncode == 4, result.stdout[-2000:] + result.stderr[-2000:]
         assert len(_lines_naming_input_dtype(result.stderr)) == 1, result.stderr
     assert pooling_requests(url) == before, "a pooling request reached the server"
     with PoolingClient(url) as client:

@@ -131,7 +131,7 @@ def test_load_verify_reference_catches_a_scaling_by_1_005(embedded_server, tmp_p
              "--slo", str(tmp_path / "slo.toml")],
             capture_output=True, text=True, timeout=300, cwd=tmp_path)
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
-    assert result.returncode == 3, result.stdout[-2000:] + result.stderr[-2000:]
+    assert result.returncode == 10, result.stdout[-2000:] + result.stderr[-2000:]
     requests = summary["requests"]
     assert requests["verification_failures"] == requests["finished"] > 0 and requests["http_errors"] == 0
     records = (tmp_path / "run" / "records.jsonl").read_text()

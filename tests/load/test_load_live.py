@@ -140,7 +140,7 @@ def test_gate_trips_on_a_slow_tail(embedded_server, tmp_path):
     with FaultProxy(embedded_server.url, "slow-tail:50:3", max_seconds=300) as proxy:
         result, summary, _ = run_load(tmp_path, "--base-url", proxy.url, "--scenario", "open-constant",
                                       "--rate", "1", "--users", "8", "--duration", "25", "--warmup", "2", slo=TAIL_SLO)
-    assert result.returncode == 3, check_lines(result.stdout)
+    assert result.returncode == 10, check_lines(result.stdout)
     assert summary["verdict"] == "slo-breached"
     lines = check_lines(result.stdout)
     assert "SLO BREACHED     latency.corrected.p90 <= 2000 ms: " in lines and " ms over (" in lines
@@ -151,7 +151,7 @@ def test_gate_trips_on_503s(embedded_server, tmp_path):
     with FaultProxy(embedded_server.url, "503:30", max_seconds=300) as proxy:
         result, summary, _ = run_load(tmp_path, "--base-url", proxy.url, "--scenario", "closed", "--users", "2",
                                       "--duration", "15", "--warmup", "2", slo=ERROR_SLO)
-    assert result.returncode == 3, check_lines(result.stdout)
+    assert result.returncode == 10, check_lines(result.stdout)
     requests = summary["requests"]
     assert requests["http_errors"] > 0 and requests["verification_failures"] == 0 and requests["ok"] > 0
     assert "SLO BREACHED     error rate <= 0: " in check_lines(result.stdout)
@@ -163,7 +163,7 @@ def test_a_200_with_a_wrong_tensor_is_a_verification_failure(embedded_server, tm
     with FaultProxy(embedded_server.url, "nan:7", max_seconds=300) as proxy:
         result, summary, report_dir = run_load(tmp_path, "--base-url", proxy.url, "--scenario", "closed",
                                                "--users", "2", "--duration", "12", "--warmup", "0", slo=ERROR_SLO)
-    assert result.returncode == 3, check_lines(result.stdout)
+    assert result.returncode == 10, check_lines(result.stdout)
     requests = summary["requests"]
     assert requests["http_errors"] == 0 and requests["ok"] == 0
     assert requests["verification_failures"] == requests["finished"] > 0
@@ -204,7 +204,7 @@ def test_reference_verification_catches_wrong_values_the_contract_check_passes(e
             "--warmup", "0", "--pool-size", "2", "--verify", "reference",
             "--model-config", str(embedded_server.served_dir / "config.json"),
             "--reference-dir", str(embedded_server.served_dir), "--numeric-bounds", "same-kernels", slo=ERROR_SLO)
-    assert result.returncode == 3, check_lines(result.stdout)
+    assert result.returncode == 10, check_lines(result.stdout)
     requests = summary["requests"]
     assert requests["verification_failures"] == requests["finished"] > 0 and requests["http_errors"] == 0
     assert "differs from the reference of its own input" in (tmp_path / "run" / "records.jsonl").read_text()
@@ -290,23 +290,23 @@ def test_geopool_load_without_a_url_runs_against_the_embedded_server(tmp_path):
 def test_bad_input_is_one_clear_line(tmp_path):
     unknown = subprocess.run([GEOPOOL, "load", "--base-url", "http://127.0.0.1:9", "--scenario", "nope"],
                              capture_output=True, text=True, timeout=60)
-    assert unknown.returncode == 2 and "Traceback" not in unknown.stderr
+    assert unknown.returncode == 4 and "Traceback" not in unknown.stderr
     assert "error: unknown scenario 'nope'; the scenario file has: closed" in unknown.stderr
     (tmp_path / "bad.toml").write_text("[latency.corrected]\np97 = 3\n")
     bad_slo = subprocess.run([GEOPOOL, "load", "--base-url", "http://127.0.0.1:9", "--slo", str(tmp_path / "bad.toml")],
                              capture_output=True, text=True, timeout=60)
-    assert bad_slo.returncode == 2 and "latency.corrected.p97 is not one of p50, p90, p95, p99, p99.9" in bad_slo.stderr
+    assert bad_slo.returncode == 4 and "latency.corrected.p97 is not one of p50, p90, p95, p99, p99.9" in bad_slo.stderr
     no_host = subprocess.run([sys.executable, "-m", "locust", "-f", LOCUSTFILE, "--headless", "-t", "5s"],
                              capture_output=True, text=True, timeout=120, cwd=tmp_path)
-    assert no_host.returncode == 2 and "no target: pass --host URL" in no_host.stderr
+    assert no_host.returncode == 4 and "no target: pass --host URL" in no_host.stderr
 
 
-def test_an_unreachable_target_exits_5_quickly(tmp_path):
+def test_an_unreachable_target_exits_12_quickly(tmp_path):
     started = time.monotonic()
     result = subprocess.run([GEOPOOL, "load", "--base-url", f"http://127.0.0.1:{_free_port()}", "--input-dtype",
                              "float32", "--duration", "30",
                              "--report-dir", str(tmp_path / "run")], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 5, result.stdout[-2000:] + result.stderr[-2000:]
+    assert result.returncode == 12, result.stdout[-2000:] + result.stderr[-2000:]
     assert "is not reachable" in result.stdout + result.stderr
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["verdict"] == "error"
     assert time.monotonic() - started < 60

@@ -111,7 +111,7 @@ def test_a_worker_error_fails_the_run_with_a_usage_exit(tmp_path, capsys):
     assert master.finish() == slo.EXIT_USAGE == master.finish()
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["verdict"] == "error" and summary["error"] == "worker 0: no such config"
-    assert "geopool: run failed: worker 0: no such config (exit 2" in capsys.readouterr().out
+    assert "geopool: run failed: worker 0: no such config (exit 4" in capsys.readouterr().out
 
 
 def test_an_unreachable_target_ends_the_run_with_exit_5(tmp_path):

@@ -90,7 +90,7 @@ def test_users_on_a_staged_scenario_is_the_same_error_on_both_paths(tmp_path):
         run_load({**_values(), "scenario": "ramp", "users": 3}, embedded={})
     result = CliRunner().invoke(main, ["load", "--base-url", "http://127.0.0.1:9", "--scenario", "ramp",
                                        "--users", "3"])
-    assert result.exit_code == 2 and "scenario 'ramp' has stages" in result.output
+    assert result.exit_code == 4 and "scenario 'ramp' has stages" in result.output
 
 
 def _values(**changes):
@@ -149,5 +149,5 @@ def test_a_url_without_input_dtype_is_a_usage_error_on_every_path(tmp_path):
     with pytest.raises(ConfigError, match="pass --input-dtype float32"):
         configure(_locust_options("--report-dir", str(tmp_path / "r"), no_dtype=True), "http://h:1")
     result = CliRunner().invoke(main, ["load", "--base-url", "http://127.0.0.1:1", "--report-dir", str(tmp_path / "c")])
-    assert result.exit_code == 2 and "pass --input-dtype" in result.output
+    assert result.exit_code == 4 and "pass --input-dtype" in result.output
     assert options.resolve(_values(), embedded=True).name == "closed"  # the embedded server's dtype is known
