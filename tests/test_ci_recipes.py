@@ -21,6 +21,7 @@ from ci_recipes import (
     evaluate,
     github_jobs,
     gitlab_jobs,
+    job_environment,
     script_kind,
     substitute,
 )
@@ -161,6 +162,20 @@ def test_a_github_step_the_test_does_not_know_fails_loudly(tmp_path, step, says)
     path.write_text(yaml.safe_dump(workflow))
     with pytest.raises(RecipeError, match=says):
         github_jobs(path)
+
+
+def test_a_job_environment_needs_every_expression_it_names():
+    """The deployed GitHub job reads its URL from a repository variable: not given, the test fails loudly."""
+    with pytest.raises(RecipeError, match=re.escape("vars.GEOPOOL_BASE_URL was not provided")):
+        job_environment(GITHUB["gate-deployed"], {}, {"vars": {}, "secrets": {"GEOPOOL_API_KEY": ""}}, {}, {})
+    env = job_environment(GITHUB["gate-deployed"], {"PATH": "/bin"},
+                          {"vars": {"GEOPOOL_BASE_URL": "http://127.0.0.1:1", "GEOPOOL_INPUT_DTYPE": ""},
+                           "secrets": {"GEOPOOL_API_KEY": "k"}}, {}, {"GEOPOOL_SLO": "x.toml"})
+    assert env["GEOPOOL_BASE_URL"] == "http://127.0.0.1:1" and env["GEOPOOL_INPUT_DTYPE"] == "float16"
+    assert env["GEOPOOL_API_KEY"] == "k" and env["GEOPOOL_SLO"] == "x.toml" and env["PATH"] == "/bin"
+    # GitLab: CI/CD variables win over the file's, overrides over both.
+    env = job_environment(GITLAB["gate-deployed"], {}, {}, {"GEOPOOL_INPUT_DTYPE": "bfloat16"}, {})
+    assert env["GEOPOOL_INPUT_DTYPE"] == "bfloat16" and env["GEOPOOL_SCENARIO"] == "ci-gpu"
 
 
 def test_a_workflow_without_the_bash_default_is_refused(tmp_path):
