@@ -312,5 +312,44 @@ def load(embedded_model: str, embedded_dtype: str, device: str, max_num_seqs: in
     sys.exit(code)
 
 
+_GATE_TARGET = (shared.BASE_URL.but(help="Server URL [default: the embedded server, for both phases]."),
+                shared.INPUT_DTYPE, shared.MODEL, shared.MODEL_CONFIG, shared.API_KEY, shared.REFERENCE_CHECKPOINT,
+                shared.EMBEDDED_MODEL, shared.EMBEDDED_DTYPE)
+
+
+@main.command(context_settings={"ignore_unknown_options": False})
+@shared.click_options(_GATE_TARGET)
+@click.option("--slo", type=click.Path(path_type=Path), help="SLO file the load phase is gated on.")
+@click.option("--scenario", default="gate", show_default=True, help="Load scenario (load/scenarios.toml).")
+@click.option("--scenario-file", type=click.Path(path_type=Path), help="TOML scenario file [load/scenarios.toml].")
+@click.option("--users", type=click.IntRange(min=1), help="Load: concurrent users (overrides the scenario).")
+@click.option("--duration", type=click.FloatRange(min=1), help="Load: seconds (overrides the scenario).")
+@click.option("--expectations", help="Expectations file, or 'none' [default: the one for the server's vLLM].")
+@click.option("--strict", is_flag=True, help="Also fail when a known defect no longer fails (unexpected pass).")
+@click.option("--waivers", type=click.Path(path_type=Path),
+              help="TOML file of [[waiver]] id/reason: MUST requirements the gate may leave unchecked.")
+@click.option("--destructive", is_flag=True, help="Send inputs that can kill the server to --base-url too.")
+@click.option("--report-dir", type=click.Path(path_type=Path), help="Report folder [reports/gate-<UTC time>].")
+@click.option("--conformance-timeout", type=click.FloatRange(min=1), default=5400.0, show_default=True,
+              help="Seconds the conformance phase may take before it is stopped.")
+@click.argument("pytest_args", nargs=-1, type=click.UNPROCESSED)
+@_friendly_errors
+def gate(pytest_args: tuple[str, ...], **values: Any) -> None:
+    """Gate a release: the conformance suite, then a load scenario against the same target, then the SLO.
+
+    \b
+    geopool gate --base-url URL --input-dtype float16 --slo slo.toml [--waivers w.toml] [-- PYTEST_ARGS]
+    geopool gate                (no URL: the embedded server, for both phases)
+
+    One report folder (report.html, summary.json, junit.xml, summary.md, conformance/, load/, repro/),
+    the Markdown summary appended to $GITHUB_STEP_SUMMARY when set, and one exit code: 0 passed,
+    1 a requirement failed, 4 bad usage, 10 SLO breached, 11 invalid load run, 12 target unusable,
+    13 a MUST requirement unchecked and not waived (README, 'Exit codes').
+    """
+    from geopool.gate.command import GateOptions, run_gate
+
+    sys.exit(run_gate(GateOptions(pytest_args=pytest_args, **values)))
+
+
 if __name__ == "__main__":
     main()

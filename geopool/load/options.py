@@ -43,7 +43,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("--scenario", "Scenario name in the scenario file (closed, open-constant, open-poisson, ramp, "
                "step, spike, soak).", default="closed"),
     Option("--scenario-file", "TOML scenario file [load/scenarios.toml].", kind=Path),
-    Option("--slo", "SLO TOML file; a breach exits 3, an invalid run 4.", kind=Path),
+    Option("--slo", "SLO TOML file; a breach exits 10, an invalid run 11.", kind=Path),
     Option("--users", "Concurrent users (overrides; not for a scenario with stages).", kind=int, low=1,
                field="users", locust_flag="-u", locust_dest="num_users"),
     Option("--rate", "Open loop: arrivals per second (overrides).", kind=float, low=0, low_open=True,

@@ -1,0 +1,307 @@
+"""``geopool gate``: one command that gates a release — the conformance suite, then a load scenario
+against the same target, then the SLO — with one report folder and one exit code (:mod:`geopool.exitcodes`).
+
+Each phase runs as a child process (``pytest`` on the installed suite; ``geopool load``), exactly as a
+user would run it alone, with a hard deadline; the gate reads what they leave (``conformance.json``,
+the load ``summary.json``) and judges (:mod:`geopool.gate.verdict`). Everything is checked before the
+first request: the waiver file, the scenario, the SLO file, ``--input-dtype`` against a URL.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from geopool import exitcodes
+from geopool.conformance.command import pytest_argv
+from geopool.conformance.registry import load_registry
+from geopool.errors import ConfigError
+from geopool.gate import progress_plugin
+from geopool.gate.verdict import judge
+from geopool.gate.waivers import load_waivers
+from geopool.load.options import require_input_dtype, resolve
+from geopool.load.slo import load_slo
+from geopool.options import missing_input_dtype
+from geopool.progress import ProgressLine
+
+__all__ = ["GateOptions", "run_gate", "default_report_dir"]
+
+#: Beyond the load scenario's own end: start-up of the embedded server, Locust and the report.
+LOAD_DEADLINE_EXTRA_S = 900.0
+
+
+@dataclasses.dataclass
+class GateOptions:
+    base_url: str | None = None
+    input_dtype: str | None = None
+    model: str | None = None
+    api_key: str | None = dataclasses.field(default=None, repr=False)
+    model_config: Path | None = None
+    reference_checkpoint: Path | None = None
+    slo: Path | None = None
+    scenario: str = "gate"
+    scenario_file: Path | None = None
+    users: int | None = None
+    duration: float | None = None
+    expectations: str | None = None
+    strict: bool = False
+    waivers: Path | None = None
+    destructive: bool = False
+    report_dir: Path | None = None
+    embedded_model: str = "prithvi-tiny-tl"
+    embedded_dtype: str = "float32"
+    conformance_timeout: float = 5400.0
+    pytest_args: tuple[str, ...] = ()
+
+    def load_values(self) -> dict[str, Any]:
+        """The options of ``geopool load`` this gate passes on (keyed by their ``dest``)."""
+        return {"base_url": self.base_url, "input_dtype": self.input_dtype, "model": self.model,
+                "model_config": self.model_config, "reference_checkpoint": self.reference_checkpoint,
+                "scenario": self.scenario, "scenario_file": self.scenario_file, "slo": self.slo,
+                "users": self.users, "duration": self.duration}
+
+
+def default_report_dir() -> Path:
+    return Path("reports") / f"gate-{datetime.datetime.now(datetime.UTC).strftime('%Y%m%dT%H%M%SZ')}"
+
+
+def run_gate(options: GateOptions) -> int:
+    """Run both phases, write the report folder, print the verdict; return the exit code."""
+    waivers = load_waivers(options.waivers, load_registry())
+    _check_load_options(options)
+    folder = Path(options.report_dir or default_report_dir())
+    if (folder / "summary.json").exists():
+        raise ConfigError(f"--report-dir {str(folder)!r} already holds a gate report; name a new folder")
+    (folder / "conformance").mkdir(parents=True, exist_ok=True)
+    started, clock = datetime.datetime.now(datetime.UTC), time.monotonic()
+    progress = ProgressLine()
+    target = options.base_url or "the embedded server"
+    progress.say(f"geopool gate: conformance, then load ({options.scenario}) against {target}; report in {folder}")
+    try:
+        conformance_code, conformance_error = _run_conformance(options, folder, progress)
+        conformance = _read_json(folder / "conformance" / "conformance.json")
+        progress.say(f"conformance: exit {conformance_code} ({exitcodes.name(conformance_code)})"
+                     + (f"; {conformance['unchecked_line']}" if conformance else ""))
+        load_code, load_summary, skipped = None, None, _why_no_load(conformance_code)
+        if skipped is None:
+            load_code = _run_load(options, folder, progress)
+            load_summary = _read_json(folder / "load" / "summary.json")
+            progress.say(f"load: exit {load_code} ({exitcodes.name(load_code)})")
+    except KeyboardInterrupt:
+        progress.close()
+        print(f"geopool gate: interrupted; partial results in {folder}", file=sys.stderr)
+        return exitcodes.INTERRUPTED
+    finally:
+        progress.close()
+    verdict = judge(conformance_code=conformance_code, conformance=conformance, waivers=waivers,
+                    load_code=load_code, load=load_summary, load_skipped=skipped,
+                    conformance_error=conformance_error, strict=options.strict)
+    summary = {**verdict, "target": (conformance or {}).get("target") or {"url": options.base_url},
+               "started": started.isoformat(timespec="seconds"), "duration_s": round(time.monotonic() - clock, 1),
+               "report_dir": str(folder), "waivers_file": str(options.waivers) if options.waivers else None,
+               "repro": sorted(str(path.relative_to(folder)) for path in (folder / "repro").glob("*.py")),
+               "exit_codes": {str(code): meaning for code, (_, meaning) in exitcodes.TABLE.items()}}
+    _write_outputs(folder, summary, conformance, load_summary)
+    for reason in summary["reasons"]:
+        print(f"  exit {reason['code']:>2} {reason['name']}: {reason['message']}")
+    print(summary["line"])
+    print(f"report: {folder / 'report.html'}")
+    return summary["exit_code"]
+
+
+def _check_load_options(options: GateOptions) -> None:
+    """Usage errors before anything starts: scenario, SLO file, the server's dtype against a URL."""
+    values = options.load_values()
+    resolve(values, embedded=options.base_url is None)
+    if options.slo is not None:
+        load_slo(options.slo)
+    if options.base_url is not None and options.input_dtype is None:
+        raise ConfigError(missing_input_dtype(options.base_url))
+    require_input_dtype(values, embedded=options.base_url is None)
+
+
+def _why_no_load(conformance_code: int) -> str | None:
+    if conformance_code == exitcodes.TARGET_UNUSABLE:
+        return "the conformance phase could not use the target"
+    if conformance_code in (exitcodes.USAGE, exitcodes.INTERRUPTED, exitcodes.INTERNAL):
+        return f"the conformance phase ended with {exitcodes.name(conformance_code)}"
+    return None
+
+
+# ----------------------------------------------------------------------------------- conformance
+
+
+def conformance_command(options: GateOptions, folder: Path) -> list[str]:
+    out = folder / "conformance"
+    args = ["-p", progress_plugin.__name__, "-p", "no:cacheprovider", "-q",
+            "--conformance-report", str(out / "conformance.json"), "--junitxml", str(out / "junit.xml")]
+    if options.base_url:
+        args += ["--base-url", options.base_url, "--input-dtype", str(options.input_dtype)]
+    else:
+        args += ["--embedded-model", options.embedded_model, "--embedded-dtype", options.embedded_dtype]
+    for flag, value in (("--model", options.model), ("--model-config", options.model_config),
+                        ("--reference-checkpoint", options.reference_checkpoint),
+                        ("--expectations", options.expectations)):
+        if value is not None:
+            args += [flag, str(value)]
+    if options.destructive:
+        args.append("--destructive")
+    if options.strict:
+        # Unexpected passes fail the conformance run; unchecked MUSTs are the gate's to judge (waivers).
+        args.append("--strict-expectations")
+    return [sys.executable, "-m", "pytest", *pytest_argv([*args, *options.pytest_args])]
+
+
+def _run_conformance(options: GateOptions, folder: Path, progress: ProgressLine) -> tuple[int, str | None]:
+    out = folder / "conformance"
+    tally = out / "progress.jsonl"
+    tally.unlink(missing_ok=True)
+    env = _child_env(options, {progress_plugin.ENV: str(tally)})
+
+    def show() -> None:
+        progress.show("conformance", _conformance_progress(tally))
+
+    code = _run_child(conformance_command(options, folder), env, out / "output.txt", options.conformance_timeout,
+                      show)
+    output = (out / "output.txt").read_text(errors="replace")
+    error = next((line.split("geopool conformance: ", 1)[1] for line in output.splitlines()
+                  if "geopool conformance: " in line and line.startswith(("!", "Exit", "geopool"))), None)
+    if code is None:
+        return exitcodes.TARGET_UNUSABLE, f"the conformance run did not stop within {options.conformance_timeout:.0f} s"
+    return code, error
+
+
+def _conformance_progress(tally: Path) -> str:
+    total, done, failed, xfailed = None, 0, 0, 0
+    for record in _json_lines(tally):
+        if "total" in record:
+            total = record["total"]
+        elif "outcome" in record:
+            done += 1
+            failed += record["outcome"] == "failed"
+            xfailed += record["outcome"] == "xfailed"
+    if total is None:
+        return "starting (collecting tests, resolving the target)"
+    return f"{done}/{total} tests, {failed} failed, {xfailed} expected failures"
+
+
+# ------------------------------------------------------------------------------------------ load
+
+
+def load_command(options: GateOptions, folder: Path) -> list[str]:
+    args = ["--report-dir", str(folder / "load"), "--scenario", options.scenario]
+    for flag, value in (("--base-url", options.base_url), ("--input-dtype", options.input_dtype),
+                        ("--model", options.model), ("--model-config", options.model_config),
+                        ("--reference-checkpoint", options.reference_checkpoint),
+                        ("--scenario-file", options.scenario_file), ("--slo", options.slo),
+                        ("--users", options.users), ("--duration", options.duration)):
+        if value is not None:
+            args += [flag, str(value)]
+    if not options.base_url:
+        args += ["--embedded-model", options.embedded_model, "--embedded-dtype", options.embedded_dtype]
+    return [sys.executable, "-m", "geopool.cli", "load", *args]
+
+
+def _run_load(options: GateOptions, folder: Path, progress: ProgressLine) -> int:
+    scenario = resolve(options.load_values(), embedded=options.base_url is None)
+    records = folder / "load" / "records.jsonl"
+    deadline = scenario.end_s + 2 * scenario.grace_s + LOAD_DEADLINE_EXTRA_S
+
+    def show() -> None:
+        progress.show("load", _load_progress(records, scenario.max_requests, scenario.duration_s))
+
+    records.parent.mkdir(parents=True, exist_ok=True)
+    code = _run_child(load_command(options, folder), _child_env(options, {}), records.parent / "output.txt",
+                      deadline, show)
+    return exitcodes.TARGET_UNUSABLE if code is None else code
+
+
+def _load_progress(records: Path, max_requests: int, duration_s: float) -> str:
+    rows = list(_json_lines(records))
+    if not rows:
+        return "starting (server, payload pool, Locust)"
+    latencies = np.array([r["done"] - r["sent"] for r in rows if r.get("verdict") == "ok" and r.get("done")])
+    errors = sum(1 for r in rows if r.get("verdict") not in ("ok", "unfinished"))
+    elapsed = max(r.get("done") or r["sent"] for r in rows) - min(r["sent"] for r in rows)
+    figures = (f", p50 {np.percentile(latencies, 50):.2f} s, p99 {np.percentile(latencies, 99):.2f} s"
+               if latencies.size else "")
+    return (f"{len(rows)} requests (at most {max_requests}), {elapsed:.0f}/{duration_s:.0f} s{figures}, "
+            f"{errors} errors")
+
+
+# ----------------------------------------------------------------------------------------- common
+
+
+def _child_env(options: GateOptions, extra: dict[str, str]) -> dict[str, str]:
+    env = {**os.environ, **extra}
+    if options.api_key:  # by environment, never argv (`ps` shows argv)
+        env["GEOPOOL_API_KEY"] = options.api_key
+    return env
+
+
+def _run_child(command: list[str], env: dict[str, str], log: Path, deadline_s: float,
+               tick: Callable[[], None]) -> int | None:
+    """Run ``command`` with its output in ``log``, calling ``tick`` every second; None past the deadline."""
+    with open(log, "wb") as out:
+        child = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        stop = threading.Event()
+        try:
+            ends = time.monotonic() + deadline_s
+            while child.poll() is None:
+                if time.monotonic() > ends:
+                    os.killpg(child.pid, signal.SIGTERM)
+                    try:
+                        child.wait(timeout=60)
+                    except subprocess.TimeoutExpired:
+                        os.killpg(child.pid, signal.SIGKILL)
+                        child.wait()
+                    return None
+                tick()
+                stop.wait(1.0)
+            tick()
+            return child.returncode
+        except KeyboardInterrupt:
+            os.killpg(child.pid, signal.SIGINT)  # the children stop their servers and write what they have
+            child.wait(timeout=120)
+            raise
+
+
+def _json_lines(path: Path) -> list[dict[str, Any]]:
+    try:
+        text = path.read_text(errors="replace")
+    except FileNotFoundError:
+        return []
+    rows = []
+    for line in text.splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue  # a line being written as we read
+    return rows
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def _write_outputs(folder: Path, summary: dict[str, Any], conformance: dict[str, Any] | None,
+                   load_summary: dict[str, Any] | None) -> None:
+    from geopool.gate import junit
+
+    (folder / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    junit.write_gate_junit(folder / "junit.xml", folder / "conformance" / "junit.xml", summary, load_summary)

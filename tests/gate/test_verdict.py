@@ -1,0 +1,109 @@
+"""The gate's verdict rules and its waiver file, without a server."""
+
+from __future__ import annotations
+
+import pytest
+
+from geopool import exitcodes
+from geopool.conformance.registry import load_registry
+from geopool.errors import ConfigError
+from geopool.gate.verdict import judge
+from geopool.gate.waivers import load_waivers
+
+
+def conformance(outcomes: dict[str, str], unchecked: list[tuple[str, str]] = ()) -> dict:
+    return {"requirements": [{"id": rid, "outcome": outcome} for rid, outcome in outcomes.items()],
+            "unchecked_must": [{"id": rid, "outcome": "skip", "why": why} for rid, why in unchecked]}
+
+
+def load(verdict: str = "pass", *, valid: bool = True, checks: list[dict] = (), reasons: list[str] = ()) -> dict:
+    return {"verdict": verdict, "valid": valid, "slo": {"checks": list(checks)}, "invalid_reasons": list(reasons)}
+
+
+MET = {"bound": "latency.corrected.p90 <= 500 ms", "state": "met", "by": "p90 210 ms"}
+BREACHED = {"bound": "latency.corrected.p90 <= 100 ms", "state": "breached", "by": "p90 210 ms (+110 ms)"}
+
+
+def test_a_clean_run_passes_and_says_what_it_checked():
+    verdict = judge(conformance_code=0, conformance=conformance({"POOL-A-001": "pass", "POOL-A-002": "expected-fail"}),
+                    waivers={}, load_code=0, load=load(checks=[MET]))
+    assert (verdict["verdict"], verdict["exit_code"], verdict["reasons"]) == ("pass", 0, [])
+    assert verdict["line"].startswith("GATE PASSED: conformance 1 pass, 1 expected-fail")
+    assert "load pass" in verdict["line"]
+
+
+def test_an_unchecked_must_fails_the_gate_unless_waived():
+    report = conformance({"POOL-A-001": "pass", "POOL-NUM-002": "skip"}, [("POOL-NUM-002", "no reference weights")])
+    failed = judge(conformance_code=0, conformance=report, waivers={}, load_code=0, load=load())
+    assert failed["exit_code"] == exitcodes.UNCHECKED_MUST
+    assert "POOL-NUM-002 (no reference weights)" in failed["reasons"][0]["message"]
+    waived = judge(conformance_code=0, conformance=report, waivers={"POOL-NUM-002": "no weights on the runner"},
+                   load_code=0, load=load())
+    assert waived["exit_code"] == 0 and waived["conformance"]["waived"] == [
+        {"id": "POOL-NUM-002", "reason": "no weights on the runner"}]
+    assert "1 unchecked MUST waived" in waived["line"]
+    # A waiver changes no outcome: the requirement is still reported as skipped.
+    assert waived["conformance"]["counts"]["skip"] == 1
+
+
+def test_codes_are_listed_and_the_first_by_precedence_wins():
+    verdict = judge(conformance_code=1, conformance=conformance({"POOL-A-001": "fail"}), waivers={},
+                    load_code=exitcodes.SLO_BREACHED, load=load("slo-breached", valid=False, checks=[BREACHED],
+                                                                reasons=["no steady state"]))
+    assert verdict["exit_code"] == exitcodes.FAILED
+    assert [r["code"] for r in verdict["reasons"]] == [exitcodes.FAILED, exitcodes.SLO_BREACHED,
+                                                       exitcodes.LOAD_INVALID]
+    assert verdict["line"].startswith("GATE FAILED (exit 1, conformance-failed): 1 requirement failed: POOL-A-001")
+    breach_only = judge(conformance_code=0, conformance=conformance({"POOL-A-001": "pass"}), waivers={},
+                        load_code=exitcodes.SLO_BREACHED, load=load("slo-breached", checks=[MET, BREACHED]))
+    assert breach_only["exit_code"] == exitcodes.SLO_BREACHED
+    assert "latency.corrected.p90 <= 100 ms: p90 210 ms (+110 ms)" in breach_only["line"]
+
+
+def test_an_unusable_target_skips_the_load_phase_and_says_so():
+    verdict = judge(conformance_code=exitcodes.TARGET_UNUSABLE, conformance=None, waivers={}, load_code=None,
+                    load=None, load_skipped="the conformance phase could not use the target",
+                    conformance_error="conformance target http://127.0.0.1:9 is not reachable")
+    assert verdict["exit_code"] == exitcodes.TARGET_UNUSABLE and verdict["load"] == {
+        "skipped": "the conformance phase could not use the target"}
+    assert "is not reachable" in verdict["line"] and "load not run" in verdict["line"]
+
+
+def test_a_missing_report_after_a_zero_exit_is_an_internal_error_not_a_pass():
+    verdict = judge(conformance_code=0, conformance=None, waivers={}, load_code=0, load=load())
+    assert verdict["exit_code"] == exitcodes.INTERNAL and verdict["verdict"] == "fail"
+
+
+def test_strict_fails_an_unexpected_pass():
+    report = conformance({"POOL-A-001": "unexpected-pass"})
+    assert judge(conformance_code=0, conformance=report, waivers={}, load_code=0, load=load())["exit_code"] == 0
+    strict = judge(conformance_code=1, conformance=report, waivers={}, load_code=0, load=load(), strict=True)
+    assert strict["exit_code"] == exitcodes.FAILED and "no longer fail: POOL-A-001" in strict["line"]
+
+
+@pytest.mark.parametrize("text, message", [
+    ('[[waiver]]\nid = "POOL-NUM-002"\n', "'reason' must be a non-empty string"),
+    ('[[waiver]]\nid = "POOL-NOPE-001"\nreason = "x"\n', "'POOL-NOPE-001' is not a requirement"),
+    ('[[waiver]]\nid = "POOL-NUM-002"\nreason = "x"\nuntil = 2027\n', "unknown field(s) ['until']"),
+    ('[[waiver]]\nid = "POOL-NUM-002"\nreason = "x"\n[[waiver]]\nid = "POOL-NUM-002"\nreason = "y"\n',
+     "waived twice"),
+    ('waive = ["POOL-NUM-002"]\n', "unknown key(s) ['waive']"),
+    ("[[waiver]\n", "is not valid TOML"),
+])
+def test_a_bad_waiver_file_is_one_error_naming_the_file_and_entry(tmp_path, text, message):
+    path = tmp_path / "waivers.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as raised:
+        load_waivers(path, load_registry())
+    assert message in str(raised.value) and "waivers.toml" in str(raised.value)
+
+
+def test_only_must_requirements_can_be_waived(tmp_path):
+    registry = load_registry()
+    should = next(rid for rid, requirement in registry.items() if requirement.level != "MUST")
+    path = tmp_path / "w.toml"
+    path.write_text(f'[[waiver]]\nid = "{should}"\nreason = "x"\n')
+    with pytest.raises(ConfigError, match="only MUST requirements"):
+        load_waivers(path, registry)
+    path.write_text('[[waiver]]\nid = "POOL-NUM-002"\nreason = " no weights here "\n')
+    assert load_waivers(path, registry) == {"POOL-NUM-002": "no weights here"}
