@@ -184,7 +184,7 @@ def _operand(operand: str, expression: str, context: Mapping[str, Mapping[str, s
 @dataclasses.dataclass
 class StepRun:
     step: Step
-    outcome: str                       # ran, replaced, skipped (a CI feature not emulated), not-run
+    outcome: str                       # ran, replaced, skipped (not emulated), checked (upload: by the caller), not-run
     exit_code: int | None = None
     seconds: float = 0.0
     output: str = ""
@@ -245,8 +245,14 @@ def _run_github(job: Job, workspace: Path, env: Mapping[str, str], deadline: flo
             runs.append(run)
             code = code or (run.exit_code or 0)
         else:
-            runs.append(StepRun(step, "replaced" if step.kind.endswith("-server") else "skipped"))
+            runs.append(StepRun(step, _not_run_here(step)))
     return runs, code
+
+
+def _not_run_here(step: Step) -> str:
+    if step.kind.endswith("-server"):
+        return "replaced"
+    return "checked" if step.kind == "upload" else "skipped"
 
 
 def _run_gitlab(job: Job, workspace: Path, env: Mapping[str, str], deadline: float) -> tuple[list[StepRun], int]:
@@ -258,11 +264,10 @@ def _run_gitlab(job: Job, workspace: Path, env: Mapping[str, str], deadline: flo
         lines.append(step.script if step.kind in RUN_KINDS else f": # {step.kind}, not run here: {step.script!r}")
     whole = Step("script", f"{job.name}: before_script + script", script="\n".join(lines))
     run = _bash(whole, GITLAB_BASH, whole.script or "", workspace, env, deadline)
-    runs = [StepRun(step, "ran" if step.kind in RUN_KINDS else
-                    ("replaced" if step.kind.endswith("-server") else "skipped")) for step in main]
+    runs = [StepRun(step, "ran" if step.kind in RUN_KINDS else _not_run_here(step)) for step in main]
     runs.append(run)
-    runs += [StepRun(step, "replaced" if step.kind.endswith("-server") else "skipped")
-             for step in job.steps if step.section == "after_script" or step.kind == "upload"]
+    runs += [StepRun(step, _not_run_here(step)) for step in job.steps
+             if step.section == "after_script" or step.kind == "upload"]
     return runs, run.exit_code or 0
 
 
