@@ -12,8 +12,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import markupsafe
-
 from geopool import resources
 from geopool.conformance.html import render_conformance_section
 from geopool.load import report as load_report
@@ -43,7 +41,8 @@ def render_gate_html(gate_summary: Mapping[str, Any], conformance: Mapping[str, 
         load = load_report.section_context(Path(load_dir))
         if load is None:  # the run never started: its summary.json holds the error
             load_error = json.loads((Path(load_dir) / "summary.json").read_text())
-    conformance_html = (markupsafe.Markup(render_conformance_section(conformance, page_dir=page_dir, level=3))
+    # a fragment rendered (and escaped) by the conformance templates: the gate's template inserts it as is
+    conformance_html = (render_conformance_section(conformance, page_dir=page_dir, level=3)
                         if conformance is not None else None)
     environment = load_report.template_environment(resources.template_folder("geopool.gate"))
     return environment.get_template("gate.html.j2").render(

@@ -176,6 +176,14 @@ def test_the_page_links_the_files_that_are_in_the_gate_folder(gate, conformance,
     assert '<a href="junit.xml">' not in page
 
 
+def test_the_gate_text_is_escaped(gate, conformance, tmp_path):
+    hostile = {**gate, "line": "FAIL <script>alert(1)</script>",
+               "reasons": [{"code": 1, "name": "conformance-failed", "message": "<img src=x onerror=alert(1)>"}]}
+    page = write_gate_html(tmp_path / "report.html", hostile, conformance, None).read_text()
+    assert "<script>alert" not in page and "<img src=x" not in page
+    assert "FAIL &lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
 def test_headless_chromium_draws_the_verdict_first_the_table_and_the_load_plots(gate, conformance, tmp_path):
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     assert chromium, "Debian's chromium is needed for this test: ./run setup installs it (apt-get install chromium)"
