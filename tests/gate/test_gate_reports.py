@@ -154,6 +154,7 @@ def test_the_page_opens_with_the_verdict_then_reasons_then_conformance_then_load
     assert order == sorted(order)
     assert page.count("<html") == 1 and page.count("plotly.js v") >= 1
     assert "destructive: | not sent to a shared server" in page
+    assert '<a href="repro/POOL-ENC-004.py">repro/POOL-ENC-004.py</a>' in page
     rows = [i for i in parsed.ids if i.startswith("conformance-POOL-")]
     assert len(rows) == len(conformance["requirements"])
 
@@ -206,3 +207,25 @@ def test_headless_chromium_draws_the_verdict_first_the_table_and_the_load_plots(
         assert 'class="main-svg"' in following and ('class="scatterlayer' in following
                                                     or 'class="barlayer' in following), plot
     assert body.count('class="main-svg"') >= 8  # two SVG layers per plot
+
+
+def test_the_gate_judges_verdict_renders_in_both_reports(conformance, load_summary, tmp_path):
+    """The summary the gate writes (geopool.gate.verdict.judge, on the same real outputs) draws as is."""
+    from geopool import exitcodes
+    from geopool.gate.verdict import judge
+
+    summary = {**judge(conformance_code=exitcodes.FAILED, conformance=conformance,
+                       waivers={"POOL-REJ-005": "destructive inputs are not sent to a shared server"},
+                       load_code=exitcodes.OK, load=load_summary),
+               "target": conformance["target"], "started": "2026-12-01T21:10:40+00:00", "duration_s": 95.2,
+               "repro": []}
+    assert summary["exit_code"] == exitcodes.FAILED and summary["conformance"]["waived"]
+    page = write_gate_html(tmp_path / "report.html", summary, conformance, LOAD_DIR).read_text()
+    parsed = _Page(page)
+    assert parsed.text[0] == summary["line"] and parsed.text[0].startswith("GATE FAILED (exit 1")
+    assert "<li><b>POOL-REJ-005</b>: destructive inputs are not sent to a shared server</li>" in page
+    assert all(f'id="plot-{name}"' in page for name in PLOTS)
+    text = markdown.render_markdown(summary, conformance, load_summary)
+    assert text.splitlines()[0] == f"### ❌ {summary['line']}"
+    assert "Waived: POOL-REJ-005 (destructive inputs are not sent to a shared server)" in text
+    assert f"- exit 13 `unchecked-must`: {summary['reasons'][-1]['message']}" in text
