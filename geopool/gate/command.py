@@ -146,7 +146,8 @@ def _why_no_load(conformance_code: int) -> str | None:
 def conformance_command(options: GateOptions, folder: Path) -> list[str]:
     out = folder / "conformance"
     args = ["-p", progress_plugin.__name__, "-p", "no:cacheprovider", "-q",
-            "--conformance-report", str(out / "conformance.json"), "--junitxml", str(out / "junit.xml")]
+            "--conformance-report", str(out / "conformance.json"), "--junitxml", str(out / "junit.xml"),
+            "--conformance-html", str(out / "conformance.html")]
     if options.base_url:
         args += ["--base-url", options.base_url, "--input-dtype", str(options.input_dtype)]
     else:
@@ -302,6 +303,12 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 def _write_outputs(folder: Path, summary: dict[str, Any], conformance: dict[str, Any] | None,
                    load_summary: dict[str, Any] | None) -> None:
     from geopool.gate import junit
+    from geopool.gate.html import write_gate_html
+    from geopool.gate.markdown import append_step_summary, render_markdown
 
     (folder / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     junit.write_gate_junit(folder / "junit.xml", folder / "conformance" / "junit.xml", summary, load_summary)
+    write_gate_html(folder / "report.html", summary, conformance, folder / "load")
+    markdown = render_markdown(summary, conformance, load_summary)
+    (folder / "summary.md").write_text(markdown)
+    append_step_summary(markdown)

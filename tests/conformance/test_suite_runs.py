@@ -38,6 +38,10 @@ def test_plain_gate_against_the_embedded_server(plain_conformance_run):
     assert gate["verdict"] == "pass" and gate["exit_code"] == 0 and gate["reasons"] == []
     assert gate["line"].startswith("GATE PASSED: conformance ") and gate["line"] in result.stdout
     assert gate["load"]["verdict"] == "pass" and (folder / "load" / "records.jsonl").stat().st_size > 0
+    for name in ("report.html", "summary.md", "conformance/conformance.html"):
+        assert (folder / name).stat().st_size > 0, name
+    for name in ("report.html", "summary.md"):
+        assert "GATE PASSED" in (folder / name).read_text(), name
     suites = {suite.get("name") for suite in ET.parse(folder / "junit.xml").getroot().iter("testsuite")}
     assert suites == {"geopool-conformance", "geopool-load"}
     report = json.loads(report_path.read_text())

@@ -77,3 +77,5 @@ def test_a_slow_tail_under_a_tight_slo_ends_the_gate_with_the_slo_code(embedded_
     load_suite = ET.parse(tmp_path / "gate" / "junit.xml").getroot().find("testsuite[@name='geopool-load']")
     failed = [case.get("name") for case in load_suite.iter("testcase") if case.find("failure") is not None]
     assert "SLO latency.corrected.p90 <= 2000 ms" in failed
+    page = (tmp_path / "gate" / "report.html").read_text()
+    assert "GATE FAILED (exit 10, slo-breached)" in page and "plot-latency" in page
