@@ -30,7 +30,8 @@ class ProgressLine:
             from rich.console import Console
             from rich.live import Live
 
-            self._display = Live("", console=Console(file=self.stream), refresh_per_second=4, transient=True)
+            self._display = Live("", console=Console(file=self.stream, force_terminal=True), refresh_per_second=4,
+                                 transient=True)
             self._display.start()
 
     def show(self, phase: str, text: str) -> None:
