@@ -75,6 +75,9 @@ def verdict(report: Mapping[str, Any]) -> tuple[bool, str]:
     if unexpected:
         line += (f"; {_count(unexpected, 'unexpected pass', 'unexpected passes')} ({_listed(unexpected)}: "
                  "its expectation entry is out of date; fails the run with --strict)")
+    unchecked = report.get("unchecked_must") or []
+    if unchecked:  # a pass of what was checked, never of what was not: the line says both
+        line += f"; but {_count(unchecked, 'MUST requirement')} not checked"
     return True, line
 
 
