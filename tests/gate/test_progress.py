@@ -6,8 +6,8 @@ from __future__ import annotations
 import io
 import json
 
-from geopool.gate.command import _conformance_progress, _load_progress
-from geopool.progress import ProgressLine
+from geopool.gate.command import _conformance_progress
+from geopool.progress import ProgressLine, load_progress
 
 
 def test_in_a_log_each_phase_shows_at_once_then_at_most_once_per_interval():
@@ -42,4 +42,4 @@ def test_the_figures_come_from_the_files_the_phases_write(tmp_path):
     rows = [{"sent": 100.0 + i, "done": 100.5 + i, "verdict": "ok"} for i in range(9)]
     rows.append({"sent": 110.0, "done": 111.0, "verdict": "http"})
     records.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    assert _load_progress(records, 200, 60) == "10 requests (at most 200), 11/60 s, p50 0.50 s, p99 0.50 s, 1 errors"
+    assert load_progress(records, 200, 60) == "10 requests (at most 200), 11/60 s, p50 0.50 s, p99 0.50 s, 1 errors"
