@@ -4,15 +4,27 @@
     progress = ProgressLine(sys.stderr)
     progress.show("load", "120/300 requests, p50 0.41 s, p99 0.93 s, 0 errors")
     progress.close()
+
+:func:`watch_child` runs a child process to its end or its deadline, calling back every second; the
+figures come from the files the child appends to (:func:`json_lines`, :func:`load_progress`).
 """
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
 import sys
+import threading
 import time
-from typing import TextIO
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TextIO
 
-__all__ = ["ProgressLine"]
+import numpy as np
+
+__all__ = ["ProgressLine", "json_lines", "load_progress", "watch_child"]
 
 
 class ProgressLine:
@@ -30,7 +42,8 @@ class ProgressLine:
             from rich.console import Console
             from rich.live import Live
 
-            self._display = Live("", console=Console(file=self.stream), refresh_per_second=4, transient=True)
+            self._display = Live("", console=Console(file=self.stream, force_terminal=True), refresh_per_second=4,
+                                 transient=True)
             self._display.start()
 
     def show(self, phase: str, text: str) -> None:
@@ -54,3 +67,73 @@ class ProgressLine:
         if self._display is not None:
             self._display.stop()
             self._display = None
+
+
+def watch_child(command: list[str], *, env: dict[str, str], deadline_s: float, tick: Callable[[], None],
+                log: Path | None = None) -> int | None:
+    """Run ``command`` (its output to ``log``, else inherited), calling ``tick`` every second; its exit
+    code, or None when it passed ``deadline_s`` (then it was stopped: SIGTERM, SIGKILL a minute later).
+    Ctrl-C is passed on as SIGINT (the child stops its servers and writes what it has) and re-raised."""
+    out = open(log, "wb") if log is not None else None
+    try:
+        child = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT if out else None,
+                                 start_new_session=True)
+        pause = threading.Event()
+        try:
+            ends = time.monotonic() + deadline_s
+            while child.poll() is None:
+                if time.monotonic() > ends:
+                    _stop(child)
+                    return None
+                tick()
+                pause.wait(1.0)
+            tick()
+            return child.returncode
+        except KeyboardInterrupt:
+            os.killpg(child.pid, signal.SIGINT)
+            try:
+                child.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                os.killpg(child.pid, signal.SIGKILL)
+            raise
+    finally:
+        if out is not None:
+            out.close()
+
+
+def _stop(child: subprocess.Popen[bytes]) -> None:
+    os.killpg(child.pid, signal.SIGTERM)
+    try:
+        child.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(child.pid, signal.SIGKILL)
+        child.wait()
+
+
+def json_lines(path: Path) -> list[dict[str, Any]]:
+    """The complete JSON lines of a file another process is appending to (a line being written is skipped)."""
+    try:
+        text = path.read_text(errors="replace")
+    except FileNotFoundError:
+        return []
+    rows = []
+    for line in text.splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows
+
+
+def load_progress(records: Path, max_requests: int, duration_s: float) -> str:
+    """A load run so far, from its ``records.jsonl``: requests, time, running p50/p99 of the ok ones, errors."""
+    rows = json_lines(records)
+    if not rows:
+        return "starting (server, payload pool, Locust)"
+    latencies = np.array([r["done"] - r["sent"] for r in rows if r.get("verdict") == "ok" and r.get("done")])
+    errors = sum(1 for r in rows if r.get("verdict") not in ("ok", "unfinished"))
+    elapsed = max(r.get("done") or r["sent"] for r in rows) - min(r["sent"] for r in rows)
+    figures = (f", p50 {np.percentile(latencies, 50):.2f} s, p99 {np.percentile(latencies, 99):.2f} s"
+               if latencies.size else "")
+    return (f"{len(rows)} requests (at most {max_requests}), {elapsed:.0f}/{duration_s:.0f} s{figures}, "
+            f"{errors} errors")

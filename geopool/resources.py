@@ -10,6 +10,7 @@ The data stays in the top-level folders users know; the build (``[tool.setuptool
     load/scenarios.toml, load/slo/*.toml   geopool_load            scenarios_file(), slo_examples()
     fixtures/models/<name>/config.json     geopool_fixtures        fixture_models_dir(), fixture_configs()
     geopool/load/report.html.j2            geopool.load            report_template()
+    geopool/{load,conformance,gate}/*.j2   (the same packages)     templates(), template_folder()
 
 An installed geopool finds them through the import system: each data package's own locations
 (``importlib.util.find_spec``), and :func:`importlib.resources.files` for the template. When geopool itself is imported
@@ -48,6 +49,8 @@ __all__ = [
     "shipped_files",
     "slo_examples",
     "suite_dir",
+    "template_folder",
+    "templates",
 ]
 
 #: The conformance suite as an importable package: ``pytest -p geopool.pytest_plugin
@@ -136,10 +139,28 @@ def report_template() -> Path:
     return found
 
 
+#: The packages whose Jinja templates (``*.j2``) draw geopool's HTML reports: the load run's page, the
+#: conformance run's page, the gate's page (which imports the other two's sections).
+TEMPLATE_PACKAGES = ("geopool.load", "geopool.conformance", "geopool.gate")
+
+
+def template_folder(package: str) -> Path:
+    """The folder of a package's Jinja templates (one of :data:`TEMPLATE_PACKAGES`)."""
+    found = importlib.resources.files(package)
+    if not isinstance(found, Path):
+        raise InstallError("geopool is not installed as files (a zip?): install it with pip, which unpacks it")
+    return found
+
+
+def templates() -> list[Path]:
+    """Every Jinja template of geopool's HTML reports."""
+    return sorted(path for package in TEMPLATE_PACKAGES for path in template_folder(package).glob("*.j2"))
+
+
 def shipped_files() -> list[Path]:
     """Every data file geopool ships and reads (not the conformance test modules themselves)."""
     return [registry_file(), *expectations_files(), scenarios_file(), *slo_examples(), *fixture_configs(),
-            report_template()]
+            *templates()]
 
 
 def reports_dir() -> Path:

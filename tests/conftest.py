@@ -1,16 +1,18 @@
-"""Scheduling of the project's slowest test: the plain conformance run shares the machine with the
-fault matrix instead of queueing behind it.
+"""Scheduling of the project's slowest test: the plain gate run shares the machine with the fault
+matrix instead of queueing behind it.
 
-The plain run (``pytest conformance/`` with no URL: the suite starts its own server and restarts it
-after each of the inputs that kill vLLM 0.32) is ~9 minutes, nearly all of it vLLM start-ups, each
-on one core; the fault matrix is ~6 minutes of requests to another server. Both judge verdicts, not
-timings, so the matrix module starts the plain run in the background, and the plain run's test,
-moved to the end of the session, waits for it. Run on its own, the test starts it itself.
+The plain run is ``geopool gate`` with no URL, as a user runs it: the conformance suite starts its own
+server and restarts it after each of the inputs that kill vLLM 0.32 (~9 minutes, nearly all of it vLLM
+start-ups, each on one core), then the load phase starts another and runs a minute of load. The
+fault matrix is ~6 minutes of requests to another server. Both judge verdicts, not timings, so the
+matrix module starts the plain run in the background, and the plain run's test, moved to the end of
+the session, waits for it. Run on its own, the test starts it itself.
 """
 
 from __future__ import annotations
 
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -24,20 +26,37 @@ from geopool.client import PROBE_TIMEOUT, PoolingClient
 from geopool.resources import DATA_PACKAGES, suite_dir
 from geopool.server import EmbeddedServer
 
-PLAIN_RUN_TEST = "test_plain_run_against_the_embedded_server"
+PLAIN_RUN_TEST = "test_plain_gate_against_the_embedded_server"
 
 
-def suite_command(*args: str) -> list[str]:
-    """``pytest conformance/`` as a user runs it from the checkout."""
-    return [sys.executable, "-m", "pytest", str(suite_dir()), "-p", "no:cacheprovider", *args]
+#: The gate's load phase in the project's tests: the gate scenario with the tolerance the load tests use
+#: (window means of 20 requests drift up to ~15 % on 2 cores shared with the server and other tests).
+CI_GATE_SCENARIO = """
+[scenario.ci-gate]
+description = "the gate scenario, with a steady-state tolerance for 2 busy cores"
+mode = "closed"
+users = 2
+duration_s = 60
+warmup_s = 10
+stability_tolerance = 0.25
+"""
+
+
+def gate_command(folder: Path, *args: str) -> list[str]:
+    """``geopool gate`` as a user runs it, reporting into ``folder``, with the tests' load scenario."""
+    scenario_file = folder.parent / "ci-gate-scenario.toml"
+    scenario_file.write_text(CI_GATE_SCENARIO)
+    return [sys.executable, "-m", "geopool.cli", "gate", "--report-dir", str(folder),
+            "--scenario-file", str(scenario_file), "--scenario", "ci-gate", *args]
 
 
 class BackgroundSuiteRun:
-    """One plain conformance run in a child process, started once, waited for once."""
+    """One plain gate run (no URL: the embedded server) in a child process, started once, waited for once."""
 
     def __init__(self, folder: Path) -> None:
-        self.report = folder / "conformance.json"
-        self.junit = folder / "junit.xml"
+        self.folder = folder / "gate"
+        self.report = self.folder / "conformance" / "conformance.json"
+        self.junit = self.folder / "conformance" / "junit.xml"
         self._stdout, self._stderr = folder / "stdout.txt", folder / "stderr.txt"
         self._process: subprocess.Popen[bytes] | None = None
         self.started: float | None = None
@@ -47,9 +66,8 @@ class BackgroundSuiteRun:
             return
         self.started = time.monotonic()
         with open(self._stdout, "wb") as out, open(self._stderr, "wb") as err:
-            self._process = subprocess.Popen(
-                suite_command("--conformance-report", str(self.report), "--junitxml", str(self.junit)),
-                stdout=out, stderr=err, cwd=self.report.parent)  # its reports/ (logs, killers) of its own
+            self._process = subprocess.Popen(gate_command(self.folder), stdout=out, stderr=err,
+                                             cwd=self.folder.parent)  # its reports/ (logs, killers) of its own
 
     def result(self, timeout: float) -> subprocess.CompletedProcess[str]:
         """Wait (starting it if nobody did) and return what it printed; kill it past ``timeout``."""
@@ -65,7 +83,7 @@ class BackgroundSuiteRun:
 
     def stop(self) -> None:
         if self._process is not None and self._process.poll() is None:
-            self._process.terminate()  # the suite stops its server on SIGTERM (fixture teardown)
+            self._process.send_signal(signal.SIGINT)  # the gate stops its phases, which stop their servers
             try:
                 self._process.wait(timeout=60)
             except subprocess.TimeoutExpired:
@@ -78,6 +96,12 @@ def count_pooling_requests(url: str) -> float:
     with PoolingClient(url, timeout=PROBE_TIMEOUT) as client:
         families = wire.read_metrics(client.metrics())
     return wire.counter_total(families, "http_requests_total", handler="/pooling") or 0.0
+
+
+@pytest.fixture(scope="session")
+def gate_command_for() -> Callable[..., list[str]]:
+    """:func:`gate_command`, for test modules outside this folder."""
+    return gate_command
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
 #: Every data file in the source tree that geopool reads (globs, so a new file must be shipped too).
 DATA_GLOBS = ["conformance/requirements.toml", "conformance/expectations/*.toml", "load/scenarios.toml",
-              "load/slo/*.toml", "fixtures/models/*/config.json", "geopool/load/*.j2"]
+              "load/slo/*.toml", "fixtures/models/*/config.json", "geopool/*/*.j2"]
 
 
 def _source_data_files() -> set[Path]:
@@ -53,7 +53,7 @@ def test_the_modules_that_read_data_take_their_paths_from_resources():
     assert fixture_names() == [path.parent.name for path in resources.fixture_configs()]
     assert resolve_model_dir("prithvi-tiny-tl") == resources.fixture_models_dir() / "prithvi-tiny-tl"
     assert scenario.DEFAULT_SCENARIO_FILE == resources.scenarios_file()
-    assert report.TEMPLATE == resources.report_template()
+    assert report.TEMPLATE == resources.report_template() and report.TEMPLATE in resources.templates()
 
 
 def test_reports_go_under_the_current_directory(tmp_path, monkeypatch):

@@ -30,6 +30,7 @@ from hypothesis.database import DirectoryBasedExampleDatabase
 from geopool import exitcodes, options, wire
 from geopool.conformance.checks import Checks, Evaluations, RequirementFailure, recording
 from geopool.conformance.guard import ServerGuard
+from geopool.conformance.html import write_conformance_html
 from geopool.conformance.registry import Expectations, load_expectations, load_registry
 from geopool.conformance.report import RequirementLedger, terminal_table, unchecked_line, write_report
 from geopool.conformance.target import Target, resolve_target
@@ -70,6 +71,8 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
         options.NUMERIC_BOUNDS,
     ), dests={"model": "conformance_model"})
     group.addoption("--conformance-report", default="reports/conformance.json", help="JSON report path")
+    group.addoption("--conformance-html", default=None, metavar="PATH",
+                    help="HTML report path [default: the JSON report's path with .html]")
     group.addoption("--expectations", default=None,
                     help="expected-failures TOML, applied whatever the server's version [default: the newest file "
                     "under conformance/expectations whose range holds the server's version]; 'none' disables")
@@ -330,6 +333,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     ids = _requirements_of(item)
     if ledger is None or not ids:
         return report
+    if report.when == "setup":
+        _add_properties(item, report, [("requirement", rid) for rid in ids])
     if report.when == "call" or report.outcome != "passed":
         case = default_case(item)
         evidence, error = _attribute(call, case)
@@ -339,11 +344,42 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         record = item.stash.get(EVALUATED_KEY, None) if report.when == "call" else None
         evaluated = {rid: record.cases(rid, case) for rid in ids} if record is not None else {}
         outcome = ledger.record(item.nodeid, report, ids, evidence=evidence, evaluated=evaluated, error=error)
+        _add_properties(item, report, _outcome_properties(ledger, item.nodeid, ids))
         if outcome == "expected-fail":
             report.outcome = "skipped"
             report.wasxfail = "; ".join(sorted({f"{e['requirement']} [{e['case']}]: {_reason(ledger, e)}"
                                                 for e in evidence}))
     return report
+
+
+#: Requirement outcomes that the JUnit testcase states with their evidence.
+_JUNIT_OUTCOMES = ("fail", "error", "expected-fail")
+#: Failing facts per requirement, and characters per fact, a JUnit testcase carries (conformance.json has all).
+_JUNIT_FACTS, _JUNIT_CHARS = 3, 300
+
+
+def _add_properties(item: pytest.Item, report: pytest.TestReport, properties: list[tuple[str, str]]) -> None:
+    """JUnit testcase properties: pytest's junitxml writes the teardown report's ``user_properties``,
+    which are the item's at that time; a teardown report is built already, so it gets them too."""
+    item.user_properties.extend(properties)
+    if report.when == "teardown":
+        report.user_properties.extend(properties)
+
+
+def _outcome_properties(ledger: RequirementLedger, nodeid: str, ids: list[str]) -> list[tuple[str, str]]:
+    """``outcome`` (``POOL-X-001: fail``) and up to three ``evidence`` (``POOL-X-001 [case]: message``)
+    per requirement this test phase failed, errored or failed as expected."""
+    found = []
+    for rid in ids:
+        result = ledger.results[rid][-1] if ledger.results[rid] else None
+        if result is None or result["test"] != nodeid or result["outcome"] not in _JUNIT_OUTCOMES:
+            continue
+        found.append(("outcome", f"{rid}: {result['outcome']}"))
+        for fact in result["evidence"][:_JUNIT_FACTS]:
+            text = f"{rid} [{fact['case']}]: {fact.get('message', '')}" if fact.get("case") else \
+                f"{rid}: {fact.get('message', '')}"
+            found.append(("evidence", text if len(text) <= _JUNIT_CHARS else text[:_JUNIT_CHARS - 3] + "..."))
+    return found
 
 
 def _reason(ledger: RequirementLedger, evidence: dict) -> str:
@@ -406,7 +442,10 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     expectations = config.stash.get(EXPECT_KEY, Expectations(None, {}))
     path = Path(config.getoption("conformance_report"))
     duration = time.time() - config.stash.get(STARTED_KEY, time.time())
-    write_report(path, ledger, target, expectations, duration, _replay_command(config, target))
+    report = write_report(path, ledger, target, expectations, duration, _replay_command(config, target),
+                          strict_failures=strict_failures(config, ledger))
+    html_path = write_conformance_html(Path(config.getoption("conformance_html") or path.with_suffix(".html")),
+                                       report)
     terminalreporter.write_sep("=", "geopool conformance")
     for number, line in enumerate(terminal_table(ledger, target)):
         terminalreporter.write_line(line, **({"yellow": True, "bold": True}
@@ -421,7 +460,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
         terminalreporter.write_line(f"destructive inputs: {ran} tests run, "
                                     f"wall time {sum(r.duration for r in destructive):.1f} s{restarts}")
     terminalreporter.write_line(f"wall time {duration:.1f} s (after target start-up)  report: {path}  "
-                                f"junit: {config.option.xmlpath or '-'}")
+                                f"html: {html_path}  junit: {config.option.xmlpath or '-'}")
     flag = "--strict" if strict_mode(config) else "--strict-expectations"
     for reason in strict_failures(config, ledger):
         terminalreporter.write_line(f"the run fails ({flag}): {reason}", red=True, bold=True)

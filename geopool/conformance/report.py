@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime
 import json
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -167,7 +168,9 @@ def _ids(ids: list[str], shown: int = 6) -> str:
 
 
 def write_report(path: Path, ledger: RequirementLedger, target: Any, expectations: Expectations,
-                 duration_s: float, replay: str) -> dict:
+                 duration_s: float, replay: str, *, strict_failures: Sequence[str] = ()) -> dict:
+    """Write conformance.json and return what it holds. ``strict_failures``: why ``--strict`` or
+    ``--strict-expectations`` fail the run (kept in the report, so that its pages can say so)."""
     requirements = []
     for rid, requirement in ledger.registry.items():
         outcome = ledger.outcome(rid)
@@ -186,6 +189,7 @@ def write_report(path: Path, ledger: RequirementLedger, target: Any, expectation
         "unchecked_must": [{"id": rid, "outcome": outcome, "why": why}
                            for rid, outcome, why in ledger.unchecked_must()],
         "unchecked_line": unchecked_line(ledger),
+        "strict_failures": list(strict_failures),
         "expectations": {"file": expectations.source, "requirements": sorted(expectations.reasons),
                          "line": expectations.line, "warning": expectations.warning,
                          "applies_from": expectations.applies_from, "applies_below": expectations.applies_below,

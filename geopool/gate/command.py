@@ -13,16 +13,10 @@ import dataclasses
 import datetime
 import json
 import os
-import signal
-import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from geopool import exitcodes
 from geopool.conformance.command import pytest_argv
@@ -34,7 +28,7 @@ from geopool.gate.waivers import load_waivers
 from geopool.load.options import require_input_dtype, resolve
 from geopool.load.slo import load_slo
 from geopool.options import missing_input_dtype
-from geopool.progress import ProgressLine
+from geopool.progress import ProgressLine, json_lines, load_progress, watch_child
 
 __all__ = ["GateOptions", "run_gate", "default_report_dir"]
 
@@ -146,7 +140,8 @@ def _why_no_load(conformance_code: int) -> str | None:
 def conformance_command(options: GateOptions, folder: Path) -> list[str]:
     out = folder / "conformance"
     args = ["-p", progress_plugin.__name__, "-p", "no:cacheprovider", "-q",
-            "--conformance-report", str(out / "conformance.json"), "--junitxml", str(out / "junit.xml")]
+            "--conformance-report", str(out / "conformance.json"), "--junitxml", str(out / "junit.xml"),
+            "--conformance-html", str(out / "conformance.html")]
     if options.base_url:
         args += ["--base-url", options.base_url, "--input-dtype", str(options.input_dtype)]
     else:
@@ -173,8 +168,8 @@ def _run_conformance(options: GateOptions, folder: Path, progress: ProgressLine)
     def show() -> None:
         progress.show("conformance", _conformance_progress(tally))
 
-    code = _run_child(conformance_command(options, folder), env, out / "output.txt", options.conformance_timeout,
-                      show)
+    code = watch_child(conformance_command(options, folder), env=env, log=out / "output.txt",
+                       deadline_s=options.conformance_timeout, tick=show)
     output = (out / "output.txt").read_text(errors="replace")
     error = next((line.split("geopool conformance: ", 1)[1] for line in output.splitlines()
                   if "geopool conformance: " in line and line.startswith(("!", "Exit", "geopool"))), None)
@@ -185,7 +180,7 @@ def _run_conformance(options: GateOptions, folder: Path, progress: ProgressLine)
 
 def _conformance_progress(tally: Path) -> str:
     total, done, failed, xfailed = None, 0, 0, 0
-    for record in _json_lines(tally):
+    for record in json_lines(tally):
         if "total" in record:
             total = record["total"]
         elif "outcome" in record:
@@ -220,25 +215,12 @@ def _run_load(options: GateOptions, folder: Path, progress: ProgressLine) -> int
     deadline = scenario.end_s + 2 * scenario.grace_s + LOAD_DEADLINE_EXTRA_S
 
     def show() -> None:
-        progress.show("load", _load_progress(records, scenario.max_requests, scenario.duration_s))
+        progress.show("load", load_progress(records, scenario.max_requests, scenario.duration_s))
 
     records.parent.mkdir(parents=True, exist_ok=True)
-    code = _run_child(load_command(options, folder), _child_env(options, {}), records.parent / "output.txt",
-                      deadline, show)
+    code = watch_child(load_command(options, folder), env=_child_env(options, {}), log=records.parent / "output.txt",
+                       deadline_s=deadline, tick=show)
     return exitcodes.TARGET_UNUSABLE if code is None else code
-
-
-def _load_progress(records: Path, max_requests: int, duration_s: float) -> str:
-    rows = list(_json_lines(records))
-    if not rows:
-        return "starting (server, payload pool, Locust)"
-    latencies = np.array([r["done"] - r["sent"] for r in rows if r.get("verdict") == "ok" and r.get("done")])
-    errors = sum(1 for r in rows if r.get("verdict") not in ("ok", "unfinished"))
-    elapsed = max(r.get("done") or r["sent"] for r in rows) - min(r["sent"] for r in rows)
-    figures = (f", p50 {np.percentile(latencies, 50):.2f} s, p99 {np.percentile(latencies, 99):.2f} s"
-               if latencies.size else "")
-    return (f"{len(rows)} requests (at most {max_requests}), {elapsed:.0f}/{duration_s:.0f} s{figures}, "
-            f"{errors} errors")
 
 
 # ----------------------------------------------------------------------------------------- common
@@ -251,47 +233,6 @@ def _child_env(options: GateOptions, extra: dict[str, str]) -> dict[str, str]:
     return env
 
 
-def _run_child(command: list[str], env: dict[str, str], log: Path, deadline_s: float,
-               tick: Callable[[], None]) -> int | None:
-    """Run ``command`` with its output in ``log``, calling ``tick`` every second; None past the deadline."""
-    with open(log, "wb") as out:
-        child = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        stop = threading.Event()
-        try:
-            ends = time.monotonic() + deadline_s
-            while child.poll() is None:
-                if time.monotonic() > ends:
-                    os.killpg(child.pid, signal.SIGTERM)
-                    try:
-                        child.wait(timeout=60)
-                    except subprocess.TimeoutExpired:
-                        os.killpg(child.pid, signal.SIGKILL)
-                        child.wait()
-                    return None
-                tick()
-                stop.wait(1.0)
-            tick()
-            return child.returncode
-        except KeyboardInterrupt:
-            os.killpg(child.pid, signal.SIGINT)  # the children stop their servers and write what they have
-            child.wait(timeout=120)
-            raise
-
-
-def _json_lines(path: Path) -> list[dict[str, Any]]:
-    try:
-        text = path.read_text(errors="replace")
-    except FileNotFoundError:
-        return []
-    rows = []
-    for line in text.splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue  # a line being written as we read
-    return rows
-
-
 def _read_json(path: Path) -> dict[str, Any] | None:
     try:
         return json.loads(path.read_text())
@@ -302,6 +243,12 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 def _write_outputs(folder: Path, summary: dict[str, Any], conformance: dict[str, Any] | None,
                    load_summary: dict[str, Any] | None) -> None:
     from geopool.gate import junit
+    from geopool.gate.html import write_gate_html
+    from geopool.gate.markdown import append_step_summary, render_markdown
 
     (folder / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     junit.write_gate_junit(folder / "junit.xml", folder / "conformance" / "junit.xml", summary, load_summary)
+    write_gate_html(folder / "report.html", summary, conformance, folder / "load")
+    markdown = render_markdown(summary, conformance, load_summary)
+    (folder / "summary.md").write_text(markdown)
+    append_step_summary(markdown)

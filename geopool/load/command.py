@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
-import subprocess
 import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from geopool.exitcodes import INTERRUPTED
 from geopool.load.options import apply_deprecations, default_report_dir, locust_arguments, require_input_dtype, resolve
 from geopool.load.slo import EXIT_NO_TARGET, load_slo
 from geopool.numerics import bounds_for
+from geopool.progress import ProgressLine, load_progress, watch_child
 
 __all__ = ["locust_command", "run_load"]
 
@@ -63,22 +63,24 @@ def run_load(values: Mapping[str, Any], *, embedded: dict[str, Any]) -> int:
             env["GEOPOOL_API_KEY"] = values["api_key"]
         deadline = scenario.end_s + 2 * scenario.grace_s + DEADLINE_EXTRA_S
         print(f"geopool load: {scenario.name} against {url}; report in {report_dir}", flush=True)
-        return _run_child(locust_command(child, report_dir), env, deadline, report_dir)
+        return _run_child(locust_command(child, report_dir), env, deadline, report_dir, scenario)
 
 
-def _run_child(command: list[str], env: dict[str, str], deadline: float, report_dir: Path) -> int:
-    child = subprocess.Popen(command, env=env, start_new_session=True)
+def _run_child(command: list[str], env: dict[str, str], deadline: float, report_dir: Path, scenario: Any) -> int:
+    progress = ProgressLine()
+    records = report_dir / "records.jsonl"
     try:
-        return child.wait(timeout=deadline)
-    except subprocess.TimeoutExpired:
-        os.killpg(child.pid, signal.SIGKILL)
-        child.wait()
-        print(f"error: the load run did not stop within {deadline:.0f} s and was killed; "
-              f"records so far are in {report_dir}/records.jsonl", file=sys.stderr)
-        return EXIT_NO_TARGET
+        code = watch_child(command, env=env, deadline_s=deadline, tick=lambda: progress.show(
+            "load", load_progress(records, scenario.max_requests, scenario.duration_s)))
     except KeyboardInterrupt:
-        os.killpg(child.pid, signal.SIGINT)
-        return child.wait(timeout=60)
+        return INTERRUPTED
+    finally:
+        progress.close()
+    if code is None:
+        print(f"error: the load run did not stop within {deadline:.0f} s and was stopped; "
+              f"records so far are in {records}", file=sys.stderr)
+        return EXIT_NO_TARGET
+    return code
 
 
 @contextlib.contextmanager

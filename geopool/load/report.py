@@ -17,10 +17,10 @@ import numpy as np
 from geopool import resources
 from geopool.load import serverview, slo, stats
 from geopool.load.records import read_records
-from geopool.load.scenario import Scenario
+from geopool.load.scenario import Scenario, scenario_from
 from geopool.load.schedule import arrival_offsets
 
-__all__ = ["finalize", "write_failure"]
+__all__ = ["build_plots", "finalize", "render_html", "section_context", "template_environment", "write_failure"]
 
 TEMPLATE = resources.report_template()
 
@@ -123,8 +123,39 @@ def _number(value: float | None) -> str:
 
 def render_html(summary: Mapping[str, Any], records: Sequence[Mapping[str, Any]], t0: float,
                 scenario: Scenario) -> str:
-    import plotly.graph_objects as go
     from plotly.offline import get_plotlyjs
+
+    return template_environment().get_template(TEMPLATE.name).render(
+        summary=summary, plots=build_plots(summary, records, t0, scenario), plotlyjs=get_plotlyjs(),
+        summary_json=json.dumps(_clean(summary), indent=2))
+
+
+def template_environment(*more_folders: Path) -> jinja2.Environment:
+    """Autoescaping Jinja environment over the load templates' folder (``load_section.html.j2`` holds the
+    report body as macros) and ``more_folders``, so that other pages can import the load section."""
+    loader = jinja2.FileSystemLoader([TEMPLATE.parent, *more_folders])
+    return jinja2.Environment(loader=loader, autoescape=True)
+
+
+def section_context(report_dir: Path) -> dict[str, Any] | None:
+    """What ``load_section`` needs for a finished run's folder: summary, plots (plotly divs, without
+    plotly.js) and summary_json; None when the run wrote no records (it never started: see its summary)."""
+    summary = json.loads((report_dir / "summary.json").read_text())
+    records_path = report_dir / "records.jsonl"
+    if "requests" not in summary or not records_path.is_file():
+        return None
+    records = read_records(records_path)
+    settings = summary["scenario"]
+    scenario = scenario_from(settings["name"], {key: value for key, value in settings.items() if key != "name"})
+    return {"summary": summary, "plots": build_plots(summary, records, summary["t0"], scenario),
+            "summary_json": json.dumps(summary, indent=2)}
+
+
+def build_plots(summary: Mapping[str, Any], records: Sequence[Mapping[str, Any]], t0: float,
+                scenario: Scenario) -> dict[str, str]:
+    """The report's plotly figures as HTML divs ``plot-<name>`` (latency, throughput, cdf, queue); the page
+    that shows them inlines plotly.js once."""
+    import plotly.graph_objects as go
 
     done = [r for r in records if r.get("done") is not None]
     ok = [r for r in done if r["verdict"] == "ok"]
@@ -171,12 +202,8 @@ def render_html(summary: Mapping[str, Any], records: Sequence[Mapping[str, Any]]
     queue.add_scatter(x=[s["t"] - t0 for s in series], y=[s["waiting"] for s in series], name="waiting",
                       mode="lines+markers")
 
-    plots = {name: fig.to_html(full_html=False, include_plotlyjs=False, div_id=f"plot-{name}")
+    return {name: fig.to_html(full_html=False, include_plotlyjs=False, div_id=f"plot-{name}")
              for name, fig in [("latency", latency), ("throughput", throughput), ("cdf", cdf), ("queue", queue)]}
-    environment = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATE.parent), autoescape=True)
-    return environment.get_template(TEMPLATE.name).render(
-        summary=summary, plots=plots, plotlyjs=get_plotlyjs(),
-        summary_json=json.dumps(_clean(summary), indent=2))
 
 
 def _clean(value: Any) -> Any:

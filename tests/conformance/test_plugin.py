@@ -22,8 +22,8 @@ from geopool.server import free_port
 PLUGINS = ("-p", "geopool.pytest_plugin", "-p", "geopool.conformance.plugin", "-p", "no:cacheprovider",
            "-o", "asyncio_default_fixture_loop_scope=function")
 OPTIONS = ["--base-url", "--model", "--model-config", "--input-dtype", "--api-key", "--reference-checkpoint",
-           "--conformance-report", "--expectations", "--strict-expectations", "--destructive", "--requirements-map",
-           "--embedded-model", "--embedded-dtype"]
+           "--conformance-report", "--conformance-html", "--expectations", "--strict-expectations", "--destructive",
+           "--requirements-map", "--embedded-model", "--embedded-dtype"]
 #: Two tests naming requirements, one naming none.
 SUITE = """
 import pytest

@@ -23,14 +23,27 @@ def run_suite(*args: str, timeout: float = 1500) -> subprocess.CompletedProcess[
 
 @pytest.mark.live
 @pytest.mark.timeout(2400)  # the server is restarted after each destructive input (~45 s each)
-def test_plain_run_against_the_embedded_server(plain_conformance_run):
-    """No URL: the suite starts its own server; only vLLM 0.32's known defects fail, as expected-fail.
+def test_plain_gate_against_the_embedded_server(plain_conformance_run):
+    """``geopool gate`` with no URL: the suite starts its own server; only vLLM 0.32's known defects fail,
+    as expected-fail; then a minute of load on another embedded server; the gate passes (exit 0).
 
     The run itself may already be going in the background (tests/conftest.py); this waits for it."""
     report_path, junit_path = plain_conformance_run.report, plain_conformance_run.junit
     result = plain_conformance_run.result(timeout=2300)
     wall = time.monotonic() - plain_conformance_run.started
-    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
+    folder = plain_conformance_run.folder
+    conformance_output = (folder / "conformance" / "output.txt").read_text(errors="replace")
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:] + conformance_output[-4000:]
+    gate = json.loads((folder / "summary.json").read_text())
+    assert gate["verdict"] == "pass" and gate["exit_code"] == 0 and gate["reasons"] == []
+    assert gate["line"].startswith("GATE PASSED: conformance ") and gate["line"] in result.stdout
+    assert gate["load"]["verdict"] == "pass" and (folder / "load" / "records.jsonl").stat().st_size > 0
+    for name in ("report.html", "summary.md", "conformance/conformance.html"):
+        assert (folder / name).stat().st_size > 0, name
+    for name in ("report.html", "summary.md"):
+        assert "GATE PASSED" in (folder / name).read_text(), name
+    suites = {suite.get("name") for suite in ET.parse(folder / "junit.xml").getroot().iter("testsuite")}
+    assert suites == {"geopool-conformance", "geopool-load"}
     report = json.loads(report_path.read_text())
     registry = load_registry()
     outcomes = {entry["id"]: entry["outcome"] for entry in report["requirements"]}
@@ -52,10 +65,11 @@ def test_plain_run_against_the_embedded_server(plain_conformance_run):
             assert entry["expected_failure_reason"] and entry["replay"], entry["id"]
             assert failing and all(test["evidence"] for test in failing), entry["id"]
     assert ET.parse(junit_path).getroot().iter("testcase")
-    assert "geopool conformance" in result.stdout and "requirements:" in result.stdout
-    print(f"conformance run: {wall:.0f} s wall (server start included), report duration {report['duration_s']} s, "
-          f"{len(registry)} requirements, summary {report['summary']}")
-    print("\n".join(line for line in result.stdout.splitlines() if line.startswith(("destructive", "wall time"))))
+    assert "geopool conformance" in conformance_output and "requirements:" in conformance_output
+    print(f"gate run: {wall:.0f} s wall (two server starts included), conformance report duration "
+          f"{report['duration_s']} s, {len(registry)} requirements, summary {report['summary']}; {gate['line']}")
+    print("\n".join(line for line in conformance_output.splitlines()
+                    if line.startswith(("destructive", "wall time"))))
 
 
 def test_unreachable_target_fails_fast_with_one_message(tmp_path):

@@ -1,0 +1,1 @@
+"""The release gate (``geopool gate``): conformance, then load, then one verdict, one report."""
