@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from geopool import wire
+from geopool.conformance import recipes
 from geopool.conformance.support import body_for
 from geopool.errors import GeopoolError
 from geopool.invalid import code_running_payload, sparse_payload
@@ -25,7 +26,8 @@ def _body_with(target, name: str, value: str) -> bytes:
 
 def _status_is_4xx(checks, requirement: str, response, what: str) -> None:
     checks.that(requirement, 400 <= response.status_code < 500,
-                f"{what}: answered {response.status_code}", server_message=response.text[:300])
+                f"{what}: answered {response.status_code}", server_message=response.text[:300],
+                expect=recipes.rejection("status"))
 
 
 @pytest.mark.requirement("POOL-SEC-001")

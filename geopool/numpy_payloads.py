@@ -49,9 +49,7 @@ def values_from_bytes(raw, embed_dtype="float32", endianness="little"):
 
 
 def round_to(values, dtype):
-    """float32 ``values`` rounded to ``dtype`` (as the server's cast) and widened back to float32."""
-    if dtype not in ("float16", "bfloat16"):
-        return values
+    """float32 ``values`` rounded to half-precision ``dtype`` (as the server's cast), widened to float32."""
     return values_from_bytes(values_to_bytes(values, dtype), dtype)
 
 
@@ -73,10 +71,11 @@ def build_tensor(spec, dtype="float32"):
             flat = np.full(size, low)
         else:
             flat = np.linspace(low, high, size)
-    flat = round_to(flat.astype(np.float32), dtype)
-    table = special_values(dtype)
+    flat = flat.astype(np.float32)
+    if dtype in ("float16", "bfloat16"):
+        flat = round_to(flat, dtype)
     for position, name in spec.get("specials", ()):
-        flat[position % size] = table[name]
+        flat[position % size] = special_values(dtype)[name]
     return flat.reshape(shape)
 
 

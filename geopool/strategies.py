@@ -24,7 +24,7 @@ from geopool import numpy_payloads, wire
 from geopool.contract import INPUT_DTYPES, ModelContract
 from geopool.errors import InvalidArgument
 
-__all__ = ["TensorRecipe", "PayloadRecipe", "tensor_recipes", "payload_recipes", "special_values"]
+__all__ = ["TensorRecipe", "PayloadRecipe", "tensor_recipes", "payload_recipes", "special_values", "recipe_of"]
 
 Distribution = Literal["uniform", "normal", "constant", "gradient"]
 DISTRIBUTIONS: tuple[Distribution, ...] = ("uniform", "normal", "constant", "gradient")
@@ -54,12 +54,38 @@ class TensorRecipe:
     def build(self, shape: tuple[int, ...], dtype: str = "float32") -> np.ndarray:
         """A float32 array of ``shape`` holding values exactly representable in ``dtype``."""
         special_values(dtype)  # checks the dtype
-        return numpy_payloads.build_tensor(self.spec(shape), dtype)
+        spec = self.spec(shape)
+        built = numpy_payloads.build_tensor(spec, dtype)
+        _remember(built, dtype, spec)
+        return built
 
     def spec(self, shape: tuple[int, ...]) -> dict[str, Any]:
         """The JSON tensor spec of :func:`geopool.numpy_payloads.build_tensor` (what a reproducer rebuilds)."""
         return {"shape": [int(n) for n in shape], "seed": self.seed, "distribution": self.distribution,
                 "low": self.low, "high": self.high, "specials": [[int(p), name] for p, name in self.specials]}
+
+
+#: Recent builds, so a failing request's tensor can be told by its recipe (geopool.conformance.recipes):
+#: keyed by shape, dtype and the first values; whoever looks one up rebuilds it to be sure.
+_BUILT: dict[tuple, dict[str, Any]] = {}
+_REMEMBERED = 256
+
+
+def _key(array: np.ndarray, dtype: str) -> tuple:
+    return tuple(array.shape), dtype, np.asarray(array, np.float32).reshape(-1)[:8].tobytes()
+
+
+def _remember(array: np.ndarray, dtype: str, spec: dict[str, Any]) -> None:
+    _BUILT.pop(_key(array, dtype), None)
+    _BUILT[_key(array, dtype)] = spec
+    while len(_BUILT) > _REMEMBERED:
+        del _BUILT[next(iter(_BUILT))]
+
+
+def recipe_of(array: np.ndarray, dtype: str) -> dict[str, Any] | None:
+    """The tensor spec of a recent :meth:`TensorRecipe.build` that may have made ``array`` (rebuild it to
+    be sure: only the first values are compared)."""
+    return _BUILT.get(_key(array, dtype))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -30,6 +30,7 @@ from hypothesis.database import DirectoryBasedExampleDatabase
 from geopool import options, wire
 from geopool.conformance.checks import Checks, Evaluations, RequirementFailure, recording
 from geopool.conformance.guard import ServerGuard
+from geopool.conformance.recipes import sending
 from geopool.conformance.registry import Expectations, load_expectations, load_registry
 from geopool.conformance.report import RequirementLedger, terminal_table, unchecked_line, write_report
 from geopool.conformance.target import Target, resolve_target
@@ -70,6 +71,8 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
         options.NUMERIC_BOUNDS,
     ), dests={"model": "conformance_model"})
     group.addoption("--conformance-report", default="reports/conformance.json", help="JSON report path")
+    group.addoption("--repro-dir", default="reports/repro", metavar="DIR",
+                    help="write a standalone reproducer <REQ-ID>.py (httpx + numpy only) per failing requirement here")
     group.addoption("--expectations", default=None,
                     help="expected-failures TOML, applied whatever the server's version [default: the newest file "
                     "under conformance/expectations whose range holds the server's version]; 'none' disables")
@@ -306,7 +309,7 @@ def checks() -> Checks:
 def pytest_runtest_call(item: pytest.Item):
     """Record what the test body evaluates (every ``Checks``, ``require``, ``send``, ``decode`` call, also in
     Hypothesis tests that build their own Checks), then raise the ``checks`` fixture's failures."""
-    with recording() as record:
+    with recording() as record, sending():
         item.stash[EVALUATED_KEY] = record
         result = yield
     found = getattr(item, "funcargs", {}).get("checks")
@@ -402,7 +405,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     expectations = config.stash.get(EXPECT_KEY, Expectations(None, {}))
     path = Path(config.getoption("conformance_report"))
     duration = time.time() - config.stash.get(STARTED_KEY, time.time())
-    write_report(path, ledger, target, expectations, duration, _replay_command(config, target))
+    write_report(path, ledger, target, expectations, duration, _replay_command(config, target),
+                 repro_dir=Path(config.getoption("repro_dir")))
     terminalreporter.write_sep("=", "geopool conformance")
     for number, line in enumerate(terminal_table(ledger, target)):
         terminalreporter.write_line(line, **({"yellow": True, "bold": True}
