@@ -405,8 +405,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     expectations = config.stash.get(EXPECT_KEY, Expectations(None, {}))
     path = Path(config.getoption("conformance_report"))
     duration = time.time() - config.stash.get(STARTED_KEY, time.time())
-    write_report(path, ledger, target, expectations, duration, _replay_command(config, target),
-                 repro_dir=Path(config.getoption("repro_dir")))
+    report = write_report(path, ledger, target, expectations, duration, _replay_command(config, target),
+                          repro_dir=Path(config.getoption("repro_dir")))
     terminalreporter.write_sep("=", "geopool conformance")
     for number, line in enumerate(terminal_table(ledger, target)):
         terminalreporter.write_line(line, **({"yellow": True, "bold": True}
@@ -422,6 +422,10 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
                                     f"wall time {sum(r.duration for r in destructive):.1f} s{restarts}")
     terminalreporter.write_line(f"wall time {duration:.1f} s (after target start-up)  report: {path}  "
                                 f"junit: {config.option.xmlpath or '-'}")
+    scripts = [entry["reproducer"] for entry in report["requirements"] if "reproducer" in entry]
+    if scripts:
+        terminalreporter.write_line(f"reproducers (httpx + numpy; exit 1 = reproduced): {len(scripts)} in "
+                                    f"{config.getoption('repro_dir')}/, e.g. python {scripts[0]}")
     flag = "--strict" if strict_mode(config) else "--strict-expectations"
     for reason in strict_failures(config, ledger):
         terminalreporter.write_line(f"the run fails ({flag}): {reason}", red=True, bold=True)

@@ -46,7 +46,7 @@ def decoded(answer, options, shape):
 
 def show(name, values):
     bad = int((~np.isfinite(values)).sum())
-    finite = values[np.isfinite(values)]
+    finite = values[np.isfinite(values)].astype(np.float64)
     stats = f"min {finite.min():.6g} max {finite.max():.6g} mean {finite.mean():.6g}" if finite.size else "no finite"
     print(f"{name}: shape {list(values.shape)} float32, {stats}, {bad} non-finite, first {values.ravel()[:4]}")
 
@@ -121,7 +121,8 @@ def judge_close(http, recipe, values):
     if problem:
         return ["the reference request failed: " + problem]
     show("reference answer", wanted)
-    print(f"expected: the answer within {expect['atol']:g} + {expect['rtol']:g}*|reference| of the reference answer")
+    print(f"expected: the answer within {expect['atol']:g} + {expect['rtol']:g}*|reference| of the reference answer "
+          f"(the same request with {expect['reference']})")
     far = ~np.isclose(values, wanted, rtol=expect["rtol"], atol=expect["atol"], equal_nan=True)
     if not far.any():
         return []
@@ -148,7 +149,7 @@ def judge_figures(http, recipe, values):
 def main(recipe, doc="", argv=None):
     argv = sys.argv[1:] if argv is None else argv
     url = (argv[0] if argv else os.environ.get("GEOPOOL_BASE_URL") or recipe["url"]).rstrip("/")
-    print("\n\n".join(doc.strip().split("\n\n")[:2]), f"\ntarget: {url}")
+    print("\n\n".join(doc.strip().split("\n\n")[:2]) + f"\n\ntarget: {url}")
     if recipe.get("cannot"):
         print("cannot regenerate the failing request:", recipe["cannot"])
         return 2
