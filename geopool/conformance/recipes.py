@@ -29,7 +29,7 @@ from geopool import numpy_payloads, wire
 from geopool.strategies import recipe_of
 
 __all__ = ["sent", "sending", "capture", "describe_request", "NotRegenerable", "answer", "finite", "close_to",
-           "envelope", "figures", "rejection"]
+           "envelope", "figures", "rejection", "survives"]
 
 #: Strings up to this length are kept as they are (bad values, short bodies); longer ones must be rebuilt.
 LITERAL_LIMIT = 2048
@@ -206,6 +206,16 @@ def figures(source: str, positions: np.ndarray, values: np.ndarray, class_mean: 
             "values": [[float(f"{v:.7g}") for v in row] for row in np.asarray(values)[:, keep]],
             "class_mean": [float(f"{v:.7g}") for v in class_mean], "class_std": [float(f"{v:.7g}") for v in class_std],
             "rms": float(rms), "bound": float(bound)}
+
+
+def survives(valid: dict[str, Any]) -> dict[str, Any] | None:
+    """After the request, whatever its answer: /health answers 200 and the ``valid`` request a 2xx that
+    decodes (None when ``valid`` cannot be rebuilt)."""
+    try:
+        request, _ = describe_request(valid)
+    except NotRegenerable:
+        return None
+    return {"kind": "survives", "valid": request}
 
 
 def rejection(aspect: str, *, statuses: Sequence[int] = (), names: Sequence[str] = ()) -> dict[str, Any]:

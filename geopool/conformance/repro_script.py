@@ -57,8 +57,8 @@ def judge(http, recipe):
     kind = (recipe["expect"] or {}).get("kind")
     if kind is None:
         return print("answer:", answer.text[:300])
-    if kind in ("rejection", "envelope"):
-        return globals()["judge_" + kind](recipe, answer, request_id)
+    if kind in ("rejection", "envelope", "survives"):
+        return globals()["judge_" + kind](http, recipe, answer, request_id)
     values, problem = decoded(answer, recipe["request"].get("json", {}), recipe["output_shape"])
     if problem:
         return [problem]
@@ -70,7 +70,7 @@ def judge_answer(http, recipe, values):
     return []
 
 
-def judge_rejection(recipe, answer, request_id):
+def judge_rejection(http, recipe, answer, request_id):
     expect = recipe["expect"]
     print("expected:", expect["statuses"] or "a 4xx", "with vLLM's error object, naming one of", expect["names"])
     print("error body:", answer.text[:400])
@@ -88,7 +88,7 @@ def judge_rejection(recipe, answer, request_id):
     return [f"the {expect['aspect']} is wrong (status {answer.status_code})"] if wrong[expect["aspect"]] else []
 
 
-def judge_envelope(recipe, answer, request_id):
+def judge_envelope(http, recipe, answer, request_id):
     if answer.status_code // 100 != 2:
         return [f"a valid request was answered {answer.status_code}: {answer.text[:300]!r}"]
     body, model = answer.json(), recipe["request"]["json"].get("model")
@@ -107,6 +107,19 @@ def judge_envelope(recipe, answer, request_id):
              f"the X-Request-Id {request_id} in the id": not recipe["expect"]["request_id"]
              or request_id in str(body.get("id"))}
     return [f"expected {fact}" for fact, held in facts.items() if not held]
+
+
+def judge_survives(http, recipe, answer, request_id):
+    try:
+        health = http.get("/health")
+    except httpx.TransportError as error:
+        return [f"after the request the server is gone: GET /health: {type(error).__name__}: {error}"]
+    print(f"then GET /health -> {health.status_code}")
+    if health.status_code != 200:
+        return [f"after the request /health answers {health.status_code}, not 200"]
+    valid, _ = post(http, {**recipe, "request": recipe["expect"]["valid"]})
+    problem = decoded(valid, recipe["expect"]["valid"]["json"], recipe["output_shape"])[1]
+    return ["after the request, a valid one: " + problem] if problem else []
 
 
 def judge_finite(http, recipe, values):

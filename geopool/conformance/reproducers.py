@@ -23,6 +23,8 @@ from geopool.conformance import repro_script
 
 __all__ = ["REPRODUCED_OUTCOMES", "write_reproducers", "reproducer_source", "embedded_source"]
 
+#: A script must fit in a bug report.
+SIZE_LIMIT = 10_000
 #: The outcomes that get a reproducer: failures, and the known defects users report upstream.
 REPRODUCED_OUTCOMES = ("fail", "expected-fail")
 #: Driver functions every script needs; the kind's ``judge_<kind>`` comes on top.
@@ -68,11 +70,21 @@ def _evidence_for(entry: dict[str, Any]) -> dict[str, Any] | None:
 
 def reproducer_source(entry: dict[str, Any], evidence: dict[str, Any], target: dict[str, Any],
                       generated: str) -> str:
-    """The script of one failing requirement (``entry`` of conformance.json, ``target`` its target)."""
+    """The script of one failing requirement (``entry`` of conformance.json, ``target`` its target): under
+    :data:`SIZE_LIMIT`, the header's statement and message cut shorter if need be."""
+    for cut in (160, 60, 0):
+        source = _source(entry, evidence, target, generated, cut)
+        if len(source.encode()) < SIZE_LIMIT:
+            break
+    return source
+
+
+def _source(entry: dict[str, Any], evidence: dict[str, Any], target: dict[str, Any], generated: str,
+            cut: int) -> str:
     repro = dict(evidence.get("repro") or {"cannot": "the failing check recorded no request (it did not send one "
                                                      "the suite could describe)"})
     notes = list(repro.pop("notes", None) or ())
-    message = " ".join(str(evidence.get("message", "")).split())[:160]
+    message = " ".join(str(evidence.get("message", "")).split())[:cut]
     recipe = {"requirement": entry["id"], "url": target.get("url"), "output_shape": target.get("output_shape"),
               "path": "/pooling", "expect": None, **repro}
     kind = (repro.get("expect") or {}).get("kind")
@@ -82,20 +94,22 @@ def reproducer_source(entry: dict[str, Any], evidence: dict[str, Any], target: d
     elif not kind:
         notes.append("NOT JUDGED HERE: the script sends the failing request and shows the answer, but cannot redo "
                      "this check (exit 2)")
+    if kind == "survives":
+        notes.append("this request harmed the server under test: send it only to a server you may restart")
     if kind == "figures":
         notes.append(f"judged on {len(repro['expect']['positions'])} sampled pixels and per-class statistics of the "
                      f"{repro['expect']['source']}; the suite also compared more pixels and class agreement")
     header = "\n".join([
-        f'"""Reproducer of {entry["id"]} ({entry.get("level", "")}): {entry.get("statement", "")[:120]}',
+        f'"""Reproducer of {entry["id"]} ({entry.get("level", "")}): {entry.get("statement", "")[:cut]}',
         "",
         f"geopool conformance {generated}, case {evidence.get('case')}: {message}",
         f"Target then: {target.get('url')}, model {target.get('model')}, vLLM {target.get('vllm_version')}, "
         f"input dtype {target.get('input_dtype')}.",
         *[f"Note: {note}" for note in notes],
         "",
-        f"Run: python {entry['id']}.py [BASE_URL]  (or $GEOPOOL_BASE_URL; an API key only from $GEOPOOL_API_KEY)",
-        "Needs httpx and numpy. Exit 1: the failure reproduced, 0: the server behaves, 2: could not run.",
-        "The request is rebuilt from RECIPE (tensors: geopool.numpy_payloads, below), not stored.",
+        f"Run: python {entry['id']}.py [BASE_URL or $GEOPOOL_BASE_URL; API key: $GEOPOOL_API_KEY] (httpx, numpy)",
+        "Exit 1: the failure reproduced, 0: the server behaves, 2: could not run. The request is rebuilt",
+        "from RECIPE (tensors: geopool/numpy_payloads.py's functions, below), not stored.",
         '"""',
     ])
     driver = _DRIVER + ((f"judge_{kind}",) if kind else ())

@@ -147,6 +147,8 @@ def _expectations() -> dict[str, dict]:
             "figures": recipes.figures("golden answer", np.asarray(golden["positions"]), np.asarray(golden["values"]),
                                        golden["class_mean"], golden["class_std"], golden["rms"], 1e-2),
             "rejection": recipes.rejection("message", statuses=(400, 422), names=("dtype", "float64", "double")),
+            "survives": recipes.survives(wire.request_body(MODEL, wire.seed_inputs(contract()), dtype="float32",
+                                                           fmt="npy")),
             "unjudged": None}
 
 
@@ -196,7 +198,7 @@ def test_a_request_that_cannot_be_rebuilt_gives_a_script_that_says_so(tmp_path):
 def test_rejection_judgement(status, body, aspect, reproduced):
     recipe = {"expect": recipes.rejection(aspect, statuses=(400,), names=("dtype",))}
     answer = httpx.Response(status, json=body)
-    assert bool(repro_script.judge_rejection(recipe, answer, "id")) is reproduced
+    assert bool(repro_script.judge_rejection(None, recipe, answer, "id")) is reproduced
 
 
 def test_decoding_and_closeness_judgement():
