@@ -31,12 +31,18 @@ def post(http, recipe, overrides=None):
 
 
 def decoded(answer, options, shape):
-    """The float32 output of a base64 answer, or the reason it has none."""
+    """The float32 output of an answer in the request's encoding_format, or the reason it has none."""
     if answer.status_code // 100 != 2:
         return None, f"a valid request was answered {answer.status_code}: {answer.text[:300]!r}"
+    order, encoding = (options.get("embed_dtype", "float32"), options.get("endianness", "little")), options.get(
+        "encoding_format", "float")
     try:
-        raw = base64.b64decode(answer.json()["data"][0]["data"], validate=True)
-        values = values_from_bytes(raw, options.get("embed_dtype", "float32"), options.get("endianness", "little"))
+        if encoding == "bytes":
+            values = values_from_bytes(answer.content, *order)
+        elif encoding == "float":
+            values = np.asarray(answer.json()["data"][0]["data"], np.float32).ravel()
+        else:
+            values = values_from_bytes(base64.b64decode(answer.json()["data"][0]["data"], validate=True), *order)
     except (ValueError, KeyError, IndexError, TypeError) as error:
         return None, f"the answer does not decode: {type(error).__name__}: {error}"
     if values.size != int(np.prod(shape)):

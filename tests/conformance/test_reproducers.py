@@ -205,8 +205,11 @@ def test_decoding_and_closeness_judgement():
     values = np.linspace(-1, 1, 8, dtype=np.float32)
     text = wire.base64_text(wire.encode_values(values, "float16", "big"))
     answer = httpx.Response(200, json={"data": [{"data": text}]})
-    decoded, problem = repro_script.decoded(answer, {"embed_dtype": "float16", "endianness": "big"}, [1, 2, 2, 2])
+    options = {"encoding_format": "base64", "embed_dtype": "float16", "endianness": "big"}
+    decoded, problem = repro_script.decoded(answer, options, [1, 2, 2, 2])
     assert problem is None and np.array_equal(decoded.ravel(), wire.decode_values(
         wire.encode_values(values, "float16"), embed_dtype="float16"))
-    assert "values decoded" in repro_script.decoded(answer, {"embed_dtype": "float16"}, [1, 2, 4, 4])[1]
+    assert "values decoded" in repro_script.decoded(answer, {**options, "embed_dtype": "float32"}, [1, 2, 4, 4])[1]
+    floats = httpx.Response(200, json={"data": [{"data": values.reshape(2, 2, 2).tolist()}]})  # the API default
+    assert np.array_equal(repro_script.decoded(floats, {}, [1, 2, 2, 2])[0].ravel(), values)
     assert "answered 503" in repro_script.decoded(httpx.Response(503, text="busy"), {}, [1])[1]
