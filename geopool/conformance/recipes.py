@@ -62,7 +62,7 @@ def sent(body: dict[str, Any] | bytes, *, path: str = "/pooling") -> None:
     """Note a request the running test sends (only the last two are kept: a reference to the body)."""
     log = _SENT.get()
     if log is not None:
-        log.append((path, body))
+        log.append({"path": path, "body": body})
         del log[:-2]
 
 
@@ -74,12 +74,14 @@ def capture(expect: dict[str, Any] | bool | None) -> dict[str, Any]:
     if not log:
         return {"cannot": "the failing check sent no request of its own (it judged a shared answer or another "
                           "endpoint)", "expect": expect}
-    path, body = log[-1]
-    try:
-        request, notes = describe_request(body)
-    except NotRegenerable as reason:
-        return {"cannot": str(reason), "path": path, "expect": expect}
-    return {"path": path, "request": request, "notes": notes, "expect": expect}
+    last = log[-1]
+    if "described" not in last:  # once per request, however many of its facts fail
+        try:
+            request, notes = describe_request(last["body"])
+            last["described"] = {"request": request, "notes": notes}
+        except NotRegenerable as reason:
+            last["described"] = {"cannot": str(reason)}
+    return {"path": last["path"], **last["described"], "expect": expect}
 
 
 def describe_request(body: dict[str, Any] | bytes) -> tuple[dict[str, Any], list[str]]:

@@ -213,3 +213,62 @@ def test_decoding_and_closeness_judgement():
     floats = httpx.Response(200, json={"data": [{"data": values.reshape(2, 2, 2).tolist()}]})  # the API default
     assert np.array_equal(repro_script.decoded(floats, {}, [1, 2, 2, 2])[0].ravel(), values)
     assert "answered 503" in repro_script.decoded(httpx.Response(503, text="busy"), {}, [1])[1]
+
+
+INNER_CONFTEST = '''
+import pytest
+from geopool.conformance import plugin
+
+
+class StandInTarget:
+    """Where a target would be; the tiny suite never sends a request."""
+    server, embedded, version, url, model = None, True, "0.32.0", "http://127.0.0.1:9", "stand-in"
+
+    def describe(self):
+        return {"url": self.url, "model": self.model, "vllm_version": self.version, "embedded": True,
+                "input_dtype": "float32", "output_shape": [1, 2, 4, 4]}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_finish(session):
+    session.config.stash[plugin.TARGET_KEY] = StandInTarget()
+'''
+
+
+def test_the_plugin_writes_a_script_per_failing_requirement_and_names_it_in_the_report(pytester, monkeypatch):
+    """Failures and expected failures get one; passes don't; the JSON report names each script."""
+    for name in ("PYTEST_BASE_URL", "GEOPOOL_API_KEY", "CI"):
+        monkeypatch.delenv(name, raising=False)
+    pytester.makeconftest(INNER_CONFTEST)
+    pytester.makepyfile(test_suite='''
+import pytest
+from geopool.conformance import recipes
+
+@pytest.mark.requirement("POOL-REJ-001", "POOL-REJ-008", "POOL-REJ-009")
+def test_rejections(checks):
+    recipes.sent(b'{"model": "stand-in", "messages": "@@"}')
+    checks.that("POOL-REJ-001", False, "answered 500", expect=recipes.rejection("status", statuses=(400,)))
+    checks.that("POOL-REJ-008", False, "answered 500", case="known", expect=recipes.rejection("status"))
+    checks.that("POOL-REJ-009", True, "answered 400", expect=recipes.rejection("status"))
+''')
+    expectations = pytester.path / "expected.toml"
+    expectations.write_text('applies_from = "0.32.0"\n[[expected-fail]]\nid = "POOL-REJ-008"\ncase = "known"\n'
+                            'reason = "a known defect"\n')
+    stale = pytester.path / "reports" / "repro" / "POOL-REJ-009.py"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("# from a run where POOL-REJ-009 failed")
+    report_path = pytester.path / "report.json"
+    result = pytester.runpytest("-p", "geopool.pytest_plugin", "-p", "geopool.conformance.plugin", "-p",
+                                "no:cacheprovider", "-o", "asyncio_default_fixture_loop_scope=function",
+                                "--expectations", str(expectations),
+                                "--conformance-report", str(report_path))
+    assert result.ret == 1
+    entries = {entry["id"]: entry for entry in json.loads(report_path.read_text())["requirements"]}
+    folder = Path("reports") / "repro"  # the default --repro-dir, relative to the run's folder
+    assert entries["POOL-REJ-001"]["reproducer"] == str(folder / "POOL-REJ-001.py")
+    assert entries["POOL-REJ-008"]["outcome"] == "expected-fail"
+    assert entries["POOL-REJ-008"]["reproducer"] == str(folder / "POOL-REJ-008.py")
+    assert "reproducer" not in entries["POOL-REJ-009"] and not stale.exists()
+    script = pytester.path / folder / "POOL-REJ-001.py"
+    assert 'RECIPE = json.loads(\'{"requirement":"POOL-REJ-001"' in script.read_text()
+    result.stdout.fnmatch_lines(["reproducers (httpx + numpy; exit 1 = reproduced): 2 in reports/repro/*"])
