@@ -89,7 +89,7 @@ def npy_bytes(array, dtype):
 
 def fill(template):
     """A JSON template → the JSON value: ``{"$tensor": spec, "dtype": d}`` becomes base64 .npy text,
-    ``{"$repeat": text, "count": n}`` the text n times."""
+    ``{"$repeat": text or [item], "count": n}`` the text, or the list of the item, n times."""
     if isinstance(template, dict):
         if "$tensor" in template:
             array = build_tensor(template["$tensor"], template["dtype"])

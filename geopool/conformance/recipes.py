@@ -33,6 +33,8 @@ __all__ = ["sent", "sending", "capture", "describe_request", "NotRegenerable", "
 
 #: Strings up to this length are kept as they are (bad values, short bodies); longer ones must be rebuilt.
 LITERAL_LIMIT = 2048
+#: The largest request template kept (the whole script must stay under 10 KB).
+RECIPE_LIMIT = 4000
 #: Shorter strings are kept as they are even when they are a tensor's base64.
 SHORTER_AS_RECIPE = 100
 #: Arrays up to this size are kept as literal values (coordinates, small wrong-shape inputs).
@@ -93,15 +95,22 @@ def describe_request(body: dict[str, Any] | bytes) -> tuple[dict[str, Any], list
             body = json.loads(body)
         except (ValueError, RecursionError):
             if len(body) > LITERAL_LIMIT:
-                raise NotRegenerable(f"a {len(body)}-byte body that is not JSON (too large to keep)") from None
+                raise NotRegenerable(f"a {len(body)}-byte body that Python's json does not read (not JSON, or "
+                                     "nested too deep), too large to keep") from None
             return {"raw": base64.b64encode(bytes(body)).decode("ascii")}, notes
-    return {"json": _template(body, notes)}, notes
+    request = {"json": _template(body, notes)}
+    size = len(json.dumps(request))
+    if size > RECIPE_LIMIT:
+        raise NotRegenerable(f"a body whose recipe would take {size} bytes (a reproducer must stay a few KB)")
+    return request, notes
 
 
 def _template(value: Any, notes: list[str]) -> Any:
     if isinstance(value, dict):
         return {key: _template(item, notes) for key, item in value.items()}
     if isinstance(value, list):
+        if len(value) > LITERAL_VALUES and all(item == value[0] and type(item) is type(value[0]) for item in value):
+            return {"$repeat": [_template(value[0], notes)], "count": len(value)}
         return [_template(item, notes) for item in value]
     if isinstance(value, str) and len(value) > LITERAL_LIMIT:
         return _string(value, notes)

@@ -8,6 +8,7 @@ import base64
 import json
 import os
 import sys
+import time
 import uuid
 
 import httpx
@@ -105,7 +106,8 @@ def judge_envelope(http, recipe, answer, request_id):
     facts = {"a JSON content-type": answer.headers.get("content-type", "").startswith("application/json"),
              "a string id": isinstance(body.get("id"), str) and body["id"],
              "object 'list'": body.get("object") == "list",
-             "an integer created": type(body.get("created")) is int, f"model {model!r}": body.get("model") == model,
+             "an integer created, within 600 s of this clock": type(body.get("created")) is int
+             and abs(body["created"] - time.time()) < 600, f"model {model!r}": body.get("model") == model,
              "1 data entry, index 0, object 'pooling'": isinstance(data, list) and len(data) == 1
              and entry.get("index") == 0 and entry.get("object") == "pooling",
              "usage.total_tokens = prompt_tokens (>= 1) + completion_tokens": isinstance(prompt, int) and prompt >= 1

@@ -29,8 +29,8 @@ SIZE_LIMIT = 10_000
 REPRODUCED_OUTCOMES = ("fail", "expected-fail")
 #: Driver functions every script needs; the kind's ``judge_<kind>`` comes on top.
 _DRIVER = ("post", "decoded", "show", "judge", "main")
-_IMPORTS = "\n".join(["import base64", "import io", "import json", "import os", "import sys", "import uuid", "",
-                      "import httpx", "import numpy as np", ""])
+_IMPORTS = "\n".join(["import base64", "import io", "import json", "import os", "import sys", "import time",
+                      "import uuid", "", "import httpx", "import numpy as np", ""])
 
 
 def embedded_source(module: ModuleType, names: tuple[str, ...] | None = None) -> str:

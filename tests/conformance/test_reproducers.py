@@ -113,6 +113,22 @@ def same_request(rebuilt, sent) -> bool:
     return rebuilt == sent
 
 
+def test_oversized_and_pathological_json_bodies():
+    """Repeated filler and long uniform lists become ``$repeat``; JSON too deep for Python is said so."""
+    valid = wire.request_body(MODEL, wire.seed_inputs(contract()), dtype="float32", fmt="npy")
+    filler = json.dumps({**valid, "filler": "x" * 5_000_000, "junk": [1] * 1_000_000}).encode()
+    request, _ = recipes.describe_request(filler)
+    assert request["json"]["filler"] == {"$repeat": "x", "count": 5_000_000}
+    assert request["json"]["junk"] == {"$repeat": [1], "count": 1_000_000}
+    assert json.loads(json.dumps(embedded_builder()["fill"](request["json"]))) == json.loads(filler)
+    deep = json.dumps(valid).encode()[:-1] + b', "junk": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    with pytest.raises(recipes.NotRegenerable, match="nested too deep"):
+        recipes.describe_request(deep)
+    varied = json.dumps({**valid, "junk": list(range(100_000))}).encode()
+    with pytest.raises(recipes.NotRegenerable, match="recipe would take"):
+        recipes.describe_request(varied)
+
+
 def test_device_saved_and_bfloat16_tensors_are_not_regenerable():
     pytest.importorskip("torch")
     with pytest.raises(recipes.NotRegenerable, match="cuda"):
@@ -169,7 +185,7 @@ def test_every_script_is_small_and_uses_httpx_and_numpy_only(tmp_path, kind):
     tree = ast.parse(script.read_text())
     imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
-    assert imported <= {"base64", "io", "json", "os", "sys", "uuid", "httpx", "numpy"}, imported
+    assert imported <= {"base64", "io", "json", "os", "sys", "time", "uuid", "httpx", "numpy"}, imported
     text = script.read_text()
     assert "pickle." not in text and "np.load(" not in text and "allow_pickle=True" not in text  # frombuffer only
     assert '"Bearer " + os.environ["GEOPOOL_API_KEY"]' in text  # the key comes from the environment only
