@@ -75,8 +75,10 @@ def reproducer_source(entry: dict[str, Any], evidence: dict[str, Any], target: d
     for cut in (160, 60, 0):
         source = _source(entry, evidence, target, generated, cut)
         if len(source.encode()) < SIZE_LIMIT:
-            break
-    return source
+            return source
+    size = len(json.dumps(evidence.get("repro")))
+    too_large = {"cannot": f"a request whose recipe ({size} bytes) does not fit a script under {SIZE_LIMIT} bytes"}
+    return _source(entry, {**evidence, "repro": too_large}, target, generated, 160)
 
 
 def _source(entry: dict[str, Any], evidence: dict[str, Any], target: dict[str, Any], generated: str,

@@ -288,3 +288,9 @@ def test_rejections(checks):
     script = pytester.path / folder / "POOL-REJ-001.py"
     assert 'RECIPE = json.loads(\'{"requirement":"POOL-REJ-001"' in script.read_text()
     result.stdout.fnmatch_lines(["reproducers (httpx + numpy; exit 1 = reproduced): 2 in reports/repro/*"])
+
+
+def test_a_recipe_too_large_for_a_small_script_gives_one_that_says_so(tmp_path):
+    repro = {"request": {"json": {"values": "v" * 4000}}, "path": "/pooling", "expect": recipes.envelope()}
+    script = Path(reproducers.write_reproducers(_report(repro), tmp_path)["POOL-ENC-004"])
+    assert script.stat().st_size < LIMIT and "does not fit a script under 10000 bytes" in script.read_text()
