@@ -66,6 +66,7 @@ class ServerGuard:
             saved.write_bytes(body)
             details["replay"] = (f"curl -X POST {self.target.url}/pooling "
                                  f"-H 'Content-Type: application/json' -d @{saved}")
+        recipes.sent(body)  # what the reproducer sends first (None: unknown here, so it cannot)
         checks.fail(requirement, f"after {sent}: {problem}", case=case, expect=recipes.survives(self.valid_body),
                     **details)
         self.recover()

@@ -60,8 +60,9 @@ def sending() -> Iterator[None]:
         _SENT.reset(token)
 
 
-def sent(body: dict[str, Any] | bytes, *, path: str = "/pooling") -> None:
-    """Note a request the running test sends (only the last two are kept: a reference to the body)."""
+def sent(body: dict[str, Any] | bytes | None, *, path: str = "/pooling") -> None:
+    """Note a request the running test sends (only the last two are kept: a reference to the body); None:
+    one the suite cannot describe (sent by another client), so no earlier request is taken for it."""
     log = _SENT.get()
     if log is not None:
         log.append({"path": path, "body": body})
@@ -77,6 +78,9 @@ def capture(expect: dict[str, Any] | bool | None) -> dict[str, Any]:
         return {"cannot": "the failing check sent no request of its own (it judged a shared answer or another "
                           "endpoint)", "expect": expect}
     last = log[-1]
+    if last["body"] is None:
+        return {"cannot": "a request the suite does not record (concurrent requests, another client)",
+                "expect": expect}
     if "described" not in last:  # once per request, however many of its facts fail
         try:
             request, notes = describe_request(last["body"])

@@ -144,6 +144,10 @@ def test_capture_takes_the_running_tests_last_request():
         recipes.sent(b'{"model": "m"')
         captured = recipes.capture(recipes.rejection("status"))
     assert captured["request"] == {"raw": "eyJtb2RlbCI6ICJtIg=="} and captured["expect"]["kind"] == "rejection"
+    with recipes.sending():
+        recipes.sent(b'{"model": "m"')
+        recipes.sent(None)  # e.g. concurrent requests of another client: not the one before
+        assert "does not record" in recipes.capture(recipes.answer())["cannot"]
 
 
 def _report(repro: dict, message: str = "x" * 300) -> dict:
