@@ -42,6 +42,14 @@ def payload(seed: int = 5) -> PayloadRecipe:
         ("location_coords", TensorRecipe(0, "gradient", 10.5, -20.25))), "npy")
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+@pytest.mark.parametrize("distribution", ["uniform", "normal", "constant", "gradient"])
+def test_embedded_builder_builds_what_tensor_recipes_build(dtype, distribution):
+    recipe = TensorRecipe(7, distribution, -3.5, 1e4, ((5, "nan"), (9, "subnormal"), (123456, "max"), (2, "-zero")))
+    built = recipe.build((6, 64, 64), dtype)
+    assert embedded_builder()["build_tensor"](recipe.spec((6, 64, 64)), dtype).tobytes() == built.tobytes()
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float16"])
 def test_embedded_builder_gives_the_bit_identical_npy_body(dtype):
     sent = wire.request_body(MODEL, payload().arrays(contract(dtype)), dtype=dtype, fmt="npy", embed_dtype="float16")
