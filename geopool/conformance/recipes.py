@@ -5,8 +5,9 @@ geopool.conformance.reproducers writes a standalone script. The request is the l
 test sent (:func:`sent`, called by the suite's recording client). Its multi-MB tensors are not kept:
 each base64 input becomes ``{"$tensor": spec, "dtype": d}`` (geopool.numpy_payloads), found as a fill
 value, a few literal values or the :class:`~geopool.strategies.TensorRecipe` that built it, and kept
-only when rebuilding it gives the very values sent. What cannot be rebuilt with numpy (torch.save-only
-payloads: bfloat16, damaged or hostile archives) is said so (``cannot``), never approximated.
+only when rebuilding it gives the very values sent; short strings and short non-JSON bodies are kept as
+they are. What cannot be rebuilt with numpy (bfloat16 inputs, torch.save bytes that do not load as a
+dense CPU tensor and are too long to keep) is said so (``cannot``), never approximated.
 
 ``expect`` says what the check wanted, in the words of the reproducer's driver
 (geopool.conformance.repro_script): the builders below make each kind.

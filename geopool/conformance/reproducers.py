@@ -94,8 +94,8 @@ def _source(entry: dict[str, Any], evidence: dict[str, Any], target: dict[str, A
         notes.append(f"NOT REPRODUCIBLE HERE: the failing request is {repro['cannot']}; the script only says so "
                      "(exit 2)")
     elif not kind:
-        notes.append("NOT JUDGED HERE: the script sends the failing request and shows the answer, but cannot redo "
-                     "this check (exit 2)")
+        notes.append(f"NOT JUDGED HERE: the script cannot redo this check; it sends the test's last request to "
+                     f"{recipe['path']} and shows the answer (exit 2)")
     if kind == "survives":
         notes.append("this request harmed the server under test: send it only to a server you may restart")
     if kind == "figures":
