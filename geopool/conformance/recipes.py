@@ -88,6 +88,9 @@ def capture(expect: dict[str, Any] | bool | None) -> dict[str, Any]:
             last["described"] = {"request": request, "notes": notes}
         except NotRegenerable as reason:
             last["described"] = {"cannot": str(reason)}
+        except Exception as error:  # evidence must never turn a verdict into an error
+            last["described"] = {"cannot": f"a request geopool failed to describe ({type(error).__name__}: "
+                                           f"{str(error)[:200]})"}
     return {"path": last["path"], **last["described"], "expect": expect}
 
 
@@ -128,7 +131,7 @@ def _template(value: Any, notes: list[str]) -> Any:
 
 
 def _string(text: str, notes: list[str]) -> dict[str, Any]:
-    if text == text[0] * len(text):
+    if text.count(text[0]) == len(text):  # filler: counted, not copied (it may be 128 MiB)
         return {"$repeat": text[0], "count": len(text)}
     try:
         raw = base64.b64decode(text, validate=True)
