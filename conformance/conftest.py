@@ -4,18 +4,32 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import httpx
 import numpy as np
 import pytest
 
 from geopool import wire
 from geopool.client import PoolingClient, PoolingResponse
+from geopool.conformance import recipes
 from geopool.conformance.support import body_for, send
 from geopool.conformance.target import Target
 
 
+class RecordingClient(PoolingClient):
+    """The suite's client: notes each request it sends, so a failing check's reproducer can rebuild it."""
+
+    def pool(self, body: dict, *, request_id: str | None = None) -> PoolingResponse:
+        recipes.sent(body)
+        return super().pool(body, request_id=request_id)
+
+    def post_raw(self, path: str, content: bytes, **options) -> httpx.Response:
+        recipes.sent(content, path=path)
+        return super().post_raw(path, content, **options)
+
+
 @pytest.fixture(scope="session")
 def client(target: Target) -> Iterator[PoolingClient]:
-    with target.client() as client:
+    with RecordingClient(target.endpoint) as client:
         yield client
 
 
@@ -26,9 +40,15 @@ def seed_arrays(target: Target) -> dict[str, np.ndarray]:
 
 
 @pytest.fixture(scope="session")
-def baseline_response(target: Target, client: PoolingClient, seed_arrays) -> PoolingResponse:
-    """The seed request answered with encoding_format base64, float32, little-endian."""
-    return send(client, body_for(target, seed_arrays, embed_dtype="float32", endianness="little"), "POOL-ENV-001")
+def baseline_body(target: Target, seed_arrays) -> dict:
+    """The seed request, asking for encoding_format base64, float32, little-endian."""
+    return body_for(target, seed_arrays, embed_dtype="float32", endianness="little")
+
+
+@pytest.fixture(scope="session")
+def baseline_response(client: PoolingClient, baseline_body: dict) -> PoolingResponse:
+    """The seed request's answer, which other answers are compared with."""
+    return send(client, baseline_body, "POOL-ENV-001")
 
 
 @pytest.fixture(scope="session")

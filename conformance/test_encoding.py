@@ -8,15 +8,20 @@ import numpy as np
 import pytest
 
 from geopool import wire
+from geopool.conformance import recipes
 from geopool.conformance.checks import array_diff
 from geopool.conformance.support import body_for, decode, send
 
+#: The baseline request's options (conformance/conftest.py): what the other answers are compared with.
+BASELINE_OPTIONS = {"encoding_format": "base64", "embed_dtype": "float32", "endianness": "little"}
 # A value rounded to a format with p significand bits is within 2^-p relative of the original.
 PRECISION = {"float16": (2.0**-11, 2.0**-24), "bfloat16": (2.0**-8, 2.0**-133)}
 
 
 @pytest.mark.requirement("POOL-ENC-001", "POOL-SHAPE-001", "POOL-DTYPE-003")
-def test_base64_float32_has_the_contract_shape(target, client, baseline_response, checks):
+def test_base64_float32_has_the_contract_shape(target, client, baseline_body, baseline_response, checks):
+    recipes.sent(baseline_body)  # the answer judged first is the session's baseline
+    checks.default_expect = recipes.answer()
     elements = target.contract.output_elements
     text = baseline_response.json()["data"][0]["data"]
     raw = wire.base64_bytes(text, validate=True)
@@ -65,7 +70,8 @@ def _answer_in(target, client, seed_arrays, checks, requirement, embed_dtype, en
     raw = wire.base64_bytes(response.json()["data"][0]["data"])
     width = wire.width(embed_dtype)
     if not checks.that(requirement, len(raw) == width * target.contract.output_elements,
-                       f"{embed_dtype}: {len(raw)} bytes, expected {width} × {target.contract.output_elements}"):
+                       f"{embed_dtype}: {len(raw)} bytes, expected {width} × {target.contract.output_elements}",
+                       expect=recipes.answer()):
         return None
     return decode(target, response, requirement, embed_dtype=embed_dtype, endianness=endianness)
 
@@ -77,7 +83,7 @@ def test_endianness(target, client, seed_arrays, baseline, checks, endianness):
     if values is not None:
         checks.that("POOL-ENC-006", np.array_equal(values, baseline, equal_nan=True),
                     f"float32/{endianness} decoded in that byte order is not the baseline: "
-                    + array_diff(values, baseline))
+                    + array_diff(values, baseline), expect=recipes.close_to(BASELINE_OPTIONS))
 
 
 @pytest.mark.parametrize("endianness", ["little", "big"])
@@ -92,7 +98,8 @@ def test_reduced_precision(target, client, seed_arrays, baseline, checks, embed_
         relative, absolute = PRECISION[embed_dtype]
         checks.that(requirement, np.allclose(values, baseline, rtol=relative, atol=absolute, equal_nan=True),
                     f"{embed_dtype}/{endianness} is further from the float32 baseline than {embed_dtype} rounding: "
-                    + array_diff(values, baseline))
+                    + array_diff(values, baseline),
+                    expect=recipes.close_to(BASELINE_OPTIONS, rtol=relative, atol=absolute))
 
 
 @pytest.mark.requirement("POOL-ENC-007")

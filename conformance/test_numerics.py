@@ -8,6 +8,7 @@ from hypothesis import given, note
 from hypothesis import strategies as st
 
 from geopool import wire
+from geopool.conformance import recipes
 from geopool.conformance.checks import array_diff
 from geopool.conformance.support import body_for, decode, require, send
 from geopool.golden import load_golden
@@ -36,7 +37,8 @@ def test_finite_inputs_in_the_server_dtype_give_finite_outputs(target, client, d
     output = decode(target, response, "POOL-NUM-001")
     bad = ~np.isfinite(output)
     require("POOL-NUM-001", not bad.any(), f"{int(bad.sum())} non-finite outputs for finite inputs",
-            recipe=repr(recipe), first_position=[int(i) for i in np.argwhere(bad)[0]] if bad.any() else None)
+            recipe=repr(recipe), first_position=[int(i) for i in np.argwhere(bad)[0]] if bad.any() else None,
+            expect=recipes.finite())
 
 
 @pytest.mark.requirement("POOL-DTYPE-002")
@@ -53,7 +55,7 @@ def test_npy_and_torch_save_inputs_agree(target, client, seed_arrays, recipe):
                for fmt in ("torch", "npy")]
     require("POOL-DTYPE-002", np.array_equal(*outputs, equal_nan=True),
             "the .npy answer differs from the torch.save answer: " + array_diff(outputs[1], outputs[0]),
-            recipe=repr(recipe))
+            recipe=repr(recipe), expect=False)  # the torch.save twin of the request needs torch
 
 
 @pytest.mark.requirement("POOL-NUM-002")
@@ -67,7 +69,20 @@ def test_served_output_matches_the_offline_forward_pass(target, client, referenc
     offline = reference(arrays)
     comparison = compare_to_reference(served, offline, target.contract.input_dtype, target.kernels)
     require("POOL-NUM-002", comparison.passed, f"the served output is not the offline pass's: {comparison.describe()}",
-            case="reference", recipe=repr(recipe), **comparison.evidence())
+            case="reference", recipe=repr(recipe), **comparison.evidence(),
+            expect=_offline_figures(offline, comparison.criterion.max_relative_error))
+
+
+def _offline_figures(offline: np.ndarray, bound: float) -> dict:
+    """The offline answer's figures a reproducer compares with (it cannot run TerraTorch): per-class mean
+    and std, and values at pixels spread over the image."""
+    answer = np.asarray(offline, np.float64)[0]
+    classes, height, width = answer.shape
+    spread = np.linspace(0, height * width - 1, recipes.SAMPLES).astype(int)
+    positions = np.stack(np.unravel_index(spread, (height, width)), axis=1)
+    flat = answer.reshape(classes, -1)
+    return recipes.figures("offline reference pass", positions, answer[:, positions[:, 0], positions[:, 1]],
+                           flat.mean(axis=1), flat.std(axis=1), float(np.sqrt(np.mean(answer ** 2))), bound)
 
 
 @pytest.mark.requirement("POOL-NUM-002")
@@ -85,4 +100,7 @@ def test_seed_answer_matches_the_golden_answer(target, client):
     served = decode(target, send(client, body, "POOL-NUM-002"), "POOL-NUM-002")
     verdict = golden.check(served)
     require("POOL-NUM-002", verdict.passed, f"the seed answer is not {target.model}'s golden answer: "
-            f"{verdict.describe()}", case="golden", **verdict.figures())
+            f"{verdict.describe()}", case="golden", **verdict.figures(),
+            expect=recipes.figures(f"golden answer golden-{golden.dtype}.json", golden.positions, golden.values,
+                                   golden.class_mean, golden.class_std, golden.rms,
+                                   verdict.samples.criterion.max_relative_error))

@@ -7,6 +7,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, note, settings
 
 from geopool import wire
+from geopool.conformance import recipes
 from geopool.conformance.checks import Checks
 from geopool.conformance.support import body_for
 from geopool.errors import GeopoolError
@@ -36,14 +37,17 @@ def check_rejection(checks: Checks, case: BadRequest, response, sent: str) -> No
     message = error.get("message") if error is not None else None
     checks.context["server_message"] = str(message if message is not None else response.text)[:300]
     checks.that(case.requirement, response.status_code in case.statuses,
-                f"{case.name}: answered {response.status_code}, expected {' or '.join(map(str, case.statuses))}")
+                f"{case.name}: answered {response.status_code}, expected {' or '.join(map(str, case.statuses))}",
+                expect=recipes.rejection("status", statuses=case.statuses, names=case.names))
     checks.that("POOL-REJ-011", wire.well_formed_error(error, response.status_code),
-                f"{case.name}: error body is {response.text[:200]!r}")
+                f"{case.name}: error body is {response.text[:200]!r}", expect=recipes.rejection("error-body"))
+    named = recipes.rejection("message", names=case.names)
     if isinstance(message, str):
         checks.that("POOL-REJ-012", any(word.lower() in message.lower() for word in case.names),
-                    f"{case.name}: message names none of {list(case.names)}")
+                    f"{case.name}: message names none of {list(case.names)}", expect=named)
     elif response.status_code >= 400:  # rejected with no error.message: it names nothing (a 2xx is no rejection)
-        checks.fail("POOL-REJ-012", f"{case.name}: the rejection has no error.message to name the problem")
+        checks.fail("POOL-REJ-012", f"{case.name}: the rejection has no error.message to name the problem",
+                    expect=named)
 
 
 @pytest.mark.parametrize("case", [_param(case) for case in CASES])
@@ -54,7 +58,8 @@ def test_bad_request_is_rejected_and_survived(target, client, guard, checks, cas
     try:
         response = client.post_raw("/pooling", raw)
     except GeopoolError as exc:  # a reset or timeout is the verdict, not a crash of the test
-        checks.fail(case.requirement, f"{case.name}: no HTTP answer ({type(exc).__name__}: {exc})")
+        checks.fail(case.requirement, f"{case.name}: no HTTP answer ({type(exc).__name__}: {exc})",
+                    expect=recipes.rejection("status", statuses=case.statuses, names=case.names))
     else:
         check_rejection(checks, case, response, sent)
     guard.survives(checks, "POOL-SURV-002" if case.destructive else "POOL-SURV-001", sent, raw)
@@ -74,7 +79,7 @@ def _send_mutation(target, client, guard, checks: Checks, mutation: Mutation, ca
     response = client.post_raw("/pooling", raw)
     checks.that("POOL-REJ-013", 400 <= response.status_code < 500,
                 f"{description}: answered {response.status_code} {response.text[:200]!r}", case=case,
-                replay=repr(mutation))
+                replay=repr(mutation), expect=recipes.rejection("status"))
     guard.survives(checks, "POOL-SURV-001", description, raw)
 
 

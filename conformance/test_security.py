@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from geopool import wire
+from geopool.conformance import recipes
 from geopool.conformance.support import body_for
 from geopool.errors import GeopoolError
 from geopool.invalid import code_running_payload, sparse_payload
@@ -25,7 +26,8 @@ def _body_with(target, name: str, value: str) -> bytes:
 
 def _status_is_4xx(checks, requirement: str, response, what: str) -> None:
     checks.that(requirement, 400 <= response.status_code < 500,
-                f"{what}: answered {response.status_code}", server_message=response.text[:300])
+                f"{what}: answered {response.status_code}", server_message=response.text[:300],
+                expect=recipes.rejection("status"))
 
 
 @pytest.mark.requirement("POOL-SEC-001")
@@ -79,7 +81,8 @@ def test_oversized_body_is_refused(target, client, guard, checks):
     body["geopool_oversize_filler"] = "x" * (128 * 2**20)  # a field no request type defines
     response = client.post_raw("/pooling", json.dumps(body).encode())
     checks.that("POOL-SEC-005", response.status_code in (400, 413),
-                f"a 128 MiB body was answered {response.status_code}, not 413/400: the server sets no size limit")
+                f"a 128 MiB body was answered {response.status_code}, not 413/400: the server sets no size limit",
+                expect=recipes.rejection("status", statuses=(400, 413)))
     guard.survives(checks, "POOL-SURV-001", "a 128 MiB request body")
 
 

@@ -20,11 +20,11 @@ from typing import Any, Literal
 import numpy as np
 from hypothesis import strategies as st
 
-from geopool import wire
+from geopool import numpy_payloads, wire
 from geopool.contract import INPUT_DTYPES, ModelContract
 from geopool.errors import InvalidArgument
 
-__all__ = ["TensorRecipe", "PayloadRecipe", "tensor_recipes", "payload_recipes", "special_values"]
+__all__ = ["TensorRecipe", "PayloadRecipe", "tensor_recipes", "payload_recipes", "special_values", "recipe_of"]
 
 Distribution = Literal["uniform", "normal", "constant", "gradient"]
 DISTRIBUTIONS: tuple[Distribution, ...] = ("uniform", "normal", "constant", "gradient")
@@ -32,15 +32,9 @@ DISTRIBUTIONS: tuple[Distribution, ...] = ("uniform", "normal", "constant", "gra
 
 def special_values(dtype: str) -> dict[str, float]:
     """Edge values representable in ``dtype``: NaN, ±inf, extremes, smallest normal and subnormal."""
-    info = {"float32": np.finfo(np.float32), "float16": np.finfo(np.float16)}.get(dtype)
-    if dtype == "bfloat16":
-        largest, tiny, subnormal = 3.3895313892515355e38, 1.1754943508222875e-38, 9.183549615799121e-41
-    elif info is not None:
-        largest, tiny, subnormal = float(info.max), float(info.tiny), float(info.smallest_subnormal)
-    else:
+    if dtype not in INPUT_DTYPES:
         raise InvalidArgument(f"dtype={dtype!r} is not one of {INPUT_DTYPES}; pass one of them")
-    return {"nan": float("nan"), "+inf": float("inf"), "-inf": float("-inf"), "max": largest,
-            "min": -largest, "tiny": tiny, "subnormal": subnormal, "-zero": -0.0}
+    return numpy_payloads.special_values(dtype)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,28 +53,39 @@ class TensorRecipe:
 
     def build(self, shape: tuple[int, ...], dtype: str = "float32") -> np.ndarray:
         """A float32 array of ``shape`` holding values exactly representable in ``dtype``."""
-        rng = np.random.default_rng(self.seed)
-        size = int(np.prod(shape))
-        if self.distribution == "uniform":
-            flat = rng.uniform(self.low, self.high, size)
-        elif self.distribution == "normal":
-            flat = rng.normal((self.low + self.high) / 2, max(self.high - self.low, 0.0) / 4 or 1e-3, size)
-        elif self.distribution == "constant":
-            flat = np.full(size, self.low)
-        else:
-            flat = np.linspace(self.low, self.high, size)
-        flat = _representable(flat.astype(np.float32), dtype)
-        table = special_values(dtype)
-        for position, name in self.specials:
-            flat[position % size] = table[name]
-        return flat.reshape(shape)
+        special_values(dtype)  # checks the dtype
+        spec = self.spec(shape)
+        built = numpy_payloads.build_tensor(spec, dtype)
+        _remember(built, dtype, spec)
+        return built
+
+    def spec(self, shape: tuple[int, ...]) -> dict[str, Any]:
+        """The JSON tensor spec of :func:`geopool.numpy_payloads.build_tensor` (what a reproducer rebuilds)."""
+        return {"shape": [int(n) for n in shape], "seed": self.seed, "distribution": self.distribution,
+                "low": self.low, "high": self.high, "specials": [[int(p), name] for p, name in self.specials]}
 
 
-def _representable(values: np.ndarray, dtype: str) -> np.ndarray:
-    """``values`` rounded to ``dtype`` (to nearest even, as the server's cast) and widened back to float32."""
-    if dtype == "float32":
-        return values
-    return wire.decode_values(wire.encode_values(values, dtype), values.shape, embed_dtype=dtype)
+#: Recent builds, so a failing request's tensor can be told by its recipe (geopool.conformance.recipes):
+#: keyed by shape, dtype and the first values; whoever looks one up rebuilds it to be sure.
+_BUILT: dict[tuple, dict[str, Any]] = {}
+_REMEMBERED = 256
+
+
+def _key(array: np.ndarray, dtype: str) -> tuple:
+    return tuple(array.shape), dtype, np.asarray(array, np.float32).reshape(-1)[:8].tobytes()
+
+
+def _remember(array: np.ndarray, dtype: str, spec: dict[str, Any]) -> None:
+    _BUILT.pop(_key(array, dtype), None)
+    _BUILT[_key(array, dtype)] = spec
+    while len(_BUILT) > _REMEMBERED:
+        del _BUILT[next(iter(_BUILT))]
+
+
+def recipe_of(array: np.ndarray, dtype: str) -> dict[str, Any] | None:
+    """The tensor spec of a recent :meth:`TensorRecipe.build` that may have made ``array`` (rebuild it to
+    be sure: only the first values are compared)."""
+    return _BUILT.get(_key(array, dtype))
 
 
 @dataclasses.dataclass(frozen=True)

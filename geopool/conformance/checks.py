@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from geopool.conformance.recipes import capture
+
 __all__ = ["RequirementFailure", "Checks", "array_diff", "Evidence", "Evaluations", "evaluated", "recording"]
 
 
@@ -30,9 +32,12 @@ class Evidence:
     message: str
     details: dict[str, Any] = dataclasses.field(default_factory=dict)
     case: str | None = None
+    #: The failing check's recipe for a standalone reproducer (geopool.conformance.recipes.capture).
+    repro: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {**self.details, "requirement": self.requirement, "case": self.case, "message": self.message}
+        found = {**self.details, "requirement": self.requirement, "case": self.case, "message": self.message}
+        return found if self.repro is None else {**found, "repro": self.repro}
 
 
 class RequirementFailure(AssertionError):
@@ -81,21 +86,29 @@ def recording() -> Iterator[Evaluations]:
 
 
 class Checks:
-    """Collects failed facts; ``context`` (request id, status, …) is attached to each of them."""
+    """Collects failed facts; ``context`` (request id, status, …) is attached to each of them.
+
+    ``expect`` (geopool.conformance.recipes' builders) says what a fact wanted, so its reproducer can
+    judge the answer again; ``default_expect`` applies to facts given none; False: a fact no reproducer
+    can judge.
+    """
 
     def __init__(self) -> None:
         self.failures: list[Evidence] = []
         self.context: dict[str, Any] = {}
+        self.default_expect: dict[str, Any] | None = None
 
     def that(self, requirement: str, condition: object, message: str, *, case: str | None = None,
-             **details: Any) -> bool:
+             expect: dict[str, Any] | bool | None = None, **details: Any) -> bool:
         evaluated(requirement, case)
         if not condition:
-            self.failures.append(Evidence(requirement, message, {**self.context, **details}, case))
+            self.failures.append(Evidence(requirement, message, {**self.context, **details}, case,
+                                          capture(self.default_expect if expect is None else expect or None)))
         return bool(condition)
 
-    def fail(self, requirement: str, message: str, *, case: str | None = None, **details: Any) -> None:
-        self.that(requirement, False, message, case=case, **details)
+    def fail(self, requirement: str, message: str, *, case: str | None = None,
+             expect: dict[str, Any] | bool | None = None, **details: Any) -> None:
+        self.that(requirement, False, message, case=case, expect=expect, **details)
 
 
 def array_diff(actual: np.ndarray, expected: np.ndarray, *, limit: int = 3) -> str:

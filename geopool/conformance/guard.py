@@ -9,6 +9,7 @@ import numpy as np
 
 from geopool import wire
 from geopool.client import PROBE_TIMEOUT, PoolingClient
+from geopool.conformance import recipes
 from geopool.conformance.checks import Checks
 from geopool.conformance.target import Target
 from geopool.errors import GeopoolError
@@ -65,7 +66,9 @@ class ServerGuard:
             saved.write_bytes(body)
             details["replay"] = (f"curl -X POST {self.target.url}/pooling "
                                  f"-H 'Content-Type: application/json' -d @{saved}")
-        checks.fail(requirement, f"after {sent}: {problem}", case=case, **details)
+        recipes.sent(body)  # what the reproducer sends first (None: unknown here, so it cannot)
+        checks.fail(requirement, f"after {sent}: {problem}", case=case, expect=recipes.survives(self.valid_body),
+                    **details)
         self.recover()
         return False
 

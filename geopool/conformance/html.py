@@ -175,13 +175,14 @@ def _test(test: Mapping[str, Any], replay: Sequence[str]) -> dict[str, Any]:
             "more_facts": facts[_FIRST_FACTS:], "replay": command.split("  (", 1)[0] if command else None}
 
 
-#: Keys of an evidence dict that its headline already shows.
-_HEADLINE = ("requirement", "case", "message")
+#: Keys of an evidence dict that its headline already shows, or that the page links instead of showing
+#: (``repro``: the reproducer's recipe, written out as the requirement's reproducer script).
+_HEADLINE = ("requirement", "case", "message", "repro")
 
 
 def _fact(item: Mapping[str, Any]) -> dict[str, Any]:
     """One failing fact: its case and message, then whatever else the check recorded (status, server
-    message, the request, a replay recipe, which expectation entry matched it)."""
+    message, which expectation entry matched it)."""
     return {"case": item.get("case"), "message": str(item.get("message", "")),
             "extra": [(key, _text(value)) for key, value in item.items() if key not in _HEADLINE]}
 

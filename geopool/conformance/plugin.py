@@ -31,6 +31,7 @@ from geopool import exitcodes, options, wire
 from geopool.conformance.checks import Checks, Evaluations, RequirementFailure, recording
 from geopool.conformance.guard import ServerGuard
 from geopool.conformance.html import write_conformance_html
+from geopool.conformance.recipes import sending
 from geopool.conformance.registry import Expectations, load_expectations, load_registry
 from geopool.conformance.report import RequirementLedger, terminal_table, unchecked_line, write_report
 from geopool.conformance.target import Target, resolve_target
@@ -73,6 +74,8 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
     group.addoption("--conformance-report", default="reports/conformance.json", help="JSON report path")
     group.addoption("--conformance-html", default=None, metavar="PATH",
                     help="HTML report path [default: the JSON report's path with .html]")
+    group.addoption("--repro-dir", default="reports/repro", metavar="DIR",
+                    help="write a standalone reproducer <REQ-ID>.py (httpx + numpy only) per failing requirement here")
     group.addoption("--expectations", default=None,
                     help="expected-failures TOML, applied whatever the server's version [default: the newest file "
                     "under conformance/expectations whose range holds the server's version]; 'none' disables")
@@ -311,7 +314,7 @@ def checks() -> Checks:
 def pytest_runtest_call(item: pytest.Item):
     """Record what the test body evaluates (every ``Checks``, ``require``, ``send``, ``decode`` call, also in
     Hypothesis tests that build their own Checks), then raise the ``checks`` fixture's failures."""
-    with recording() as record:
+    with recording() as record, sending():
         item.stash[EVALUATED_KEY] = record
         result = yield
     found = getattr(item, "funcargs", {}).get("checks")
@@ -443,7 +446,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     path = Path(config.getoption("conformance_report"))
     duration = time.time() - config.stash.get(STARTED_KEY, time.time())
     report = write_report(path, ledger, target, expectations, duration, _replay_command(config, target),
-                          strict_failures=strict_failures(config, ledger))
+                          strict_failures=strict_failures(config, ledger),
+                          repro_dir=Path(config.getoption("repro_dir")))
     html_path = write_conformance_html(Path(config.getoption("conformance_html") or path.with_suffix(".html")),
                                        report)
     terminalreporter.write_sep("=", "geopool conformance")
@@ -461,6 +465,10 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
                                     f"wall time {sum(r.duration for r in destructive):.1f} s{restarts}")
     terminalreporter.write_line(f"wall time {duration:.1f} s (after target start-up)  report: {path}  "
                                 f"html: {html_path}  junit: {config.option.xmlpath or '-'}")
+    scripts = [entry["reproducer"] for entry in report["requirements"] if "reproducer" in entry]
+    if scripts:
+        terminalreporter.write_line(f"reproducers (httpx + numpy; exit 1 = reproduced): {len(scripts)} in "
+                                    f"{config.getoption('repro_dir')}/, e.g. python {scripts[0]}")
     flag = "--strict" if strict_mode(config) else "--strict-expectations"
     for reason in strict_failures(config, ledger):
         terminalreporter.write_line(f"the run fails ({flag}): {reason}", red=True, bold=True)

@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 
 from geopool.conformance.registry import Expectations, ExpectedFailure, Requirement
+from geopool.conformance.reproducers import write_reproducers
 
 __all__ = ["OUTCOMES", "NOT_EVALUATED", "RequirementLedger", "write_report", "terminal_table", "unchecked_line"]
 
@@ -168,9 +169,12 @@ def _ids(ids: list[str], shown: int = 6) -> str:
 
 
 def write_report(path: Path, ledger: RequirementLedger, target: Any, expectations: Expectations,
-                 duration_s: float, replay: str, *, strict_failures: Sequence[str] = ()) -> dict:
+                 duration_s: float, replay: str, *, strict_failures: Sequence[str] = (),
+                 repro_dir: Path | None = None) -> dict:
     """Write conformance.json and return what it holds. ``strict_failures``: why ``--strict`` or
-    ``--strict-expectations`` fail the run (kept in the report, so that its pages can say so)."""
+    ``--strict-expectations`` fail the run (kept in the report, so that its pages can say so); with
+    ``repro_dir``, a standalone reproducer per failing requirement too (its path under the requirement's
+    ``reproducer``)."""
     requirements = []
     for rid, requirement in ledger.registry.items():
         outcome = ledger.outcome(rid)
@@ -197,6 +201,9 @@ def write_report(path: Path, ledger: RequirementLedger, target: Any, expectation
         "summary": dict(Counter(entry["outcome"] for entry in requirements)),
         "requirements": requirements,
     }
+    if repro_dir is not None:
+        for rid, script in write_reproducers(report, repro_dir).items():
+            next(entry for entry in requirements if entry["id"] == rid)["reproducer"] = script
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=2, default=str))
     return report

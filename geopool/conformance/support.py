@@ -10,6 +10,7 @@ import numpy as np
 
 from geopool import wire
 from geopool.client import PoolingClient, PoolingResponse
+from geopool.conformance import recipes
 from geopool.conformance.checks import Evidence, RequirementFailure, evaluated
 from geopool.conformance.target import Target
 from geopool.errors import GeopoolError, PoolingHTTPError
@@ -29,12 +30,13 @@ def evidence_of(error: GeopoolError) -> dict[str, Any]:
     return {"error": f"{type(error).__name__}: {error}"[:500]}
 
 
-def require(requirement: str, condition: object, message: str, *, case: str | None = None, **details: Any) -> None:
+def require(requirement: str, condition: object, message: str, *, case: str | None = None,
+            expect: dict[str, Any] | None = None, **details: Any) -> None:
     """Raise RequirementFailure for ``requirement`` unless ``condition`` holds (for Hypothesis tests);
-    either way ``requirement`` (in ``case``) counts as evaluated."""
+    either way ``requirement`` (in ``case``) counts as evaluated. ``expect``: see Checks."""
     evaluated(requirement, case)
     if not condition:
-        raise RequirementFailure([Evidence(requirement, message, details, case)])
+        raise RequirementFailure([Evidence(requirement, message, details, case, recipes.capture(expect))])
 
 
 def send(client: PoolingClient, body: dict[str, Any], requirement: str, *,
@@ -48,7 +50,8 @@ def send(client: PoolingClient, body: dict[str, Any], requirement: str, *,
         return client.pool(body, request_id=request_id)
     except GeopoolError as error:
         raise RequirementFailure([Evidence(requirement, "a valid request was not answered 2xx",
-                                           {**evidence_of(error), "request_id": request_id}, case)]) from error
+                                           {**evidence_of(error), "request_id": request_id}, case,
+                                           recipes.capture(recipes.answer()))]) from error
 
 
 def decode(target: Target, response: PoolingResponse, requirement: str, *, case: str | None = None,
@@ -60,4 +63,5 @@ def decode(target: Target, response: PoolingResponse, requirement: str, *, case:
         return wire.decode_json_response(response.json(), target.contract.output_shape, **options)
     except (GeopoolError, ValueError) as error:
         raise RequirementFailure([Evidence(requirement, f"the answer does not decode: {error}",
-                                           {"request_id": response.request_id}, case)]) from error
+                                           {"request_id": response.request_id}, case,
+                                           recipes.capture(recipes.answer()))]) from error

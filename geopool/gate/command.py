@@ -141,7 +141,7 @@ def conformance_command(options: GateOptions, folder: Path) -> list[str]:
     out = folder / "conformance"
     args = ["-p", progress_plugin.__name__, "-p", "no:cacheprovider", "-q",
             "--conformance-report", str(out / "conformance.json"), "--junitxml", str(out / "junit.xml"),
-            "--conformance-html", str(out / "conformance.html")]
+            "--conformance-html", str(out / "conformance.html"), "--repro-dir", str(folder / "repro")]
     if options.base_url:
         args += ["--base-url", options.base_url, "--input-dtype", str(options.input_dtype)]
     else:

@@ -14,6 +14,7 @@ from typing import IO, Any, Literal
 
 import numpy as np
 
+from geopool import numpy_payloads
 from geopool.errors import CodecError, import_optional
 from geopool.wire.values import EMBED_DTYPES, base64_text, check_choice
 
@@ -56,10 +57,7 @@ def serialize_array(array: np.ndarray, *, dtype: str, fmt: InputFormat | None = 
     if fmt == "npy":
         if dtype == "bfloat16":
             raise CodecError("dtype='bfloat16' cannot be sent as .npy (numpy has no bfloat16); use fmt='torch'")
-        buffer = io.BytesIO()
-        with np.errstate(over="ignore"):  # out-of-range values become ±inf, as torch's cast does
-            np.save(buffer, np.ascontiguousarray(array, dtype=dtype), allow_pickle=False)
-        return buffer.getvalue()
+        return numpy_payloads.npy_bytes(array, dtype)
     torch = import_optional("torch", "sending inputs in torch.save format", _TORCH_HINT)
     tensor = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).to(getattr(torch, dtype))
     return torch_save_bytes(tensor)

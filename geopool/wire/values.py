@@ -18,6 +18,7 @@ import base64
 
 import numpy as np
 
+from geopool import numpy_payloads
 from geopool.errors import CodecError, MalformedResponseError
 
 __all__ = [
@@ -55,10 +56,6 @@ def width(embed_dtype: str, default: int = 4) -> int:
     return WIDTHS.get(embed_dtype, default)
 
 
-def _order(endianness: str) -> str:
-    return ">" if endianness == "big" else "<"
-
-
 def decode_values(
     raw: bytes, shape: tuple[int, ...] | None = None, *, embed_dtype: str = "float32", endianness: str = "little"
 ) -> np.ndarray:
@@ -81,14 +78,8 @@ def decode_values(
             raise MalformedResponseError(
                 f"expected {expected} bytes ({count} {embed_dtype} values for shape {tuple(shape)}), got {len(raw)}"
             )
-    order = _order(endianness)
-    if embed_dtype == "bfloat16":
-        # bfloat16 is the top half of a float32: widen the 16 bits into the high half.
-        bits = np.frombuffer(raw, dtype=f"{order}u2").astype(np.uint32) << 16
-        values = bits.view(np.float32)
-    else:
-        values = np.frombuffer(raw, dtype=f"{order}{'f4' if embed_dtype == 'float32' else 'f2'}").astype(np.float32)
-    return values.reshape(shape if shape is not None else (count,))
+    return numpy_payloads.values_from_bytes(raw, embed_dtype, endianness).reshape(
+        shape if shape is not None else (count,))
 
 
 def encode_values(values: np.ndarray, embed_dtype: str = "float32", endianness: str = "little") -> bytes:
@@ -100,15 +91,7 @@ def encode_values(values: np.ndarray, embed_dtype: str = "float32", endianness: 
     """
     check_choice("embed_dtype", embed_dtype, EMBED_DTYPES)
     check_choice("endianness", endianness, ENDIANNESSES)
-    order = _order(endianness)
-    flat = np.ascontiguousarray(values, dtype=np.float32).reshape(-1)
-    if embed_dtype == "bfloat16":
-        bits = flat.view(np.uint32).astype(np.uint64)
-        rounded = (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16
-        top = np.where(np.isnan(flat), 0x7FC0, rounded).astype(f"{order}u2")
-        return top.tobytes()
-    with np.errstate(over="ignore"):
-        return flat.astype(f"{order}{'f4' if embed_dtype == 'float32' else 'f2'}").tobytes()
+    return numpy_payloads.values_to_bytes(values, embed_dtype, endianness)
 
 
 def byteswap(raw: bytes, embed_dtype: str) -> bytes:
