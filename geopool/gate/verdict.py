@@ -86,8 +86,10 @@ def _load_part(code: int | None, summary: dict[str, Any] | None, skipped: str | 
     if skipped is not None:
         return {"skipped": skipped}
     assert code is not None
+    slo = (summary or {}).get("slo") or {}
     part: dict[str, Any] = {"exit_code": code, "report_dir": "load", "summary": "load/summary.json",
-                            "verdict": (summary or {}).get("verdict", "error")}
+                            "verdict": (summary or {}).get("verdict", "error"), "slo_file": slo.get("file"),
+                            "slo_bounds_met": sum(1 for check in slo.get("checks", []) if check["state"] == "met")}
     if code == exitcodes.OK:
         return part
     if summary is None:
@@ -117,6 +119,10 @@ def _line(verdict: str, code: int, conformance: dict[str, Any], load: dict[str, 
         parts.append(f"conformance {shown}{waived}")
     if "skipped" in load:
         parts.append(f"load not run ({load['skipped']})")
+    elif load["verdict"] == "pass":
+        # What a pass of the load phase covered: the SLO's bounds, or only the run's validity.
+        parts.append(f"load pass, {load['slo_bounds_met']} SLO bounds met" if load.get("slo_file") else
+                     "load valid, no SLO given (latency and throughput not gated)")
     else:
         parts.append(f"load {load['verdict']}")
     if verdict == "pass":

@@ -17,7 +17,8 @@ def conformance(outcomes: dict[str, str], unchecked: list[tuple[str, str]] = ())
 
 
 def load(verdict: str = "pass", *, valid: bool = True, checks: list[dict] = (), reasons: list[str] = ()) -> dict:
-    return {"verdict": verdict, "valid": valid, "slo": {"checks": list(checks)}, "invalid_reasons": list(reasons)}
+    return {"verdict": verdict, "valid": valid, "slo": {"file": "slo.toml" if checks else None, "checks": list(checks)},
+            "invalid_reasons": list(reasons)}
 
 
 MET = {"bound": "latency.corrected.p90 <= 500 ms", "state": "met", "by": "p90 210 ms"}
@@ -29,7 +30,10 @@ def test_a_clean_run_passes_and_says_what_it_checked():
                     waivers={}, load_code=0, load=load(checks=[MET]))
     assert (verdict["verdict"], verdict["exit_code"], verdict["reasons"]) == ("pass", 0, [])
     assert verdict["line"].startswith("GATE PASSED: conformance 1 pass, 1 expected-fail")
-    assert "load pass" in verdict["line"]
+    assert verdict["line"].endswith("load pass, 1 SLO bounds met")
+    no_slo = judge(conformance_code=0, conformance=conformance({"POOL-A-001": "pass"}), waivers={}, load_code=0,
+                   load=load())
+    assert no_slo["line"].endswith("load valid, no SLO given (latency and throughput not gated)")
 
 
 def test_an_unchecked_must_fails_the_gate_unless_waived():
