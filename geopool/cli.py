@@ -10,6 +10,7 @@ from __future__ import annotations
 import signal
 import sys
 import time
+import traceback
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
@@ -59,6 +60,15 @@ def _friendly_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def _sigterm_as_interrupt() -> None:
+    """SIGTERM (a cancelled CI job, a timeout) stops a run like Ctrl-C: its children and their servers are
+    stopped and what was measured is written, instead of leaving them running detached."""
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 class _Commands(click.Group):
     """click's group, exiting by geopool's table: a usage error is 4 (click's own is 2, which pytest uses
     for "interrupted"), Ctrl-C is 2."""
@@ -76,6 +86,10 @@ class _Commands(click.Group):
         except (click.Abort, KeyboardInterrupt):
             click.echo("Aborted!", err=True)
             sys.exit(exitcodes.INTERRUPTED)
+        except Exception:  # a bug: say so with its traceback, and never exit 1, which means "a requirement failed"
+            traceback.print_exc()
+            click.echo("error: geopool itself failed (the traceback above is a bug: please report it)", err=True)
+            sys.exit(exitcodes.INTERNAL)
         sys.exit(returned if isinstance(returned, int) else exitcodes.OK)
 
 
@@ -306,6 +320,7 @@ def load(embedded_model: str, embedded_dtype: str, device: str, max_num_seqs: in
     """
     from geopool.load.command import run_load
 
+    _sigterm_as_interrupt()
     code = run_load(values, embedded={"model": embedded_model, "dtype": embedded_dtype, "device": device,
                                       "max_num_seqs": max_num_seqs, "vllm_args": vllm_arg,
                                       "startup_timeout": startup_timeout})
@@ -348,6 +363,7 @@ def gate(pytest_args: tuple[str, ...], **values: Any) -> None:
     """
     from geopool.gate.command import GateOptions, run_gate
 
+    _sigterm_as_interrupt()
     sys.exit(run_gate(GateOptions(pytest_args=pytest_args, **values)))
 
 

@@ -73,7 +73,7 @@ def watch_child(command: list[str], *, env: dict[str, str], deadline_s: float, t
                 log: Path | None = None) -> int | None:
     """Run ``command`` (its output to ``log``, else inherited), calling ``tick`` every second; its exit
     code, or None when it passed ``deadline_s`` (then it was stopped: SIGTERM, SIGKILL a minute later).
-    Ctrl-C is passed on as SIGINT (the child stops its servers and writes what it has) and re-raised."""
+    Ctrl-C is passed on as SIGINT and re-raised; any other exception stops the child first."""
     out = open(log, "wb") if log is not None else None
     try:
         child = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT if out else None,
@@ -90,21 +90,21 @@ def watch_child(command: list[str], *, env: dict[str, str], deadline_s: float, t
             tick()
             return child.returncode
         except KeyboardInterrupt:
-            os.killpg(child.pid, signal.SIGINT)
-            try:
-                child.wait(timeout=120)
-            except subprocess.TimeoutExpired:
-                os.killpg(child.pid, signal.SIGKILL)
+            _stop(child, signal.SIGINT, grace_s=120)  # the child stops its servers and writes what it has
+            raise
+        except BaseException:  # never leave a detached child (and its vLLM server) running
+            _stop(child)
             raise
     finally:
         if out is not None:
             out.close()
 
 
-def _stop(child: subprocess.Popen[bytes]) -> None:
-    os.killpg(child.pid, signal.SIGTERM)
+def _stop(child: subprocess.Popen[bytes], signum: int = signal.SIGTERM, grace_s: float = 60) -> None:
+    """Signal the child's process group, then SIGKILL it if it has not ended within ``grace_s``."""
+    os.killpg(child.pid, signum)
     try:
-        child.wait(timeout=60)
+        child.wait(timeout=grace_s)
     except subprocess.TimeoutExpired:
         os.killpg(child.pid, signal.SIGKILL)
         child.wait()

@@ -18,5 +18,7 @@ def read_toml(path: str | Path, what: str, error: type[GeopoolError] = ConfigErr
         return tomllib.loads(path.read_text())
     except FileNotFoundError as exc:
         raise error(f"{what} {str(path)!r} does not exist") from exc
+    except OSError as exc:  # a folder, no permission ...
+        raise error(f"{what} {str(path)!r} cannot be read: {exc.strerror or exc}") from exc
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise error(f"{what} {str(path)!r} is not valid TOML: {exc}") from exc

@@ -1,5 +1,5 @@
 """Reading and running the CI recipes in ``examples/ci/`` the way their CI would, with the GPU server
-replaced by the embedded one (tests/test_ci_recipes.py).
+replaced by the embedded one (tests/test_ci_recipes.py on paper, tests/live/test_ci_recipes_live.py live).
 
 Each step (GitHub Actions) or script entry (GitLab CI) is classified by what it does: checkout,
 setup-python, start-server, install, wait-health, gate, upload, stop-server. A step that fits no kind,
@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import signal
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
@@ -276,13 +277,16 @@ def _bash(step: Step, shell: Sequence[str], script: str, workspace: Path, env: M
     path = workspace / ".ci-step.sh"
     path.write_text(script)
     started = time.monotonic()
+    # Its own process group: at the deadline the gate's children (pytest, Locust) are stopped with it.
+    child = subprocess.Popen([*shell, str(path)], cwd=workspace, env=dict(env), stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
-        result = subprocess.run([*shell, str(path)], cwd=workspace, env=dict(env), capture_output=True, text=True,
-                                timeout=max(1.0, deadline - started))
+        output, _ = child.communicate(timeout=max(1.0, deadline - started))
     except subprocess.TimeoutExpired as exc:
-        output = (exc.stdout or b"").decode(errors="replace") if isinstance(exc.stdout, bytes) else exc.stdout or ""
+        os.killpg(child.pid, signal.SIGKILL)
+        output, _ = child.communicate()
         raise AssertionError(f"{step.name}: still running at the job's deadline\n{output[-4000:]}") from exc
-    return StepRun(step, "ran", result.returncode, time.monotonic() - started, result.stdout + result.stderr)
+    return StepRun(step, "ran", child.returncode, time.monotonic() - started, output)
 
 
 def base_environment(python_bin: Path, pythonpath: Sequence[Path], home: Path) -> dict[str, str]:

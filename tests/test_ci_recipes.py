@@ -26,6 +26,7 @@ from ci_recipes import (
     substitute,
 )
 
+from geopool import exitcodes
 from geopool.load.scenario import load_scenarios
 from geopool.load.slo import load_slo
 from geopool.load.stats import min_samples
@@ -202,7 +203,7 @@ def test_the_health_wait_gives_up_at_its_deadline(tmp_path):
                                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     for name, wait in waits.items():
         output, _ = wait.communicate(timeout=60)
-        assert wait.returncode == 1, (name, output)
+        assert wait.returncode == exitcodes.TARGET_UNUSABLE, (name, output)
         assert "/health within 2 s" in output, (name, output)
     assert 2 <= time.monotonic() - started < 20
 
@@ -213,7 +214,7 @@ def test_the_deployed_job_names_its_missing_url(tmp_path, job):
     result = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "step.sh"], cwd=tmp_path,
                             env={"PATH": "/usr/bin:/bin", "GEOPOOL_BASE_URL": "", "GEOPOOL_HEALTH_TIMEOUT_S": "2"},
                             capture_output=True, text=True, timeout=30)
-    assert result.returncode == 1 and "GEOPOOL_BASE_URL" in result.stdout + result.stderr
+    assert result.returncode == exitcodes.USAGE and "GEOPOOL_BASE_URL" in result.stdout + result.stderr
 
 
 # ---------------------------------------------------------------------------------- the compose file

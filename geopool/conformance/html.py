@@ -20,6 +20,7 @@ from typing import Any
 import jinja2
 
 from geopool import resources
+from geopool.conformance.report import listed_ids
 
 __all__ = ["family_of", "render_conformance_html", "render_conformance_section", "verdict", "write_conformance_html"]
 
@@ -54,16 +55,16 @@ def verdict(report: Mapping[str, Any]) -> tuple[bool, str]:
     strict_unexpected = any(reason.startswith("unexpected-pass") for reason in strict)
     problems = []
     if ids["fail"]:
-        problems.append(f"{_count(ids['fail'], 'requirement')} failed ({_listed(ids['fail'])})")
+        problems.append(f"{_count(ids['fail'], 'requirement')} failed ({listed_ids(ids['fail'])})")
     if ids["error"]:
-        problems.append(f"{_count(ids['error'], 'requirement')} errored ({_listed(ids['error'])})")
+        problems.append(f"{_count(ids['error'], 'requirement')} errored ({listed_ids(ids['error'])})")
     if unexpected and strict_unexpected:
-        problems.append(f"{_count(unexpected, 'unexpected pass', 'unexpected passes')} ({_listed(unexpected)})")
+        problems.append(f"{_count(unexpected, 'unexpected pass', 'unexpected passes')} ({listed_ids(unexpected)})")
     if any(not reason.startswith("unexpected-pass") for reason in strict):
         problems.append(f"{len(report.get('unchecked_must') or [])} MUST requirements not checked (--strict)")
     if problems:
         expected = f"; {_count(ids['expected-fail'], 'expected failure')}" if ids["expected-fail"] else ""
-        unnoticed = (f"; {_count(unexpected, 'unexpected pass', 'unexpected passes')} ({_listed(unexpected)})"
+        unnoticed = (f"; {_count(unexpected, 'unexpected pass', 'unexpected passes')} ({listed_ids(unexpected)})"
                      if unexpected and not strict_unexpected else "")
         return False, "FAILED: " + "; ".join(problems) + expected + unnoticed
     checked = len(ids["pass"]) + len(ids["expected-fail"]) + len(unexpected)
@@ -73,7 +74,7 @@ def verdict(report: Mapping[str, Any]) -> tuple[bool, str]:
     if ids["expected-fail"]:
         line += f", {_count(ids['expected-fail'], 'expected failure')}"
     if unexpected:
-        line += (f"; {_count(unexpected, 'unexpected pass', 'unexpected passes')} ({_listed(unexpected)}: "
+        line += (f"; {_count(unexpected, 'unexpected pass', 'unexpected passes')} ({listed_ids(unexpected)}: "
                  "its expectation entry is out of date; fails the run with --strict)")
     unchecked = report.get("unchecked_must") or []
     if unchecked:  # a pass of what was checked, never of what was not: the line says both
@@ -90,11 +91,6 @@ def _ids_by_outcome(report: Mapping[str, Any]) -> dict[str, list[str]]:
 
 def _count(items: Sequence[Any], singular: str, plural: str | None = None) -> str:
     return f"{len(items)} {singular if len(items) == 1 else plural or singular + 's'}"
-
-
-def _listed(ids: Sequence[str], shown: int = 6) -> str:
-    more = f" and {len(ids) - shown} more" if len(ids) > shown else ""
-    return ", ".join(ids[:shown]) + more
 
 
 def render_conformance_section(report: Mapping[str, Any], *, page_dir: Path | None = None, level: int = 2) -> str:

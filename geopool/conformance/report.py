@@ -27,7 +27,8 @@ import pytest
 from geopool.conformance.registry import Expectations, ExpectedFailure, Requirement
 from geopool.conformance.reproducers import write_reproducers
 
-__all__ = ["OUTCOMES", "NOT_EVALUATED", "RequirementLedger", "write_report", "terminal_table", "unchecked_line"]
+__all__ = ["OUTCOMES", "NOT_EVALUATED", "RequirementLedger", "listed_ids", "write_report", "terminal_table",
+           "unchecked_line"]
 
 #: Worst first: a requirement's outcome is the worst of its tests'.
 OUTCOMES = ("fail", "error", "unexpected-pass", "expected-fail", "pass", "skip", "not-run")
@@ -158,12 +159,13 @@ def unchecked_line(ledger: RequirementLedger) -> str:
     by_why: dict[str, list[str]] = {}
     for rid, _, why in unchecked:
         by_why.setdefault(why, []).append(rid)
-    listed = "; ".join(f"{_ids(ids)} ({why})" for why, ids in by_why.items())
+    listed = "; ".join(f"{listed_ids(ids)} ({why})" for why, ids in by_why.items())
     return f"{len(unchecked)} MUST requirement{'s' if len(unchecked) != 1 else ''} not checked: {listed}"
 
 
-def _ids(ids: list[str], shown: int = 6) -> str:
-    """Ids for one line: a partial run leaves dozens unselected, which the JSON report lists in full."""
+def listed_ids(ids: Sequence[str], shown: int = 6) -> str:
+    """Ids for one line (``A, B and 3 more``): a partial run leaves dozens unselected, which the JSON
+    reports list in full."""
     more = f" and {len(ids) - shown} more" if len(ids) > shown else ""
     return ", ".join(ids[:shown]) + more
 
@@ -201,11 +203,15 @@ def write_report(path: Path, ledger: RequirementLedger, target: Any, expectation
         "summary": dict(Counter(entry["outcome"] for entry in requirements)),
         "requirements": requirements,
     }
-    if repro_dir is not None:
-        for rid, script in write_reproducers(report, repro_dir).items():
-            next(entry for entry in requirements if entry["id"] == rid)["reproducer"] = script
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=2, default=str))
+    path.write_text(json.dumps(report, indent=2, default=str))  # first: a reproducer's failure must not lose it
+    if repro_dir is not None:
+        try:
+            for rid, script in write_reproducers(report, repro_dir).items():
+                next(entry for entry in requirements if entry["id"] == rid)["reproducer"] = script
+        except Exception as exc:  # a convenience failed: the verdicts stand, and the report says so
+            report["reproducers_error"] = f"{type(exc).__name__}: {exc}"
+        path.write_text(json.dumps(report, indent=2, default=str))
     return report
 
 

@@ -81,6 +81,12 @@ def reproducer_source(entry: dict[str, Any], evidence: dict[str, Any], target: d
     return _source(entry, {**evidence, "repro": too_large}, target, generated, 160)
 
 
+def _docstring_safe(text: Any) -> str:
+    """``text`` as it reads inside the script's docstring: a server's message may hold backslashes
+    (``b'\\x00...'``) or triple quotes, which would otherwise be escapes or end the docstring."""
+    return str(text).replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
+
+
 def _source(entry: dict[str, Any], evidence: dict[str, Any], target: dict[str, Any], generated: str,
             cut: int) -> str:
     repro = dict(evidence.get("repro") or {"cannot": "the failing check recorded no request (it did not send one "
@@ -102,12 +108,13 @@ def _source(entry: dict[str, Any], evidence: dict[str, Any], target: dict[str, A
         notes.append(f"judged on {len(repro['expect']['positions'])} sampled pixels and per-class statistics of the "
                      f"{repro['expect']['source']}; the suite also compared more pixels and class agreement")
     header = "\n".join([
-        f'"""Reproducer of {entry["id"]} ({entry.get("level", "")}): {entry.get("statement", "")[:cut]}',
+        f'"""Reproducer of {entry["id"]} ({entry.get("level", "")}): '
+        f'{_docstring_safe(entry.get("statement", "")[:cut])}',
         "",
-        f"geopool conformance {generated}, case {evidence.get('case')}: {message}",
-        f"Target then: {target.get('url')}, model {target.get('model')}, vLLM {target.get('vllm_version')}, "
-        f"input dtype {target.get('input_dtype')}.",
-        *[f"Note: {note}" for note in notes],
+        f"geopool conformance {generated}, case {_docstring_safe(evidence.get('case'))}: {_docstring_safe(message)}",
+        _docstring_safe(f"Target then: {target.get('url')}, model {target.get('model')}, "
+                        f"vLLM {target.get('vllm_version')}, input dtype {target.get('input_dtype')}."),
+        *[f"Note: {_docstring_safe(note)}" for note in notes],
         "",
         f"Run: python {entry['id']}.py [BASE_URL or $GEOPOOL_BASE_URL; API key: $GEOPOOL_API_KEY] (httpx, numpy)",
         "Exit 1: the failure reproduced, 0: the server behaves, 2: could not run. The request is rebuilt",

@@ -25,9 +25,8 @@ from geopool.errors import ConfigError
 from geopool.gate import progress_plugin
 from geopool.gate.verdict import judge
 from geopool.gate.waivers import load_waivers
-from geopool.load.options import require_input_dtype, resolve
-from geopool.load.slo import load_slo
-from geopool.options import missing_input_dtype
+from geopool.load.command import check_load_values
+from geopool.load.options import resolve
 from geopool.progress import ProgressLine, json_lines, load_progress, watch_child
 
 __all__ = ["GateOptions", "run_gate", "default_report_dir"]
@@ -76,8 +75,9 @@ def run_gate(options: GateOptions) -> int:
     waivers = load_waivers(options.waivers, load_registry())
     _check_load_options(options)
     folder = Path(options.report_dir or default_report_dir())
-    if (folder / "summary.json").exists():
-        raise ConfigError(f"--report-dir {str(folder)!r} already holds a gate report; name a new folder")
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        # An earlier run's conformance.json or load summary would be read as this run's.
+        raise ConfigError(f"--report-dir {str(folder)!r} is a file or a folder that is not empty; name a new folder")
     (folder / "conformance").mkdir(parents=True, exist_ok=True)
     started, clock = datetime.datetime.now(datetime.UTC), time.monotonic()
     progress = ProgressLine()
@@ -87,7 +87,7 @@ def run_gate(options: GateOptions) -> int:
         conformance_code, conformance_error = _run_conformance(options, folder, progress)
         conformance = _read_json(folder / "conformance" / "conformance.json")
         progress.say(f"conformance: exit {conformance_code} ({exitcodes.name(conformance_code)})"
-                     + (f"; {conformance['unchecked_line']}" if conformance else ""))
+                     + (f"; {conformance.get('unchecked_line', '')}" if conformance else ""))
         load_code, load_summary, skipped = None, None, _why_no_load(conformance_code)
         if skipped is None:
             load_code = _run_load(options, folder, progress)
@@ -107,29 +107,30 @@ def run_gate(options: GateOptions) -> int:
                "report_dir": str(folder), "waivers_file": str(options.waivers) if options.waivers else None,
                "repro": sorted(str(path.relative_to(folder)) for path in (folder / "repro").glob("*.py")),
                "exit_codes": {str(code): meaning for code, (_, meaning) in exitcodes.TABLE.items()}}
-    _write_outputs(folder, summary, conformance, load_summary)
+    (folder / "summary.json").write_text(json.dumps(summary, indent=2, default=str))  # the verdict, first
+    failed_outputs = _write_outputs(folder, summary, conformance, load_summary)
     for reason in summary["reasons"]:
         print(f"  exit {reason['code']:>2} {reason['name']}: {reason['message']}")
     print(summary["line"])
     print(f"report: {folder / 'report.html'}")
+    if failed_outputs:  # a bug of ours: the verdict above stands, but the report folder is incomplete
+        summary["report_errors"] = failed_outputs
+        (folder / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+        for failure in failed_outputs:
+            print(f"error: could not write {failure}", file=sys.stderr)
+        return exitcodes.worst([summary["exit_code"], exitcodes.INTERNAL])
     return summary["exit_code"]
 
 
 def _check_load_options(options: GateOptions) -> None:
-    """Usage errors before anything starts: scenario, SLO file, the server's dtype against a URL."""
-    values = options.load_values()
-    resolve(values, embedded=options.base_url is None)
-    if options.slo is not None:
-        load_slo(options.slo)
-    if options.base_url is not None and options.input_dtype is None:
-        raise ConfigError(missing_input_dtype(options.base_url))
-    require_input_dtype(values, embedded=options.base_url is None)
+    """Usage errors before anything starts, as ``geopool load`` checks them."""
+    check_load_values(options.load_values(), embedded=options.base_url is None)
 
 
 def _why_no_load(conformance_code: int) -> str | None:
     if conformance_code == exitcodes.TARGET_UNUSABLE:
         return "the conformance phase could not use the target"
-    if conformance_code in (exitcodes.USAGE, exitcodes.INTERRUPTED, exitcodes.INTERNAL):
+    if conformance_code in (exitcodes.USAGE, exitcodes.INTERRUPTED, exitcodes.INTERNAL) or conformance_code < 0:
         return f"the conformance phase ended with {exitcodes.name(conformance_code)}"
     return None
 
@@ -241,14 +242,29 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 
 
 def _write_outputs(folder: Path, summary: dict[str, Any], conformance: dict[str, Any] | None,
-                   load_summary: dict[str, Any] | None) -> None:
+                   load_summary: dict[str, Any] | None) -> list[str]:
+    """JUnit, the page and the Markdown summary, each on its own: one that fails loses none of the
+    others. Returns what failed (file: error)."""
     from geopool.gate import junit
     from geopool.gate.html import write_gate_html
     from geopool.gate.markdown import append_step_summary, render_markdown
 
-    (folder / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
-    junit.write_gate_junit(folder / "junit.xml", folder / "conformance" / "junit.xml", summary, load_summary)
-    write_gate_html(folder / "report.html", summary, conformance, folder / "load")
-    markdown = render_markdown(summary, conformance, load_summary)
-    (folder / "summary.md").write_text(markdown)
-    append_step_summary(markdown)
+    def markdown() -> None:
+        text = render_markdown(summary, conformance, load_summary)
+        (folder / "summary.md").write_text(text)
+        append_step_summary(text)
+
+    writers = {
+        "junit.xml": lambda: junit.write_gate_junit(folder / "junit.xml", folder / "conformance" / "junit.xml",
+                                                    summary, load_summary),
+        "report.html": lambda: write_gate_html(folder / "report.html", summary, conformance,
+                                               folder / "load" if load_summary is not None else None),
+        "summary.md": markdown,
+    }
+    failed = []
+    for name, write in writers.items():
+        try:
+            write()
+        except Exception as exc:  # reported, with the exit code of a geopool bug
+            failed.append(f"{name}: {type(exc).__name__}: {exc}")
+    return failed

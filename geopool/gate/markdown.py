@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from geopool.conformance.html import verdict as conformance_verdict
+from geopool.conformance.report import listed_ids
 
 __all__ = ["append_step_summary", "render_markdown"]
 
@@ -62,13 +63,8 @@ def _conformance(gate: Mapping[str, Any], report: Mapping[str, Any] | None) -> l
     if gate.get("waived"):
         lines += ["Waived: " + "; ".join(f"{w['id']} ({_inline(w['reason'])})" for w in gate["waived"]), ""]
     if gate.get("unwaived"):
-        lines += [f"Not waived: {_listed(gate['unwaived'])}", ""]
+        lines += [f"Not waived: {listed_ids(gate['unwaived'], 10)}", ""]
     return lines
-
-
-def _listed(ids: list[str], shown: int = 10) -> str:
-    """Ids on one line; the gate's summary.json lists them all."""
-    return ", ".join(ids[:shown]) + (f" and {len(ids) - shown} more" if len(ids) > shown else "")
 
 
 def _first_evidence(requirement: Mapping[str, Any]) -> str:

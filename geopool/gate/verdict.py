@@ -12,6 +12,7 @@ from collections import Counter
 from typing import Any
 
 from geopool import exitcodes
+from geopool.conformance.report import listed_ids
 
 __all__ = ["judge"]
 
@@ -33,6 +34,9 @@ def judge(*, conformance_code: int, conformance: dict[str, Any] | None, waivers:
 
 
 def _reason(reasons: list[dict[str, Any]], code: int, message: str) -> None:
+    if code not in exitcodes.TABLE:  # a child killed by a signal (negative) or an exit code of no meaning here
+        message += f" (the process ended with {'signal ' + str(-code) if code < 0 else 'exit code ' + str(code)})"
+        code = exitcodes.INTERNAL
     reasons.append({"code": code, "name": exitcodes.name(code), "message": message})
 
 
@@ -44,7 +48,7 @@ def _conformance_part(code: int, report: dict[str, Any] | None, waivers: dict[st
             code = part["exit_code"] = exitcodes.INTERNAL
         _reason(reasons, code, f"conformance: {error or exitcodes.describe(code)} (no report was written)")
         return part
-    requirements = report["requirements"]
+    requirements = report.get("requirements") or []
     failed = [entry["id"] for entry in requirements if entry["outcome"] in _FAILING]
     unexpected = [entry["id"] for entry in requirements if entry["outcome"] == "unexpected-pass"]
     unchecked = report.get("unchecked_must", [])
@@ -62,7 +66,7 @@ def _conformance_part(code: int, report: dict[str, Any] | None, waivers: dict[st
         _reason(reasons, code, f"conformance: {error or exitcodes.describe(code)}")
     if failed:
         plural = "s" if len(failed) != 1 else ""
-        _reason(reasons, exitcodes.FAILED, f"{len(failed)} requirement{plural} failed: {_ids(failed, 8)}")
+        _reason(reasons, exitcodes.FAILED, f"{len(failed)} requirement{plural} failed: {listed_ids(failed, 8)}")
     if strict and unexpected:
         _reason(reasons, exitcodes.FAILED, f"--strict: known defects no longer fail: {', '.join(unexpected)}")
     if part["unwaived"]:
@@ -70,15 +74,11 @@ def _conformance_part(code: int, report: dict[str, Any] | None, waivers: dict[st
         for item in unchecked:
             if item["id"] in part["unwaived"]:
                 by_why.setdefault(item["why"], []).append(item["id"])
-        listed = "; ".join(f"{_ids(ids)} ({why})" for why, ids in by_why.items())
+        listed = "; ".join(f"{listed_ids(ids)} ({why})" for why, ids in by_why.items())
         count = len(part["unwaived"])
         _reason(reasons, exitcodes.UNCHECKED_MUST,
                 f"{count} MUST requirement{'s' if count != 1 else ''} not checked and not waived: {listed}")
     return part
-
-
-def _ids(ids: list[str], shown: int = 6) -> str:
-    return ", ".join(ids[:shown]) + (f" and {len(ids) - shown} more" if len(ids) > shown else "")
 
 
 def _load_part(code: int | None, summary: dict[str, Any] | None, skipped: str | None,
@@ -90,10 +90,12 @@ def _load_part(code: int | None, summary: dict[str, Any] | None, skipped: str | 
     part: dict[str, Any] = {"exit_code": code, "report_dir": "load", "summary": "load/summary.json",
                             "verdict": (summary or {}).get("verdict", "error"), "slo_file": slo.get("file"),
                             "slo_bounds_met": sum(1 for check in slo.get("checks", []) if check["state"] == "met")}
-    if code == exitcodes.OK:
-        return part
     if summary is None:
-        _reason(reasons, code, f"load: {exitcodes.describe(code)} (no summary was written)")
+        # An exit 0 without the summary that says what was measured is no pass.
+        _reason(reasons, code if code != exitcodes.OK else exitcodes.INTERNAL,
+                f"load: {exitcodes.describe(code) if code else 'exit 0'} (no summary was written)")
+        return part
+    if code == exitcodes.OK:
         return part
     if summary.get("error"):
         _reason(reasons, code, f"load: {summary['error']}")
@@ -113,7 +115,7 @@ def _line(verdict: str, code: int, conformance: dict[str, Any], load: dict[str, 
           reasons: list[dict[str, Any]]) -> str:
     counts = conformance.get("counts")
     parts = []
-    if counts is not None:
+    if counts:
         shown = ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items(), key=lambda kv: -kv[1]))
         waived = f", {len(conformance['waived'])} unchecked MUST waived" if conformance.get("waived") else ""
         parts.append(f"conformance {shown}{waived}")
@@ -127,5 +129,5 @@ def _line(verdict: str, code: int, conformance: dict[str, Any], load: dict[str, 
         parts.append(f"load {load['verdict']}")
     if verdict == "pass":
         return "GATE PASSED: " + "; ".join(parts)
-    first = next(reason for reason in reasons if reason["code"] == code)
+    first = next((reason for reason in reasons if reason["code"] == code), reasons[0])
     return f"GATE FAILED (exit {code}, {exitcodes.name(code)}): {first['message']} | " + "; ".join(parts)

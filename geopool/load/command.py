@@ -21,7 +21,7 @@ from geopool.load.slo import EXIT_NO_TARGET, load_slo
 from geopool.numerics import bounds_for
 from geopool.progress import ProgressLine, load_progress, watch_child
 
-__all__ = ["locust_command", "run_load"]
+__all__ = ["check_load_values", "locust_command", "run_load"]
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")  # not imported here: Locust monkey-patches
 #: Beyond the scenario's end and two grace periods: time to start Locust, build pools and write the report.
@@ -35,6 +35,16 @@ def locust_command(values: Mapping[str, Any], report_dir: Path) -> list[str]:
             *locust_arguments({**values, "report_dir": report_dir})]
 
 
+def check_load_values(values: Mapping[str, Any], *, embedded: bool) -> Any:
+    """A load run's usage checks, before anything starts: the scenario (returned), the SLO file, and
+    the server's dtype against a URL. Each raises ConfigError naming the problem."""
+    scenario = resolve(values, embedded=embedded)
+    if values.get("slo") is not None:
+        load_slo(values["slo"])
+    require_input_dtype(values, embedded=embedded)
+    return scenario
+
+
 def run_load(values: Mapping[str, Any], *, embedded: dict[str, Any]) -> int:
     """Run one scenario to its end and return the exit code (see EXIT_CODES).
 
@@ -43,10 +53,7 @@ def run_load(values: Mapping[str, Any], *, embedded: dict[str, Any]) -> int:
     """
     values = apply_deprecations(values)
     base_url = values["base_url"]
-    scenario = resolve(values, embedded=base_url is None)
-    if values["slo"] is not None:
-        load_slo(values["slo"])
-    require_input_dtype(values, embedded=base_url is None)
+    scenario = check_load_values(values, embedded=base_url is None)
     report_dir = Path(values["report_dir"] or default_report_dir(scenario.name))
     report_dir.mkdir(parents=True, exist_ok=True)
     with _target(base_url, embedded) as (url, server):

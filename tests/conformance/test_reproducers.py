@@ -306,3 +306,14 @@ def test_a_recipe_too_large_for_a_small_script_gives_one_that_says_so(tmp_path):
     repro = {"request": {"json": {"values": "v" * 4000}}, "path": "/pooling", "expect": recipes.envelope()}
     script = Path(reproducers.write_reproducers(_report(repro), tmp_path)["POOL-ENC-004"])
     assert script.stat().st_size < LIMIT and "does not fit a script under 10000 bytes" in script.read_text()
+
+
+@pytest.mark.parametrize("message", ["server said b'\\x00\\x01\\xff' at C:\\users\\x", 'a """quoted""" body\\'])
+def test_a_message_with_backslashes_or_triple_quotes_still_gives_valid_python(tmp_path, message):
+    """Messages come from the server: bytes reprs, Windows paths, quotes must not end or break the docstring."""
+    for cut_message in (message, message * 40):  # the header cut may fall anywhere in the message
+        written = reproducers.write_reproducers(_report({"cannot": "x", "expect": recipes.rejection("status")},
+                                                        message=cut_message), tmp_path)
+        source = Path(written["POOL-ENC-004"]).read_text()
+        tree = ast.parse(source)
+        assert " ".join(message.split())[:40] in ast.get_docstring(tree)

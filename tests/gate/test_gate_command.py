@@ -27,6 +27,10 @@ def gate(*args: str, cwd, env: dict | None = None, timeout: float = 180) -> subp
     (["--base-url", "http://127.0.0.1:9", "--input-dtype", "float32", "--slo", "bad.toml"],
      "latency.corrected.p97 is not one of"),
     (["--input-dtype", "int8"], "'int8' is not one of"),
+    (["--base-url", "http://127.0.0.1:9", "--input-dtype", "float32", "--waivers", "."],
+     "waiver file '.' cannot be read"),
+    (["--base-url", "http://127.0.0.1:9", "--input-dtype", "float32", "--report-dir", "bad.toml"],
+     "'bad.toml' is a file or a folder that is not empty"),
 ])
 def test_bad_input_is_one_error_line_before_anything_starts(tmp_path, args, message):
     (tmp_path / "bad.toml").write_text("[latency.corrected]\np97 = 3\n")

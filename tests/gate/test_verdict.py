@@ -111,3 +111,18 @@ def test_only_must_requirements_can_be_waived(tmp_path):
         load_waivers(path, registry)
     path.write_text('[[waiver]]\nid = "POOL-NUM-002"\nreason = " no weights here "\n')
     assert load_waivers(path, registry) == {"POOL-NUM-002": "no weights here"}
+
+
+def test_a_load_run_that_wrote_no_summary_is_no_pass_even_with_exit_0():
+    verdict = judge(conformance_code=0, conformance=conformance({"POOL-A-001": "pass"}), waivers={}, load_code=0,
+                    load=None)
+    assert verdict["exit_code"] == exitcodes.INTERNAL and "no summary was written" in verdict["line"]
+
+
+def test_a_phase_killed_by_a_signal_is_an_internal_error_with_the_signal_named():
+    verdict = judge(conformance_code=-9, conformance=None, waivers={}, load_code=None, load=None,
+                    load_skipped="the conformance phase ended with exit--9")
+    assert verdict["exit_code"] == exitcodes.INTERNAL and verdict["reasons"][0]["code"] == exitcodes.INTERNAL
+    assert "(the process ended with signal 9)" in verdict["line"]
+    partial = judge(conformance_code=1, conformance={"target": {}}, waivers={}, load_code=0, load=load())
+    assert partial["exit_code"] == exitcodes.FAILED  # a report cut short: no requirement listed, still a failure
