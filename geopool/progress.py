@@ -6,7 +6,7 @@
     progress.close()
 
 :func:`watch_child` runs a child process to its end or its deadline, calling back every second; the
-figures come from the files the child appends to (:func:`json_lines`, :func:`load_progress`).
+figures come from the files the child appends to (:func:`json_lines`, :class:`LoadTally`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
-__all__ = ["ProgressLine", "json_lines", "load_progress", "watch_child"]
+__all__ = ["LoadTally", "ProgressLine", "json_lines", "watch_child"]
 
 
 class ProgressLine:
@@ -125,15 +125,50 @@ def json_lines(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def load_progress(records: Path, max_requests: int, duration_s: float) -> str:
-    """A load run so far, from its ``records.jsonl``: requests, time, running p50/p99 of the ok ones, errors."""
-    rows = json_lines(records)
-    if not rows:
-        return "starting (server, payload pool, Locust)"
-    latencies = np.array([r["done"] - r["sent"] for r in rows if r.get("verdict") == "ok" and r.get("done")])
-    errors = sum(1 for r in rows if r.get("verdict") not in ("ok", "unfinished"))
-    elapsed = max(r.get("done") or r["sent"] for r in rows) - min(r["sent"] for r in rows)
-    figures = (f", p50 {np.percentile(latencies, 50):.2f} s, p99 {np.percentile(latencies, 99):.2f} s"
-               if latencies.size else "")
-    return (f"{len(rows)} requests (at most {max_requests}), {elapsed:.0f}/{duration_s:.0f} s{figures}, "
-            f"{errors} errors")
+class LoadTally:
+    """A load run so far, read incrementally from its ``records.jsonl`` (only the bytes appended since the
+    last call, so a long soak costs the measuring machine nothing): requests, time, running p50/p99 of
+    the ok ones, errors."""
+
+    def __init__(self, records: Path, max_requests: int, duration_s: float) -> None:
+        self.records, self.max_requests, self.duration_s = records, max_requests, duration_s
+        self._offset = 0
+        self._latencies: list[float] = []
+        self._count = self._errors = 0
+        self._first_sent: float | None = None
+        self._last = 0.0
+
+    def _read(self) -> None:
+        try:
+            with open(self.records, "rb") as file:
+                file.seek(self._offset)
+                chunk = file.read()
+        except FileNotFoundError:
+            return
+        complete = chunk[:chunk.rfind(b"\n") + 1]  # a line being written is read next time
+        self._offset += len(complete)
+        for line in complete.splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            self._count += 1
+            sent = row.get("sent") or 0.0
+            self._first_sent = sent if self._first_sent is None else min(self._first_sent, sent)
+            self._last = max(self._last, row.get("done") or sent)
+            if row.get("verdict") == "ok" and row.get("done"):
+                self._latencies.append(row["done"] - sent)
+            elif row.get("verdict") != "unfinished":
+                self._errors += 1
+
+    def line(self) -> str:
+        self._read()
+        if not self._count:
+            return "starting (server, payload pool, Locust)"
+        figures = ""
+        if self._latencies:
+            p50, p99 = np.percentile(self._latencies, [50, 99])
+            figures = f", p50 {p50:.2f} s, p99 {p99:.2f} s"
+        elapsed = self._last - (self._first_sent or self._last)
+        return (f"{self._count} requests (at most {self.max_requests}), {elapsed:.0f}/{self.duration_s:.0f} s"
+                f"{figures}, {self._errors} errors")

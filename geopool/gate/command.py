@@ -27,7 +27,7 @@ from geopool.gate.verdict import judge
 from geopool.gate.waivers import load_waivers
 from geopool.load.command import check_load_values
 from geopool.load.options import resolve
-from geopool.progress import ProgressLine, json_lines, load_progress, watch_child
+from geopool.progress import LoadTally, ProgressLine, json_lines, watch_child
 
 __all__ = ["GateOptions", "run_gate", "default_report_dir"]
 
@@ -215,8 +215,10 @@ def _run_load(options: GateOptions, folder: Path, progress: ProgressLine) -> int
     records = folder / "load" / "records.jsonl"
     deadline = scenario.end_s + 2 * scenario.grace_s + LOAD_DEADLINE_EXTRA_S
 
+    tally = LoadTally(records, scenario.max_requests, scenario.duration_s)
+
     def show() -> None:
-        progress.show("load", load_progress(records, scenario.max_requests, scenario.duration_s))
+        progress.show("load", tally.line())
 
     records.parent.mkdir(parents=True, exist_ok=True)
     code = watch_child(load_command(options, folder), env=_child_env(options, {}), log=records.parent / "output.txt",

@@ -19,7 +19,7 @@ from geopool.exitcodes import INTERRUPTED
 from geopool.load.options import apply_deprecations, default_report_dir, locust_arguments, require_input_dtype, resolve
 from geopool.load.slo import EXIT_NO_TARGET, load_slo
 from geopool.numerics import bounds_for
-from geopool.progress import ProgressLine, load_progress, watch_child
+from geopool.progress import LoadTally, ProgressLine, watch_child
 
 __all__ = ["check_load_values", "locust_command", "run_load"]
 
@@ -76,9 +76,9 @@ def run_load(values: Mapping[str, Any], *, embedded: dict[str, Any]) -> int:
 def _run_child(command: list[str], env: dict[str, str], deadline: float, report_dir: Path, scenario: Any) -> int:
     progress = ProgressLine()
     records = report_dir / "records.jsonl"
+    tally = LoadTally(records, scenario.max_requests, scenario.duration_s)
     try:
-        code = watch_child(command, env=env, deadline_s=deadline, tick=lambda: progress.show(
-            "load", load_progress(records, scenario.max_requests, scenario.duration_s)))
+        code = watch_child(command, env=env, deadline_s=deadline, tick=lambda: progress.show("load", tally.line()))
     except KeyboardInterrupt:
         return INTERRUPTED
     finally:

@@ -7,7 +7,7 @@ import io
 import json
 
 from geopool.gate.command import _conformance_progress
-from geopool.progress import ProgressLine, load_progress
+from geopool.progress import LoadTally, ProgressLine
 
 
 def test_in_a_log_each_phase_shows_at_once_then_at_most_once_per_interval():
@@ -41,5 +41,10 @@ def test_the_figures_come_from_the_files_the_phases_write(tmp_path):
     records = tmp_path / "records.jsonl"
     rows = [{"sent": 100.0 + i, "done": 100.5 + i, "verdict": "ok"} for i in range(9)]
     rows.append({"sent": 110.0, "done": 111.0, "verdict": "http"})
-    records.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    assert load_progress(records, 200, 60) == "10 requests (at most 200), 11/60 s, p50 0.50 s, p99 0.50 s, 1 errors"
+    tally = LoadTally(records, 200, 60)
+    assert tally.line().startswith("starting")
+    records.write_text("".join(json.dumps(row) + "\n" for row in rows[:9]) + '{"sent": 1')  # a line half written
+    assert tally.line() == "9 requests (at most 200), 8/60 s, p50 0.50 s, p99 0.50 s, 0 errors"
+    with records.open("w") as file:  # the rest of that line and one more: read from where it stopped
+        file.write("".join(json.dumps(row) + "\n" for row in rows[:9]) + json.dumps(rows[9]) + "\n")
+    assert tally.line() == "10 requests (at most 200), 11/60 s, p50 0.50 s, p99 0.50 s, 1 errors"
