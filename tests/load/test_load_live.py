@@ -192,7 +192,7 @@ def test_answers_can_be_checked_against_the_reference_of_their_own_input(embedde
         "--warmup", "0", "--pool-size", "3", "--verify", "reference",
         "--model-config", str(embedded_server.served_dir / "config.json"),
         "--reference-dir", str(embedded_server.served_dir), "--numeric-bounds", "same-kernels", slo=ERROR_SLO)
-    assert result.returncode in (0, 4), check_lines(result.stdout)  # invalid only for want of steady state
+    assert result.returncode in (0, 11), check_lines(result.stdout)  # invalid only for want of steady state
     assert summary["requests"]["ok"] >= 5 and summary["requests"]["verification_failures"] == 0
     assert {r["item"] for r in records(report_dir)} == {0, 1, 2}
 
@@ -257,7 +257,7 @@ def test_plain_locust_master_and_two_workers_split_the_schedule(embedded_server,
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGKILL)
     summary = json.loads((report_dir / "summary.json").read_text())
-    assert master.returncode in (0, 4), output[-3000:]  # pass or invalid (steady state), never a crash
+    assert master.returncode in (0, 11), output[-3000:]  # pass or invalid (steady state), never a crash
     assert summary["slots"] == 2
     rows = records(report_dir)
     by_slot = {slot: sorted(r["seq"] for r in rows if r["slot"] == slot) for slot in (0, 1)}
