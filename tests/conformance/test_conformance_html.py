@@ -12,37 +12,15 @@ from __future__ import annotations
 import copy
 import json
 import xml.etree.ElementTree as ET
-from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from page_text import PageText  # tests/ is on sys.path (its conftest.py)
+from standin_suite import CONFTEST, PLUGINS
 
 from geopool.conformance import html
 
 DATA = Path(__file__).parent / "data"
-PLUGINS = ("-p", "geopool.pytest_plugin", "-p", "geopool.conformance.plugin", "-p", "no:cacheprovider",
-           "-o", "asyncio_default_fixture_loop_scope=function")
-CONFTEST = '''
-import pytest
-from geopool.conformance import plugin
-
-
-class StandInTarget:
-    """Where a target would be; the tiny suites never send a request."""
-    server = None
-    embedded = True
-    version = "0.32.0"
-    url = "http://127.0.0.1:9"
-    model = "stand-in"
-
-    def describe(self):
-        return {"url": self.url, "model": self.model, "vllm_version": self.version, "embedded": True}
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_finish(session):
-    session.config.stash[plugin.TARGET_KEY] = StandInTarget()
-'''
 SUITE = '''
 import pytest
 
@@ -76,33 +54,6 @@ def byteswap_report() -> dict:
 def no_target_from_the_environment(monkeypatch):
     for name in ("PYTEST_BASE_URL", "GEOPOOL_API_KEY", "CI"):
         monkeypatch.delenv(name, raising=False)
-
-
-class _Text(HTMLParser):
-    """The page's visible text, in order, and the ids of its elements."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.text: list[str] = []
-        self.ids: list[str] = []
-        self._hidden = 0
-
-    def handle_starttag(self, tag, attrs):
-        self._hidden += tag in ("style", "script", "title")
-        self.ids += [value for name, value in attrs if name == "id"]
-
-    def handle_endtag(self, tag):
-        self._hidden -= tag in ("style", "script", "title")
-
-    def handle_data(self, data):
-        if not self._hidden and data.strip():
-            self.text.append(data.strip())
-
-
-def _parsed(page: str) -> _Text:
-    parser = _Text()
-    parser.feed(page)
-    return parser
 
 
 # ----------------------------------------------------------------------------------------- verdict
@@ -141,7 +92,7 @@ def test_family_is_the_id_up_to_its_last_dash():
 
 def test_the_page_opens_with_the_verdict_then_the_unchecked_musts_then_the_target(byteswap_report, tmp_path):
     path = html.write_conformance_html(tmp_path / "conformance.html", byteswap_report)
-    page = _parsed(path.read_text())
+    page = PageText(path.read_text())
     assert page.text[0] == html.verdict(byteswap_report)[1]
     assert page.text[1] == byteswap_report["unchecked_line"]
     assert page.text[2].startswith("Target") and "http://127.0.0.1:18432" in page.text[3]
@@ -149,7 +100,7 @@ def test_the_page_opens_with_the_verdict_then_the_unchecked_musts_then_the_targe
 
 
 def test_requirements_are_grouped_by_family_in_registry_order(byteswap_report):
-    page = _parsed(html.render_conformance_section(byteswap_report))
+    page = PageText(html.render_conformance_section(byteswap_report))
     families = [i.removeprefix("conformance-family-") for i in page.ids if i.startswith("conformance-family-")]
     expected = list(dict.fromkeys(html.family_of(r["id"]) for r in byteswap_report["requirements"]))
     assert families == expected and "POOL-ENC" in families and "POOL-SURV" in families
@@ -223,7 +174,7 @@ def test_the_plugin_writes_the_page_beside_the_json_from_the_same_report(pyteste
     result, report, path = _run(pytester)
     result.assert_outcomes(passed=2, failed=2, xfailed=1)
     page = path.with_suffix(".html").read_text()
-    text = _parsed(page).text
+    text = PageText(page).text
     assert text[0] == html.verdict(report)[1] == ("FAILED: 1 requirement failed (POOL-ENC-004); "
                                                   "1 requirement errored (POOL-SEC-001); 1 expected failure")
     assert report["unchecked_line"] in text  # this tiny run leaves most MUSTs unselected
@@ -231,7 +182,7 @@ def test_the_plugin_writes_the_page_beside_the_json_from_the_same_report(pyteste
     result.stdout.fnmatch_lines([f"*html: {path.with_suffix('.html')}*"])
     elsewhere = pytester.path / "pages" / "mine.html"
     _run(pytester, "--conformance-html", str(elsewhere))
-    assert _parsed(elsewhere.read_text()).text[0] == text[0]
+    assert PageText(elsewhere.read_text()).text[0] == text[0]
 
 
 def test_junit_testcases_carry_requirement_outcome_and_evidence_properties(pytester):

@@ -13,10 +13,10 @@ import copy
 import json
 import shutil
 import subprocess
-from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from page_text import PageText  # tests/ is on sys.path (its conftest.py)
 
 from geopool.conformance.html import verdict
 from geopool.gate import markdown
@@ -59,28 +59,6 @@ def gate(conformance) -> dict:
         "load": {"exit_code": 0, "report_dir": "load", "verdict": "pass", "summary": "load/summary.json"},
         "repro": ["repro/POOL-ENC-004.py"],
     }
-
-
-class _Page(HTMLParser):
-    """Visible text in order, and element ids in order."""
-
-    def __init__(self, page: str) -> None:
-        super().__init__()
-        self.text: list[str] = []
-        self.ids: list[str] = []
-        self._hidden = 0
-        self.feed(page)
-
-    def handle_starttag(self, tag, attrs):
-        self._hidden += tag in ("style", "script", "title")
-        self.ids += [value for name, value in attrs if name == "id"]
-
-    def handle_endtag(self, tag):
-        self._hidden -= tag in ("style", "script", "title")
-
-    def handle_data(self, data):
-        if not self._hidden and data.strip():
-            self.text.append(data.strip())
 
 
 # --------------------------------------------------------------------------------------- Markdown
@@ -144,7 +122,7 @@ def test_the_load_section_comes_from_a_run_folder(tmp_path, load_summary):
 
 def test_the_page_opens_with_the_verdict_then_reasons_then_conformance_then_load(gate, conformance, tmp_path):
     page = write_gate_html(tmp_path / "report.html", gate, conformance, LOAD_DIR).read_text()
-    parsed = _Page(page)
+    parsed = PageText(page)
     assert parsed.text[0] == gate["line"]
     assert parsed.ids[:2] == ["gate-verdict", "gate-reasons"]
     assert 'class="gate-verdict gate-fail"' in page
@@ -195,7 +173,7 @@ def test_headless_chromium_draws_the_verdict_first_the_table_and_the_load_plots(
          f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=15000", "--dump-dom", page.as_uri()],
         capture_output=True, text=True, timeout=120).stdout
     body = dom[dom.index("<body"):]
-    drawn = _Page(body)
+    drawn = PageText(body)
     assert drawn.text[0] == gate["line"] and drawn.ids[0] == "gate-verdict"  # the first thing on the page
     table = body[body.index('id="conformance-requirements"'):body.index('id="gate-load"')]
     assert table.count('class="gp-row"') == len(conformance["requirements"]) > 0
@@ -221,7 +199,7 @@ def test_the_gate_judges_verdict_renders_in_both_reports(conformance, load_summa
                "repro": []}
     assert summary["exit_code"] == exitcodes.FAILED and summary["conformance"]["waived"]
     page = write_gate_html(tmp_path / "report.html", summary, conformance, LOAD_DIR).read_text()
-    parsed = _Page(page)
+    parsed = PageText(page)
     assert parsed.text[0] == summary["line"] and parsed.text[0].startswith("GATE FAILED (exit 1")
     assert "<li><b>POOL-REJ-005</b>: destructive inputs are not sent to a shared server</li>" in page
     assert all(f'id="plot-{name}"' in page for name in PLOTS)
