@@ -18,7 +18,7 @@ from __future__ import annotations
 import datetime
 import json
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,8 @@ import pytest
 from geopool.conformance.registry import Expectations, ExpectedFailure, Requirement
 from geopool.conformance.reproducers import write_reproducers
 
-__all__ = ["OUTCOMES", "NOT_EVALUATED", "RequirementLedger", "listed_ids", "write_report", "terminal_table",
+__all__ = ["OUTCOMES", "NOT_EVALUATED", "RequirementLedger", "ids_by_reason", "listed_ids", "write_report",
+           "terminal_table",
            "unchecked_line"]
 
 #: Worst first: a requirement's outcome is the worst of its tests'.
@@ -156,11 +157,16 @@ def unchecked_line(ledger: RequirementLedger) -> str:
     musts = sum(1 for requirement in ledger.registry.values() if requirement.level == "MUST")
     if not unchecked:
         return f"all {musts} MUST requirements checked"
-    by_why: dict[str, list[str]] = {}
-    for rid, _, why in unchecked:
-        by_why.setdefault(why, []).append(rid)
-    listed = "; ".join(f"{listed_ids(ids)} ({why})" for why, ids in by_why.items())
+    listed = ids_by_reason((rid, why) for rid, _, why in unchecked)
     return f"{len(unchecked)} MUST requirement{'s' if len(unchecked) != 1 else ''} not checked: {listed}"
+
+
+def ids_by_reason(pairs: Iterable[tuple[str, str]]) -> str:
+    """(id, why) pairs on one line, grouped by why: ``A, B (no reference weights); C (destructive input)``."""
+    by_why: dict[str, list[str]] = {}
+    for rid, why in pairs:
+        by_why.setdefault(why, []).append(rid)
+    return "; ".join(f"{listed_ids(ids)} ({why})" for why, ids in by_why.items())
 
 
 def listed_ids(ids: Sequence[str], shown: int = 6) -> str:

@@ -12,7 +12,7 @@ from collections import Counter
 from typing import Any
 
 from geopool import exitcodes
-from geopool.conformance.report import listed_ids
+from geopool.conformance.report import ids_by_reason, listed_ids
 
 __all__ = ["judge"]
 
@@ -70,11 +70,7 @@ def _conformance_part(code: int, report: dict[str, Any] | None, waivers: dict[st
     if strict and unexpected:
         _reason(reasons, exitcodes.FAILED, f"--strict: known defects no longer fail: {', '.join(unexpected)}")
     if part["unwaived"]:
-        by_why: dict[str, list[str]] = {}
-        for item in unchecked:
-            if item["id"] in part["unwaived"]:
-                by_why.setdefault(item["why"], []).append(item["id"])
-        listed = "; ".join(f"{listed_ids(ids)} ({why})" for why, ids in by_why.items())
+        listed = ids_by_reason((item["id"], item["why"]) for item in unchecked if item["id"] in part["unwaived"])
         count = len(part["unwaived"])
         _reason(reasons, exitcodes.UNCHECKED_MUST,
                 f"{count} MUST requirement{'s' if count != 1 else ''} not checked and not waived: {listed}")
