@@ -187,7 +187,8 @@ OPTIONS: dict[str, RunOptions] = {
 
 #: Faults aimed at the load suite (latency and availability under load), not at a requirement.
 LOAD_ONLY = {"slow-tail": "latency SLOs of the load suite's gate",
-             "stall": "coordinated omission: the load suite's corrected vs uncorrected latency"}
+             "stall": "coordinated omission: the load suite's corrected vs uncorrected latency",
+             "rate-limit": "a known capacity (the knee) for `geopool sweep` to find"}
 #: Faults that stage a situation for geopool's own tests rather than break a requirement.
 TOOLING = {"version:X.Y.Z": "a server claiming another vLLM version, to check which expectations file applies "
                             "(tests/conformance/test_expectations_live.py)"}

@@ -12,7 +12,7 @@ Each fault edits what passes through (:meth:`Fault.response`) or answers instead
 ``error_answers``  rejections: 5xx for 4xx, bad input accepted, flat or blank error bodies, death
 ``endpoints``      /metrics, /version (garbage or another version), /v1/models, /openapi.json,
                    /health, the metadata header
-``timing``         slow tail, stall, 503s, connection resets
+``timing``         slow tail, stall, rate limit, 503s, connection resets
 ``client``         around client mistakes: completion bodies taken, closing after errors, raw and
                    fp8 answers spoiled
 ``gateway``        a validating gateway answering what a conforming server would (``repair-validate``),
@@ -74,7 +74,7 @@ from geopool.faults.outputs import (
     Truncate,
 )
 from geopool.faults.repairs import RepairFloat, RepairOpenapi, RepairSerialize
-from geopool.faults.timing import ResetMidBody, SlowTail, Stall, Unavailable
+from geopool.faults.timing import RateLimit, ResetMidBody, SlowTail, Stall, Unavailable
 
 __all__ = ["FAULTS", "Exchange", "Fault", "describe_faults", "parse_fault"]
 
@@ -84,7 +84,7 @@ FAULTS: dict[str, Callable[..., Fault]] = {cls.name: cls for cls in [
     IgnoreInput, Stale, Swap, ServerErrorForClientError, AcceptBad, FlatErrors, BlankErrors, DieAfterBad,
     MetricsFrozen, MetricsGarbage, VersionGarbage, VersionAs, ModelsEmpty, OpenapiStrip, OpenapiNarrow,
     BytesMetadata, BytesNoMetadata, HealthFlap, IgnoreEndianness,
-    SlowTail, Stall, Unavailable, ResetMidBody,
+    SlowTail, Stall, RateLimit, Unavailable, ResetMidBody,
     AcceptCompletion, CloseAfterError, LowBit,
     Scale, FixedNoise,
     RepairValidate, DieOnKiller, RepairFloat, RepairOpenapi, RepairSerialize,

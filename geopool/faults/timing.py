@@ -1,10 +1,11 @@
-"""Timing and transport faults: a slow tail, a stall, 503s and connection resets mid-body."""
+"""Timing and transport faults: a slow tail, a stall, a rate limit, 503s and connection resets mid-body."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 
+from geopool.errors import FaultSpecError
 from geopool.faults.base import Exchange, Fault
 from geopool.faults.error_answers import proxy_error
 
@@ -43,6 +44,29 @@ class Stall(Fault):
         end = start + self._float(1, 5.0)
         if start <= now < end:
             await asyncio.sleep(end - now)
+        return False
+
+
+class RateLimit(Fault):
+    name, summary = ("rate-limit", "at most RATE pooling requests per second forwarded, 1/RATE s apart; the rest "
+                                  "wait their turn, so latency grows without bound above RATE (param: rate [1])")
+
+    def __init__(self, *params):
+        super().__init__(*params)
+        if not self._float(0, 1.0) > 0:
+            raise FaultSpecError(f"fault {self.name}: the rate must be > 0 requests per second, got {params[0]!r}")
+        self.next_slot: float | None = None
+
+    async def intercept(self, exchange):
+        # each pooling request takes the next free slot on a 1/RATE grid (no lock held while forwarding:
+        # the upstream may still overlap two requests, but they start at most RATE per second)
+        if not exchange.pooling:
+            return False
+        now = time.monotonic()
+        slot = now if self.next_slot is None else max(now, self.next_slot)
+        self.next_slot = slot + 1.0 / self._float(0, 1.0)
+        if slot > now:
+            await asyncio.sleep(slot - now)
         return False
 
 

@@ -92,7 +92,7 @@ def _load(gate: Mapping[str, Any], summary: Mapping[str, Any] | None) -> list[st
     corrected = (summary.get("latency_ms") or {}).get("corrected") or {}
     lines += [f"**{summary['verdict']}** (exit {summary['exit_code']}): scenario `{scenario.get('name')}`, "
               f"{requests.get('measured')} requests measured, {requests.get('ok')} ok, "
-              f"{summary.get('throughput_rps', 0):.2f} req/s" + (
+              f"{summary.get('throughput_rps', 0):.2f} req/s" + _goodput(summary.get("goodput")) + (
                   f", corrected p50 {corrected['p50']:.0f} ms, p99 {corrected['p99']:.0f} ms"
                   if corrected.get("p50") is not None and corrected.get("p99") is not None else ""), ""]
     if summary.get("invalid_reasons"):
@@ -132,3 +132,11 @@ def append_step_summary(text: str) -> Path | None:
     with path.open("a", encoding="utf-8") as file:
         file.write(text if text.endswith("\n") else text + "\n")
     return path
+
+
+def _goodput(figures: dict | None) -> str:
+    """``, goodput 0.95 req/s (19/20 within 3000 ms)`` when the run's SLO defines goodput."""
+    if not figures:
+        return ""
+    return (f", goodput {figures['rps']:.2f} req/s ({figures['good']}/{figures['of']} "
+            f"within {figures['max_latency_ms']:g} ms)")

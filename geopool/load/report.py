@@ -15,7 +15,7 @@ import jinja2
 import numpy as np
 
 from geopool import resources
-from geopool.load import serverview, slo, stats
+from geopool.load import goodput, serverview, slo, stats
 from geopool.load.records import read_records
 from geopool.load.scenario import Scenario, scenario_from
 from geopool.load.schedule import arrival_offsets
@@ -51,6 +51,12 @@ def finalize(report_dir: Path, *, scenario: Scenario, slo_spec: slo.Slo | None, 
     if missing_slots:
         summary["invalid_reasons"].append(f"no final records from worker slot(s) {list(missing_slots)}")
         summary["valid"] = False
+    if slo_spec is not None and slo_spec.goodput is not None:
+        latencies["goodput"] = goodput.effective_latencies_ms(records, scenario, t0 + scenario.warmup_s)
+        summary["goodput"] = goodput.goodput_figures(latencies["goodput"], slo_spec.goodput.max_latency_ms,
+                                                     summary["measured_seconds"], scenario.open_loop)
+    if scenario.stages:
+        summary["stages"] = goodput.stage_summaries(records, scenario, t0, slo_spec)
     checks = slo.evaluate(slo_spec, summary, latencies) if slo_spec else []
     code = slo.exit_code(checks, summary["valid"])
     summary.update(
@@ -85,12 +91,20 @@ def print_summary(summary: Mapping[str, Any], report_dir: Path) -> None:
         f"  requests: {requests['measured']} measured ({requests['warmup_excluded']} in warm-up), "
         f"{requests['ok']} ok, {requests['http_errors']} HTTP errors, {requests['transport_errors']} transport "
         f"errors, {requests['verification_failures']} failed verification, {requests['unfinished']} unfinished",
-        f"  throughput: {summary['throughput_rps']:.3f} ok req/s over {summary['measured_seconds']:.1f} s",
+        f"  throughput: {summary['throughput_rps']:.3f} ok req/s over {summary['measured_seconds']:.1f} s"
+        + goodput_text(summary.get("goodput")),
     ]
     for label, dist in (("corrected", corrected), ("uncorrected", uncorrected)):
         if dist.get("count"):
             figures = "  ".join(f"{p} {dist[p]:.1f}" for p in ("p50", "p90", "p95", "p99", "p99.9"))
             lines.append(f"  latency {label} (ms): {figures}  max {dist['max']:.1f}")
+    for stage in summary.get("stages") or ():
+        load = f"rate {stage['rate']:g}/s" if "rate" in stage else f"{stage['users']} users"
+        p50 = stage["latency_ms"]["corrected"].get("p50")
+        lines.append(f"  stage {stage['index'] + 1} ({stage['from_s']:g}-{stage['until_s']:g} s, {load}): "
+                     f"{stage['ok']} ok, {stage['throughput_rps']:.3f} req/s"
+                     + goodput_text(stage.get("goodput")) + f", corrected p50 {_ms(p50)}"
+                     + ("" if stage["valid"] else " (invalid: " + "; ".join(stage["invalid_reasons"]) + ")"))
     late = summary["late_sends"]
     if late["of"]:
         lines.append(f"  late sends: {late['count']} of {late['of']} over {late['threshold_ms']:g} ms "
@@ -111,6 +125,14 @@ def print_summary(summary: Mapping[str, Any], report_dir: Path) -> None:
         lines.append(f"  INVALID: {reason}")
     lines.append(f"  verdict: {summary['verdict']} (exit {summary['exit_code']}); report: {report_dir}/report.html")
     print("\n".join(lines), flush=True)
+
+
+def goodput_text(figures: Mapping[str, Any] | None) -> str:
+    """``; goodput 0.950 req/s (19 of 20 within 3000 ms)`` or nothing when goodput is not defined."""
+    if not figures:
+        return ""
+    return (f"; goodput {figures['rps']:.3f} req/s ({figures['good']} of {figures['of']} within "
+            f"{figures['max_latency_ms']:g} ms {figures['latency']})")
 
 
 def _ms(value: float | None) -> str:

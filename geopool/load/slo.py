@@ -10,11 +10,22 @@ min_rps = 1.0            # successful requests per second after warm-up
 [errors]
 max_error_rate = 0.01    # (HTTP + transport errors) / finished requests
 max_verification_failures = 0   # the default: any wrong tensor fails the gate
+[goodput]                # requests that verified AND finished within max_latency_ms
+max_latency_ms = 3000    # default: the smallest [latency.*] bound
+min_share = 0.9          # of the finished requests after warm-up, 0 < share < 1
+min_rps = 0.5            # good requests per second after warm-up
 ```
 
 A latency bound is judged with MLPerf LoadGen's early-stopping rule: ``met`` only when the run has
 enough samples to say the percentile is under the bound with 99 % confidence, ``breached`` when the
 observed percentile is over it, else ``insufficient`` — which makes the run invalid, not a pass.
+
+Goodput (vLLM RFC #8782) counts the requests that verified and finished within ``max_latency_ms``
+(the main latency: corrected in an open loop, uncorrected in a closed one). ``min_share`` is judged
+by the same early-stopping rule: "share >= s" is "the s-quantile of the per-request latency, a
+failed request counting as infinite, <= max_latency_ms", so a share needs as many samples as that
+percentile does (0.9 as p90: 64). ``min_rps`` is judged like throughput, ``insufficient`` without
+a finished request.
 """
 
 from __future__ import annotations
@@ -31,7 +42,7 @@ from geopool.errors import ConfigError
 from geopool.load.stats import PERCENTILES, early_stopping_check
 from geopool.tomlfile import read_toml
 
-__all__ = ["EXIT_CODES", "Slo", "evaluate", "exit_code", "load_slo"]
+__all__ = ["EXIT_CODES", "Goodput", "Slo", "evaluate", "exit_code", "load_slo"]
 
 #: Process exit codes of a load run (``geopool load`` and ``locust -f load/locustfile.py``): the ones of
 #: geopool's one table (:mod:`geopool.exitcodes`) a load run can end with.
@@ -43,12 +54,22 @@ _PERCENTILE_KEYS = {f"p{p:g}": p for p in PERCENTILES}
 
 
 @dataclasses.dataclass(frozen=True)
+class Goodput:
+    """The ``[goodput]`` table: the per-request latency bound and the optional share and rate bounds."""
+
+    max_latency_ms: float
+    min_share: float | None = None
+    min_rps: float | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class Slo:
     latency_ms: dict[str, dict[str, float]]
     min_rps: float | None = None
     max_error_rate: float | None = None
     max_verification_failures: int = 0
     source: str = ""
+    goodput: Goodput | None = None
 
 
 def load_slo(path: str | Path) -> Slo:
@@ -57,9 +78,9 @@ def load_slo(path: str | Path) -> Slo:
 
 def slo_from(document: Mapping[str, Any], source: str = "<slo>") -> Slo:
     where = f"SLO file {source!r}"
-    unknown = set(document) - {"latency", "throughput", "errors"}
+    unknown = set(document) - {"latency", "throughput", "errors", "goodput"}
     if unknown:
-        raise ConfigError(f"{where}: unknown table(s) {sorted(unknown)}; use latency, throughput, errors")
+        raise ConfigError(f"{where}: unknown table(s) {sorted(unknown)}; use latency, throughput, errors, goodput")
     latency: dict[str, dict[str, float]] = {}
     for kind, bounds in _table(where, document, "latency").items():
         if kind not in ("corrected", "uncorrected"):
@@ -86,10 +107,36 @@ def slo_from(document: Mapping[str, Any], source: str = "<slo>") -> Slo:
             raise ConfigError(f"{where}: errors.max_error_rate must be within 0..1, got {max_error_rate!r}")
     if not isinstance(failures, int) or isinstance(failures, bool) or failures < 0:
         raise ConfigError(f"{where}: errors.max_verification_failures must be an integer >= 0, got {failures!r}")
-    if not latency and min_rps is None and max_error_rate is None and "max_verification_failures" not in errors:
+    goodput = _goodput(where, document, latency)
+    if (not latency and min_rps is None and max_error_rate is None and "max_verification_failures" not in errors
+            and "goodput" not in document):
         raise ConfigError(f"{where} sets no bound")
     return Slo(latency, None if min_rps is None else float(min_rps),
-               None if max_error_rate is None else float(max_error_rate), failures, source)
+               None if max_error_rate is None else float(max_error_rate), failures, source, goodput)
+
+
+def _goodput(where: str, document: Mapping[str, Any], latency: Mapping[str, Mapping[str, float]]) -> Goodput | None:
+    """The ``[goodput]`` table; without one, goodput is still reported when a latency bound gives its limit."""
+    table = _table(where, document, "goodput")
+    _only(where, "goodput", table, {"max_latency_ms", "min_share", "min_rps"})
+    bounds = [bound for kind in latency.values() for bound in kind.values()]
+    limit = table.get("max_latency_ms")
+    if limit is None:
+        if not bounds:
+            if "goodput" in document:
+                raise ConfigError(f"{where}: [goodput] needs max_latency_ms when no [latency.*] bound gives one")
+            return None
+        limit = min(bounds)
+    _number(where, "goodput.max_latency_ms", limit, positive=True)
+    share, rps = table.get("min_share"), table.get("min_rps")
+    if share is not None:
+        _number(where, "goodput.min_share", share)
+        if not 0 < share < 1:
+            raise ConfigError(f"{where}: goodput.min_share must be within (0, 1), got {share!r} (a share of 1 is "
+                              "never shown with confidence: bound errors.max_error_rate and a latency percentile)")
+    if rps is not None:
+        _number(where, "goodput.min_rps", rps, positive=True)
+    return Goodput(float(limit), None if share is None else float(share), None if rps is None else float(rps))
 
 
 def evaluate(slo: Slo, summary: Mapping[str, Any], latencies_ms: Mapping[str, np.ndarray]) -> list[dict[str, Any]]:
@@ -108,6 +155,8 @@ def evaluate(slo: Slo, summary: Mapping[str, Any], latencies_ms: Mapping[str, np
                                f"early-stopping rule needs {result['needed']} (observed {observed:.1f} ms)")
             checks.append(check)
     requests = summary["requests"]
+    if slo.goodput is not None:
+        checks += _goodput_checks(slo.goodput, summary.get("goodput") or {}, latencies_ms.get("goodput"))
     if slo.min_rps is not None:
         observed = summary["throughput_rps"]
         checks.append(_simple(f"throughput >= {slo.min_rps:g} req/s", slo.min_rps, observed, observed >= slo.min_rps,
@@ -126,6 +175,34 @@ def evaluate(slo: Slo, summary: Mapping[str, Any], latencies_ms: Mapping[str, np
     failures, allowed = requests["verification_failures"], slo.max_verification_failures
     checks.append(_simple(f"verification failures <= {allowed}", allowed, failures, failures <= allowed,
                           f"{failures - allowed} over ({failures} responses failed verification)"))
+    return checks
+
+
+def _goodput_checks(spec: Goodput, figures: Mapping[str, Any], effective_ms: np.ndarray | None) -> list[dict[str, Any]]:
+    checks = []
+    finished = figures.get("of", 0)
+    if spec.min_share is not None:
+        bound = f"goodput share >= {spec.min_share:g} (within {spec.max_latency_ms:g} ms and verified)"
+        values = effective_ms if effective_ms is not None else np.array([])
+        result = early_stopping_check(values, spec.min_share * 100, spec.max_latency_ms)
+        observed = figures.get("share")
+        check = {"bound": bound, "limit": spec.min_share, "observed": observed, "state": result["state"],
+                 "samples": result["samples"], "needed": result["needed"]}
+        if result["state"] == "breached":
+            check["by"] = f"{figures.get('good', 0)} good of {finished} ({observed:.3f})"
+        elif result["state"] == "insufficient":
+            check["by"] = (f"{finished} finished requests, {result['over_bound']} not good; LoadGen's "
+                           f"early-stopping rule needs {result['needed']}")
+        checks.append(check)
+    if spec.min_rps is not None:
+        bound = f"goodput >= {spec.min_rps:g} good req/s"
+        if not finished:
+            checks.append({"bound": bound, "limit": spec.min_rps, "observed": None, "state": "insufficient",
+                           "by": "no finished request after warm-up"})
+        else:
+            observed = figures["rps"]
+            checks.append(_simple(bound, spec.min_rps, observed, observed >= spec.min_rps,
+                                  f"{spec.min_rps - observed:.3f} good req/s short ({observed:.3f} observed)"))
     return checks
 
 
