@@ -38,6 +38,7 @@ from geopool.errors import (
     TargetError,
 )
 from geopool.load import options as load_options
+from geopool.load.sweep import OPTIONS as _SWEEP_OPTIONS
 from geopool.server import EmbeddedServer
 
 
@@ -325,6 +326,25 @@ def load(embedded_model: str, embedded_dtype: str, device: str, max_num_seqs: in
                                       "max_num_seqs": max_num_seqs, "vllm_args": vllm_arg,
                                       "startup_timeout": startup_timeout})
     sys.exit(code)
+
+
+@main.command()
+@shared.click_options(_SWEEP_OPTIONS)
+@shared.click_options(shared.EMBEDDED)
+@_friendly_errors
+def sweep(embedded_model: str, embedded_dtype: str, device: str, max_num_seqs: int, vllm_arg: tuple[str, ...],
+          startup_timeout: float, **values: Any) -> None:
+    """Find the highest open-loop arrival rate at which an SLO holds (one load run per rising step).
+
+    Exit codes (geopool's table): 0 a rate found, 4 bad usage, 10 no step met the SLO (one breached),
+    11 no step was valid, 12 target unusable.
+    """
+    from geopool.load.sweep import run_sweep
+
+    _sigterm_as_interrupt()
+    sys.exit(run_sweep(values, embedded={"model": embedded_model, "dtype": embedded_dtype, "device": device,
+                                         "max_num_seqs": max_num_seqs, "vllm_args": vllm_arg,
+                                         "startup_timeout": startup_timeout}))
 
 
 _GATE_TARGET = (shared.BASE_URL.but(help="Server URL [default: the embedded server, for both phases]."),

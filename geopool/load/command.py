@@ -21,7 +21,7 @@ from geopool.load.slo import EXIT_NO_TARGET, load_slo
 from geopool.numerics import bounds_for
 from geopool.progress import LoadTally, ProgressLine, watch_child
 
-__all__ = ["check_load_values", "locust_command", "run_load"]
+__all__ = ["check_load_values", "child_values", "locust_command", "run_child", "run_load", "target"]
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")  # not imported here: Locust monkey-patches
 #: Beyond the scenario's end and two grace periods: time to start Locust, build pools and write the report.
@@ -56,21 +56,33 @@ def run_load(values: Mapping[str, Any], *, embedded: dict[str, Any]) -> int:
     scenario = check_load_values(values, embedded=base_url is None)
     report_dir = Path(values["report_dir"] or default_report_dir(scenario.name))
     report_dir.mkdir(parents=True, exist_ok=True)
-    with _target(base_url, embedded) as (url, server):
-        child = {**values, "base_url": url}
-        if server is not None:
-            child.update(model_config=values["model_config"] or server.served_dir / "config.json",
-                         input_dtype=server.dtype,
-                         reference_checkpoint=values["reference_checkpoint"] or server.served_dir,
-                         numeric_bounds=bounds_for(values.get("numeric_bounds"), embedded=True))
-        if scenario.verify != "reference":
-            child["reference_checkpoint"] = None
-        env = dict(os.environ)
-        if values["api_key"]:  # through the environment, not argv, so it never shows in `ps`
-            env["GEOPOOL_API_KEY"] = values["api_key"]
-        deadline = scenario.end_s + 2 * scenario.grace_s + DEADLINE_EXTRA_S
+    with target(base_url, embedded) as (url, server):
+        child = child_values(values, scenario, url, server)
         print(f"geopool load: {scenario.name} against {url}; report in {report_dir}", flush=True)
-        return _run_child(locust_command(child, report_dir), env, deadline, report_dir, scenario)
+        return run_child(child, scenario, report_dir)
+
+
+def child_values(values: Mapping[str, Any], scenario: Any, url: str, server: Any) -> dict[str, Any]:
+    """The Locust child's option values against ``url``; ``server``: the embedded one (or None), which
+    supplies the model config, dtype, reference checkpoint and numeric bounds."""
+    child = {**values, "base_url": url}
+    if server is not None:
+        child.update(model_config=values["model_config"] or server.served_dir / "config.json",
+                     input_dtype=server.dtype,
+                     reference_checkpoint=values["reference_checkpoint"] or server.served_dir,
+                     numeric_bounds=bounds_for(values.get("numeric_bounds"), embedded=True))
+    if scenario.verify != "reference":
+        child["reference_checkpoint"] = None
+    return child
+
+
+def run_child(child: Mapping[str, Any], scenario: Any, report_dir: Path) -> int:
+    """One headless Locust run of ``scenario`` with ``child`` values into ``report_dir``, bounded in time."""
+    env = dict(os.environ)
+    if child.get("api_key"):  # through the environment, not argv, so it never shows in `ps`
+        env["GEOPOOL_API_KEY"] = child["api_key"]
+    deadline = scenario.end_s + 2 * scenario.grace_s + DEADLINE_EXTRA_S
+    return _run_child(locust_command(child, report_dir), env, deadline, report_dir, scenario)
 
 
 def _run_child(command: list[str], env: dict[str, str], deadline: float, report_dir: Path, scenario: Any) -> int:
@@ -91,13 +103,13 @@ def _run_child(command: list[str], env: dict[str, str], deadline: float, report_
 
 
 @contextlib.contextmanager
-def _target(base_url: str | None, embedded: dict[str, Any]) -> Iterator[tuple[str, Any]]:
+def target(base_url: str | None, embedded: dict[str, Any]) -> Iterator[tuple[str, Any]]:
     if base_url:
         yield base_url.rstrip("/"), None
         return
     from geopool.server import EmbeddedServer
 
-    print(f"geopool load: no --base-url; starting the embedded server ({embedded['model']})", flush=True)
+    print(f"geopool: no --base-url; starting the embedded server ({embedded['model']})", flush=True)
     with EmbeddedServer(embedded["model"], dtype=embedded["dtype"], max_num_seqs=embedded["max_num_seqs"],
                         extra_args=embedded["vllm_args"], startup_timeout_s=embedded["startup_timeout"],
                         device=embedded.get("device", "auto")) as server:

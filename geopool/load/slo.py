@@ -184,6 +184,7 @@ def _goodput_checks(spec: Goodput, figures: Mapping[str, Any], effective_ms: np.
     if spec.min_share is not None:
         bound = f"goodput share >= {spec.min_share:g} (within {spec.max_latency_ms:g} ms and verified)"
         values = effective_ms if effective_ms is not None else np.array([])
+        values = np.nan_to_num(values, posinf=np.finfo(float).max)  # a failed request: later than any bound
         result = early_stopping_check(values, spec.min_share * 100, spec.max_latency_ms)
         observed = figures.get("share")
         check = {"bound": bound, "limit": spec.min_share, "observed": observed, "state": result["state"],
