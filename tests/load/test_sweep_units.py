@@ -253,3 +253,36 @@ def test_sweep_without_slo_is_a_usage_error(tmp_path):
                                                                         "PYTHONPATH": str(REPO)})
     assert result.returncode == exitcodes.USAGE and "needs --slo FILE" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_staged_run_reports_its_stages_in_summary_console_and_html(tmp_path, capsys):
+    from geopool.load import report
+
+    scenario, records = _step_run()
+    log = RecordLog(tmp_path / "records.jsonl")
+    log.append(records)
+    log.close()
+    spec = slo.slo_from({"latency": {"corrected": {"p50": 500}}})
+    code = report.finalize(tmp_path, scenario=scenario, slo_spec=spec, target={"url": "http://127.0.0.1:1"},
+                           samples=[], slots={0: {"t0": 100.0}})
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert [stage["slo_breached"] for stage in summary["stages"]] == [False, True]
+    assert code == slo.EXIT_BREACH  # the run as a whole: its p50 is the second stage's 2 s
+    out = capsys.readouterr().out
+    assert "stage 1 (0-20 s, rate 1/s): 18 ok" in out and "stage 2 (20-40 s, rate 1/s)" in out
+    page = (tmp_path / "report.html").read_text()
+    assert 'id="stages"' in page and "2000.0" in page
+
+
+def test_the_gate_summary_shows_goodput_next_to_throughput():
+    from geopool.gate.markdown import render_markdown
+
+    data = Path(__file__).resolve().parents[1] / "gate" / "data" / "load" / "summary.json"
+    summary = json.loads(data.read_text())
+    gate = {"line": "PASS", "verdict": "pass", "exit_code": 0, "load": {"exit_code": 0}, "target": {}}
+    without = render_markdown(gate, None, summary)
+    summary["goodput"] = {"max_latency_ms": 6000.0, "latency": "corrected", "good": 19, "of": 20, "share": 0.95,
+                          "rps": 0.87}
+    text = render_markdown(gate, None, summary)
+    assert "goodput" not in without
+    assert "req/s, goodput 0.87 req/s (19/20 within 6000 ms)" in text
