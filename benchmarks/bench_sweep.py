@@ -93,7 +93,7 @@ def run_vllm(url: str, model: str, config: str, rates: list[float], duration: fl
         command = [*prefix, "--base-url", url, "--endpoint", "/pooling", "--backend", "vllm-pooling",
                    "--model", model, "--skip-tokenizer-init", "--dataset-name", "custom", "--dataset-path",
                    str(dataset), "--num-prompts", str(max(int(rate * duration), 1)), "--request-rate", f"{rate:g}",
-                   "--seed", "0", "--disable-tqdm", "--save-result", "--result-dir", str(out),
+                   "--seed", "0", "--disable-tqdm", "--save-result", "--save-detailed", "--result-dir", str(out),
                    "--result-filename", "result.json"]
         result = subprocess.run(command, capture_output=True, text=True, timeout=duration * 4 + 240)
         path = out / "result.json"
@@ -104,7 +104,11 @@ def run_vllm(url: str, model: str, config: str, rates: list[float], duration: fl
         met = data["completed"] > 0 and data["median_e2el_ms"] <= p50_ms
         steps.append({"rate": rate, "met": met, "completed": data["completed"],
                       "throughput_rps": data["request_throughput"], "p50_ms": data["median_e2el_ms"],
-                      "p99_ms": data.get("p99_e2el_ms")})
+                      "p99_ms": data.get("p99_e2el_ms"),
+                      # per request: send offset (s) and latency (ms), to see where a queue formed
+                      "requests": [(round(start - data["start_times"][0], 3), round(latency * 1000, 1))
+                                   for start, latency in zip(data.get("start_times") or [],
+                                                             data.get("latencies") or [], strict=False)]})
         if not met:
             break
         best = rate
