@@ -105,10 +105,8 @@ def run_vllm(url: str, model: str, config: str, rates: list[float], duration: fl
         steps.append({"rate": rate, "met": met, "completed": data["completed"],
                       "throughput_rps": data["request_throughput"], "p50_ms": data["median_e2el_ms"],
                       "p99_ms": data.get("p99_e2el_ms"),
-                      # per request: send offset (s) and latency (ms), to see where a queue formed
-                      "requests": [(round(start - data["start_times"][0], 3), round(latency * 1000, 1))
-                                   for start, latency in zip(data.get("start_times") or [],
-                                                             data.get("latencies") or [], strict=False)]})
+                      # every request's latency in send order, to see where a queue formed
+                      "latencies_ms": [round(latency * 1000, 1) for latency in data.get("latencies") or []]})
         if not met:
             break
         best = rate
