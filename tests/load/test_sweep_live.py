@@ -37,6 +37,8 @@ max_error_rate = 0.0
 
 def test_sweep_finds_the_rate_limit_within_one_step(embedded_server, tmp_path):
     (tmp_path / "slo.toml").write_text(SLO)
+    # steady state from windows of 4 (a step below the knee has 12-20 samples), within 50 %: the tiny model's
+    # few hundred ms vary that much on 2 shared cores, and above the knee latency grows far beyond any of it
     report_dir = tmp_path / "sweep"
     with FaultProxy(embedded_server.url, f"rate-limit:{KNEE_RPS}", max_seconds=400) as proxy:
         result = subprocess.run(
