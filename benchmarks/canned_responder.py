@@ -45,7 +45,7 @@ def build_app(metrics_text: str | None) -> web.Application:
         "data": [{"index": 0, "object": "pooling", "data": base64.b64encode(raw).decode("ascii")}],
         "usage": {"prompt_tokens": 1, "total_tokens": 1, "completion_tokens": 0,
                   "prompt_tokens_details": None, "completion_tokens_details": None},
-    }).encode()
+    }, separators=(",", ":")).encode()  # compact, as vLLM's JSONResponse writes it
     metadata = json.dumps({
         "id": "pooling-canned", "created": int(time.time()), "model": MODEL,
         "data": [{"index": 0, "embed_dtype": "float32", "endianness": "little", "start": 0, "end": len(raw),
