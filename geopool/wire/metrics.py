@@ -18,6 +18,7 @@ model and engine.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -39,11 +40,20 @@ def read_metrics(text: str, *, only: Sequence[str] | None = None) -> dict[str, A
     return {family.name: family for family in parser.text_string_to_metric_families(text)}
 
 
+#: A sample line's metric name: another family's samples are dropped before parsing; anything else is
+#: kept, so that text which is not Prometheus format still fails to parse.
+_SAMPLE_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*(?=[{ ])")
+
+
 def _only_families(text: str, names: tuple[str, ...]) -> str:
     kept = []
     for line in text.splitlines():
-        name = line[7:] if line.startswith(("# HELP ", "# TYPE ")) else line
-        if name.startswith(names):
+        if line.startswith("#"):
+            if line.startswith(("# HELP ", "# TYPE ")) and line[7:].startswith(names):
+                kept.append(line)
+            continue
+        sample = _SAMPLE_NAME.match(line)
+        if sample is None or sample.group().startswith(names):
             kept.append(line)
     return "\n".join(kept) + "\n"
 
