@@ -32,7 +32,7 @@ import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from bench_load_generators import ROOT, Result, Setup, measure
+from bench_load_generators import ROOT, Result, Setup, free_port, measure
 
 from geopool import wire
 from geopool.client import Endpoint
@@ -41,12 +41,6 @@ from geopool.resources import fixture_models_dir
 
 RESPONDER = Path(__file__).resolve().parent / "canned_responder.py"
 MODEL = "canned-responder"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start_responder(port: int, processes: int, metrics_file: Path, log: Path) -> subprocess.Popen:
@@ -74,6 +68,7 @@ def main() -> None:
     parser.add_argument("--metrics-file", type=Path, help="/metrics text the responder serves "
                                                           "[a minimal one: no scrape parsing cost]")
     parser.add_argument("--gap", type=float, default=1.0, help="idle seconds between rows [1]")
+    parser.add_argument("--processes", default="1,2", help="generator process counts to run [1,2]")
     parser.add_argument("--output", type=Path, default=ROOT / "reports" / "bench_generator_ceiling.json")
     args = parser.parse_args()
     for name in ("duration", "users", "responder_processes"):
@@ -104,7 +99,7 @@ def main() -> None:
                   f"{args.responder_processes} process(es); {args.users} users, {args.duration} s per row",
                   flush=True)
             rows: list[tuple[str, int, Result]] = []
-            for processes in (1, 2):
+            for processes in [int(part) for part in args.processes.split(",")]:
                 for name in ("geopool", "geopool-bytes", "locust-plain", "vllm-bench"):
                     if name == "vllm-bench" and processes > 1:
                         continue

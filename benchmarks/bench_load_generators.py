@@ -13,6 +13,7 @@ import json
 import os
 import resource
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -104,6 +105,13 @@ class Result:
     server_http_count: int | None = None
     overhead_http_ms: float | None = None
     users: int | None = None
+
+
+def free_port() -> int:
+    """A TCP port nothing on 127.0.0.1 listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 class BenchError(Exception):
@@ -231,8 +239,9 @@ def run_geopool(s: Setup, res: Result, encoding: str = "base64") -> tuple[float,
            "--model", s.model, "--input-dtype", s.input_dtype, "--response-encoding", encoding]
     if s.model_config:
         cmd += ["--model-config", s.model_config]
-    if s.processes > 1:
-        cmd += ["--processes", str(s.processes)]
+    if s.processes > 1:  # a port of its own: another Locust master on this host may hold the default 5557
+        port = str(free_port())  # the forked workers connect to --master-port, the master binds --master-bind-port
+        cmd += ["--processes", str(s.processes), "--master-bind-port", port, "--master-port", port]
     res.command = cmd
     code, samples, total, tail = run_measured(cmd, cwd=ROOT, env=s.env, timeout_s=s.duration + 180,
                                               log_prefix=s.workdir / f"geopool-{encoding}-{s.users}u")
@@ -260,8 +269,9 @@ def run_plain(s: Setup, res: Result) -> tuple[float, float, list[tuple[float, fl
     env = dict(s.env, **{BODY_ENV: str(s.body_path), WINDOW_ENV: str(window_path)})
     cmd = [sys.executable, "-m", "locust", "-f", str(locustfile), "--headless", "--host", s.base_url,
            "-u", str(s.users), "-r", str(s.users), "-t", f"{s.duration}s", "--only-summary", "--csv", str(prefix)]
-    if s.processes > 1:
-        cmd += ["--processes", str(s.processes)]
+    if s.processes > 1:  # a port of its own: another Locust master on this host may hold the default 5557
+        port = str(free_port())  # the forked workers connect to --master-port, the master binds --master-bind-port
+        cmd += ["--processes", str(s.processes), "--master-bind-port", port, "--master-port", port]
     res.command = cmd
     code, samples, total, tail = run_measured(cmd, cwd=s.workdir, env=env, timeout_s=s.duration + 120,
                                               log_prefix=s.workdir / "locust-plain")
