@@ -1,13 +1,14 @@
 """Load-generator benchmark (not a test): geopool vs plain Locust vs ``vllm bench serve``, one server, one run.
 
-    .venv/bin/python benchmarks/bench_load.py [--users 4] [--duration 60]          # starts the embedded server
+    .venv/bin/python benchmarks/bench_load.py [--users 1,4,16] [--duration 60]     # starts the embedded server
     .venv/bin/python benchmarks/bench_load.py --base-url http://127.0.0.1:8123 \\
         --model-config ~/.cache/geopool/models/prithvi-tiny-tl-*/config.json --users 4 --duration 30
 
-The three generators run one after another against the same server at the same concurrency (``--users``), each
-for about ``--duration`` seconds, with the server drained and idle for ``--gap`` seconds between them:
+The generators run one after another against the same server at the same concurrency (each value of ``--users``
+in turn), each for about ``--duration`` seconds, with the server drained and idle for ``--gap`` seconds between them:
 
 * ``geopool``      geopool's locustfile (closed scenario): pre-encoded bodies, every answer decoded and verified.
+* ``geopool-bytes`` the same with ``--response-encoding bytes``: answers are raw values plus a metadata header.
 * ``locust-plain`` a minimal Locust ``FastHttpUser`` (``constant(0)`` wait) POSTing one pre-encoded body, no checks.
 * ``vllm-bench``   ``vllm bench serve --backend vllm-pooling`` with ``--max-concurrency`` = users and a fixed
   request count (``--num-prompts``, default: geopool's achieved rate × duration). It only checks for HTTP 200.
@@ -30,6 +31,11 @@ its result file a few ms after the last response):
   time only: HTTP transfer, JSON parsing of the request and serialization of the response are outside it.
 * ``overhead ms`` = client ms - server ms: network, the server's HTTP/JSON work and the client's send/receive.
   The server is the same for all three, so differences in overhead are differences between the clients.
+* ``http ms``: mean ``http_request_duration_seconds{handler="/pooling"}`` over the same scrapes: the server's whole
+  handling of a request (request JSON, base64, ``torch.load``, engine, answer serialization);
+  ``ovh http`` = client ms - http ms: what the client and the loopback add on top — the right clock for
+  comparing clients (``overhead ms`` above also counts the server's JSON work).
+* ``cpu vs plain``: cpu ms/req divided by plain Locust's at the same concurrency, measured in the same run.
 
 Results are printed as a table with ratios versus geopool and written to ``reports/bench_load.json``.
 """
@@ -43,7 +49,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -60,30 +66,44 @@ def _f(value: float | None, fmt: str) -> str:
     return "-" if value is None else format(value, fmt)
 
 
+def cpu_vs_plain(results: list[Result], r: Result) -> float | None:
+    """``r``'s CPU per request over plain Locust's at the same concurrency (same run)."""
+    plain = next((p for p in results if p.generator == "locust-plain" and p.ok and p.users == r.users), None)
+    if plain is None or not r.ok or not r.cpu_ms_per_req or not plain.cpu_ms_per_req:
+        return None
+    return r.cpu_ms_per_req / plain.cpu_ms_per_req
+
+
 def print_table(results: list[Result]) -> None:
-    head = (f"{'generator':<13}{'ok':>6}{'wall s':>8}{'req/s':>8}{'cpu s':>8}{'cpu total':>10}"
-            f"{'cpu ms/req':>11}{'req/cpu-s':>10}{'client ms':>10}{'server ms':>10}{'server n':>9}{'overhead ms':>12}")
+    head = (f"{'users':>5} {'generator':<14}{'ok':>6}{'wall s':>7}{'req/s':>7}{'cpu s':>7}{'cpu tot':>8}"
+            f"{'cpu ms/req':>11}{'cpu vs plain':>13}{'client ms':>10}{'server ms':>10}{'ovh e2e':>8}"
+            f"{'http ms':>8}{'http n':>7}{'ovh http':>9}")
     print(head)
     print("-" * len(head))
     for r in results:
         if not r.ok:
-            print(f"{r.generator:<13}  FAILED: {r.error}")
+            print(f"{r.users or '':>5} {r.generator:<14}  FAILED: {r.error}")
             continue
-        print(f"{r.generator:<13}{r.completed:>6}{_f(r.window_s, '8.1f')}{_f(r.rate_rps, '8.2f')}"
-              f"{_f(r.cpu_window_s, '8.2f')}{_f(r.cpu_total_s, '10.2f')}{_f(r.cpu_ms_per_req, '11.1f')}"
-              f"{_f(r.req_per_cpu_s, '10.2f')}{_f(r.client_mean_ms, '10.1f')}{_f(r.server_mean_ms, '10.1f')}"
-              f"{_f(r.server_count, '9d')}{_f(r.overhead_ms, '12.1f')}")
+        print(f"{r.users:>5} {r.generator:<14}{r.completed:>6}{_f(r.window_s, '7.1f')}{_f(r.rate_rps, '7.2f')}"
+              f"{_f(r.cpu_window_s, '7.2f')}{_f(r.cpu_total_s, '8.2f')}{_f(r.cpu_ms_per_req, '11.2f')}"
+              f"{_f(cpu_vs_plain(results, r), '12.2f')}x{_f(r.client_mean_ms, '10.1f')}"
+              f"{_f(r.server_mean_ms, '10.1f')}{_f(r.overhead_ms, '8.1f')}{_f(r.server_http_mean_ms, '8.1f')}"
+              f"{_f(r.server_http_count, '7d')}{_f(r.overhead_http_ms, '9.1f')}")
 
 
 def ratios(results: list[Result]) -> dict[str, dict[str, float | None]]:
-    base = next((r for r in results if r.generator == "geopool" and r.ok), None)
-    if base is None:
-        return {}
+    """Per ``<generator>@<users>``: rate, requests per CPU-second and overhead against geopool (base64) at the
+    same concurrency, and CPU per request against plain Locust."""
     out: dict[str, dict[str, float | None]] = {}
     for r in results:
-        if r is base or not r.ok:
+        base = next((b for b in results if b.generator == "geopool" and b.ok and b.users == r.users), None)
+        if not r.ok:
             continue
-        out[r.generator] = {
+        if base is None or r is base:
+            out[f"{r.generator}@{r.users}"] = {"cpu_vs_plain": cpu_vs_plain(results, r)}
+            continue
+        out[f"{r.generator}@{r.users}"] = {
+            "cpu_vs_plain": cpu_vs_plain(results, r),
             "rate_ratio": r.rate_rps / base.rate_rps if r.rate_rps and base.rate_rps else None,
             "req_per_cpu_s_ratio": (r.req_per_cpu_s / base.req_per_cpu_s
                                     if r.req_per_cpu_s and base.req_per_cpu_s else None),
@@ -126,14 +146,18 @@ def main() -> None:
                                                "(default: the embedded server's; with --base-url: Sen1Floods11)")
     parser.add_argument("--model", help="served model name (with --base-url; default: the first /v1/models lists) "
                                         "or fixture to start (default prithvi-tiny-tl)")
-    parser.add_argument("--users", type=int, default=4, help="concurrency of every generator [4]")
+    parser.add_argument("--users", default="4", help="concurrency of every generator; a comma list runs each [4]")
     parser.add_argument("--duration", type=int, default=60, help="seconds per generator [60]")
     parser.add_argument("--num-prompts", type=int, help="vllm bench requests [geopool's rate × duration]")
     parser.add_argument("--gap", type=float, default=5.0, help="idle seconds between generators [5]")
     parser.add_argument("--skip", action="append", default=[], choices=GENERATORS, help="skip a generator")
     parser.add_argument("--output", type=Path, default=ROOT / "reports" / "bench_load.json", help="JSON results")
     args = parser.parse_args()
-    if args.users < 1:
+    try:
+        args.users = [int(part) for part in str(args.users).split(",")]
+    except ValueError:
+        parser.error(f"--users must be a comma list of integers, got {args.users!r}")
+    if min(args.users) < 1:
         parser.error(f"--users must be >= 1, got {args.users}")
     if args.duration < 1:
         parser.error(f"--duration must be >= 1, got {args.duration}")
@@ -157,7 +181,7 @@ def main() -> None:
             raise SystemExit(f"error: {exc}") from None
         body = wire.request_body(model, wire.seed_inputs(contract), dtype=contract.input_dtype)
         workdir = Path(tmp)
-        setup = Setup(endpoint=endpoint, model=model, model_config=model_config, users=args.users,
+        setup = Setup(endpoint=endpoint, model=model, model_config=model_config, users=args.users[0],
                       duration=args.duration, workdir=workdir, body_path=workdir / "body.json",
                       dataset_path=workdir / "dataset.jsonl", env=dict(os.environ, PYTHONUNBUFFERED="1"),
                       input_dtype=contract.input_dtype)
@@ -171,23 +195,29 @@ def main() -> None:
             print("warning: the server is busy before the benchmark (someone else's load?)", flush=True)
 
         results: list[Result] = []
-        for name in todo:
-            kw: dict[str, Any] = {}
-            if name == "vllm-bench":
-                rated = next((r for r in results if r.ok and r.rate_rps), None)
-                kw["num_prompts"] = args.num_prompts or max(
-                    args.users, round((rated.rate_rps if rated else 2.0) * args.duration))
-                print(f"    vllm bench: {kw['num_prompts']} prompts", flush=True)
-            results.append(measure(name, setup, args.gap, **kw))
+        for users in args.users:
+            here = replace(setup, users=users, workdir=workdir / f"u{users}")
+            here.workdir.mkdir()
+            for name in todo:
+                kw: dict[str, Any] = {}
+                if name == "vllm-bench":
+                    rated = next((r for r in results if r.ok and r.rate_rps and r.users == users), None)
+                    kw["num_prompts"] = args.num_prompts or max(
+                        users, round((rated.rate_rps if rated else 2.0) * args.duration))
+                    print(f"    vllm bench: {kw['num_prompts']} prompts", flush=True)
+                result = measure(name, here, args.gap, **kw)
+                result.users = users
+                results.append(result)
 
     print()
     print_table(results)
     rel = ratios(results)
     if rel:
-        print("\nvs geopool:  rate ratio | req-per-CPU-second ratio | overhead difference")
+        print("\nvs geopool (same users):  rate ratio | req-per-CPU-second ratio | overhead (e2e) difference")
         for name, r in rel.items():
-            print(f"  {name:<12} {_f(r['rate_ratio'], '8.2f')}x | {_f(r['req_per_cpu_s_ratio'], '8.2f')}x"
-                  f"                | {_f(r['overhead_diff_ms'], '+8.1f')} ms")
+            if "rate_ratio" in r:
+                print(f"  {name:<20} {_f(r['rate_ratio'], '8.2f')}x | {_f(r['req_per_cpu_s_ratio'], '8.2f')}x"
+                      f"                | {_f(r['overhead_diff_ms'], '+8.1f')} ms")
     print("\nnotes: cpu s = generator process tree CPU inside its load window; cpu total also counts start-up.")
     print("       client ms stops at the last body byte for all three (vllm bench 0.32 reads the whole body before")
     print("       stopping its clock, then parses JSON outside it); server ms is engine time (no HTTP/JSON work).")

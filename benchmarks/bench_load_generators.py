@@ -13,6 +13,7 @@ import json
 import os
 import resource
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -31,7 +32,7 @@ from geopool.errors import GeopoolError
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCUSTFILE = ROOT / "geopool" / "load" / "locustfile.py"
-GENERATORS = ("geopool", "locust-plain", "vllm-bench")
+GENERATORS = ("geopool", "geopool-bytes", "locust-plain", "vllm-bench")
 BODY_ENV = "GEOPOOL_BENCH_BODY"
 WINDOW_ENV = "GEOPOOL_BENCH_WINDOW"
 SAMPLE_EVERY_S = 0.25
@@ -58,9 +59,10 @@ PLAIN_LOCUSTFILE = textwrap.dedent(f'''\
 
 
     @events.quitting.add_listener
-    def _save(**_kw):
-        with open(os.environ["{WINDOW_ENV}"], "w") as f:
-            json.dump(WINDOW, f)
+    def _save(**_kw):  # one file per process that sent (with --processes, the workers)
+        if WINDOW:
+            with open(os.environ["{WINDOW_ENV}"] + f".{{os.getpid()}}", "w") as f:
+                json.dump(WINDOW, f)
 
 
     class PlainPoolingUser(FastHttpUser):
@@ -99,6 +101,17 @@ class Result:
     server_mean_ms: float | None = None
     server_count: int | None = None
     overhead_ms: float | None = None
+    server_http_mean_ms: float | None = None
+    server_http_count: int | None = None
+    overhead_http_ms: float | None = None
+    users: int | None = None
+
+
+def free_port() -> int:
+    """A TCP port nothing on 127.0.0.1 listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 class BenchError(Exception):
@@ -107,12 +120,15 @@ class BenchError(Exception):
 
 # ------------------------------------------------------------------------------------------ server side
 def scrape(endpoint: Endpoint) -> dict[str, float]:
-    """Sums (over label sets) of the e2e latency histogram and the running/waiting gauges."""
+    """Sums (over label sets) of the e2e latency histogram, the HTTP layer's /pooling duration histogram
+    (``http_*``; None when not exported) and the running/waiting gauges."""
     with PoolingClient(endpoint, timeout=PROBE_TIMEOUT) as client:
         families = wire.read_metrics(client.metrics())
     e2e = wire.histogram(families, "vllm:e2e_request_latency_seconds") or {"sum": 0.0, "count": 0.0}
+    http = wire.histogram(families, "http_request_duration_seconds", handler="/pooling") or {"sum": None, "count": None}
     busy = sum(wire.gauge(families, name) or 0.0 for name in ("vllm:num_requests_running", "vllm:num_requests_waiting"))
-    return {"e2e_sum": e2e["sum"], "e2e_count": e2e["count"], "busy": busy}
+    return {"e2e_sum": e2e["sum"], "e2e_count": e2e["count"], "http_sum": http["sum"], "http_count": http["count"],
+            "busy": busy}
 
 
 def wait_idle(endpoint: Endpoint, timeout_s: float = 120.0) -> bool:
@@ -208,23 +224,27 @@ class Setup:
     dataset_path: Path
     env: dict[str, str]
     input_dtype: str = "float32"
+    processes: int = 1  # geopool / plain Locust: Locust's --processes (a master and this many workers) when > 1
 
     @property
     def base_url(self) -> str:
         return self.endpoint.base_url
 
 
-def run_geopool(s: Setup, res: Result) -> tuple[float, float, list[tuple[float, float]]]:
-    report_dir = s.workdir / "geopool-report"
+def run_geopool(s: Setup, res: Result, encoding: str = "base64") -> tuple[float, float, list[tuple[float, float]]]:
+    report_dir = s.workdir / f"geopool-{encoding}-{s.users}u-report"
     cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--host", s.base_url,
            "-u", str(s.users), "-r", str(s.users), "-t", f"{s.duration}s", "--scenario", "closed",
            "--warmup", "0", "--window-requests", "5", "--report-dir", str(report_dir), "--only-summary",
-           "--model", s.model, "--input-dtype", s.input_dtype]
+           "--model", s.model, "--input-dtype", s.input_dtype, "--response-encoding", encoding]
     if s.model_config:
         cmd += ["--model-config", s.model_config]
+    if s.processes > 1:  # a port of its own: another Locust master on this host may hold the default 5557
+        port = str(free_port())  # the forked workers connect to --master-port, the master binds --master-bind-port
+        cmd += ["--processes", str(s.processes), "--master-bind-port", port, "--master-port", port]
     res.command = cmd
     code, samples, total, tail = run_measured(cmd, cwd=ROOT, env=s.env, timeout_s=s.duration + 180,
-                                              log_prefix=s.workdir / "geopool")
+                                              log_prefix=s.workdir / f"geopool-{encoding}-{s.users}u")
     res.exit_code, res.cpu_total_s = code, total
     records_path = report_dir / "records.jsonl"
     if not records_path.exists():
@@ -249,12 +269,16 @@ def run_plain(s: Setup, res: Result) -> tuple[float, float, list[tuple[float, fl
     env = dict(s.env, **{BODY_ENV: str(s.body_path), WINDOW_ENV: str(window_path)})
     cmd = [sys.executable, "-m", "locust", "-f", str(locustfile), "--headless", "--host", s.base_url,
            "-u", str(s.users), "-r", str(s.users), "-t", f"{s.duration}s", "--only-summary", "--csv", str(prefix)]
+    if s.processes > 1:  # a port of its own: another Locust master on this host may hold the default 5557
+        port = str(free_port())  # the forked workers connect to --master-port, the master binds --master-bind-port
+        cmd += ["--processes", str(s.processes), "--master-bind-port", port, "--master-port", port]
     res.command = cmd
     code, samples, total, tail = run_measured(cmd, cwd=s.workdir, env=env, timeout_s=s.duration + 120,
                                               log_prefix=s.workdir / "locust-plain")
     res.exit_code, res.cpu_total_s = code, total
     stats_path = Path(f"{prefix}_stats.csv")
-    if not stats_path.exists() or not window_path.exists():
+    windows = [json.loads(p.read_text()) for p in s.workdir.glob(f"{window_path.name}.*")]
+    if not stats_path.exists() or not windows:
         raise BenchError(f"exit {code}, no {stats_path.name} / window file: {last_error(tail)}")
     rows = {row["Name"]: row for row in csv.DictReader(stats_path.open())}
     agg = rows.get("Aggregated")
@@ -265,8 +289,7 @@ def run_plain(s: Setup, res: Result) -> tuple[float, float, list[tuple[float, fl
     res.client_mean_ms = float(agg["Average Response Time"])
     if res.failed:
         res.note = f"{res.failed} failures (mean latency includes them)"
-    window = json.loads(window_path.read_text())
-    return window["first"], window["last"], samples
+    return min(w["first"] for w in windows), max(w["last"] for w in windows), samples
 
 
 def vllm_bench_prefix() -> tuple[list[str], str]:
@@ -315,7 +338,10 @@ def measure(name: str, s: Setup, gap_s: float, **kw: Any) -> Result:
             print("    warning: the server still has requests in flight; server-side figures may be mixed")
         time.sleep(gap_s)
         before = scrape(s.endpoint)
-        runner = {"geopool": run_geopool, "locust-plain": run_plain, "vllm-bench": run_vllm_bench}[name]
+        runner = {"geopool": run_geopool, "geopool-bytes": run_geopool, "locust-plain": run_plain,
+                  "vllm-bench": run_vllm_bench}[name]
+        if name == "geopool-bytes":
+            kw["encoding"] = "bytes"
         start, end, samples = runner(s, res, **kw)
         after = scrape(s.endpoint)
     except (BenchError, GeopoolError, OSError, KeyError, ValueError) as exc:
@@ -323,6 +349,7 @@ def measure(name: str, s: Setup, gap_s: float, **kw: Any) -> Result:
         print(f"    FAILED: {res.error}", flush=True)
         return res
     res.ok = True
+    res.users = s.users
     res.window_s = end - start
     res.rate_rps = res.completed / res.window_s
     res.cpu_window_s = cpu_at(samples, end) - cpu_at(samples, start)
@@ -333,6 +360,12 @@ def measure(name: str, s: Setup, gap_s: float, **kw: Any) -> Result:
     if count > 0:
         res.server_mean_ms = (after["e2e_sum"] - before["e2e_sum"]) / count * 1e3
         res.overhead_ms = res.client_mean_ms - res.server_mean_ms
+    if after["http_count"] is not None and before["http_count"] is not None:
+        http_count = after["http_count"] - before["http_count"]
+        res.server_http_count = round(http_count)
+        if http_count > 0:
+            res.server_http_mean_ms = (after["http_sum"] - before["http_sum"]) / http_count * 1e3
+            res.overhead_http_ms = res.client_mean_ms - res.server_http_mean_ms
     if res.server_count > res.completed + res.failed + s.users:  # at most `users` were cut off in flight
         res.note += (f"; WARNING: the server finished {res.server_count} requests, more than this generator sent: "
                      "other traffic on the server: server ms / overhead ms are mixed, the server was shared")

@@ -25,6 +25,7 @@ from locust import LoadTestShape, User, constant, events, task
 from locust.runners import MasterRunner, WorkerRunner
 
 from geopool.errors import GeopoolError
+from geopool.load.http import Connection
 from geopool.load.options import add_locust_arguments
 from geopool.load.plan import MSG_CLOSE, MSG_PLAN, MSG_RECORDS
 from geopool.load.runtime import Runtime, attach, configure, runtime_of
@@ -36,7 +37,8 @@ __all__ = ["PoolingUser", "ScenarioShape"]
 log = logging.getLogger("geopool.load")
 logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per /metrics scrape drowns Locust's output
 
-#: 256 KiB reads: answers are ~3.7 MB, and the default 4 KiB costs ~900 parser rounds each.
+#: 256 KiB reads (https targets, through geventhttpclient): answers are ~3.7 MB, and the default 4 KiB costs
+#: ~900 parser rounds each.
 READ_BLOCK_BYTES = 262_144
 #: How long a user with nothing to send waits before asking again.
 IDLE_S = 0.2
@@ -112,8 +114,11 @@ class PoolingUser(User):
         url = URL(self.host)
         timeout = self.runtime.endpoint(self.host).timeout
         self.path = url.path.rstrip("/") + "/pooling"
-        self.http = HTTPClient.from_url(url, concurrency=1, connection_timeout=timeout.connect,
-                                        block_size=READ_BLOCK_BYTES, network_timeout=timeout.read)
+        if url.scheme == "http":  # geopool's own client: no copies of the 8 MB body or the answer
+            self.http = Connection(url.host, url.port, connect_timeout=timeout.connect, read_timeout=timeout.read)
+        else:
+            self.http = HTTPClient.from_url(url, concurrency=1, connection_timeout=timeout.connect,
+                                            block_size=READ_BLOCK_BYTES, network_timeout=timeout.read)
 
     @task
     def pool(self) -> None:

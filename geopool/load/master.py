@@ -78,7 +78,7 @@ class Master:
 
     def __init__(self, settings: RunSettings, runner: Any, *, run: int = 1, distributed: bool,
                  probe: Callable[[Endpoint], dict[str, Any]] = client.probe,
-                 scrape: Callable[[Endpoint], dict[str, Any]] = serverview.scrape,
+                 scrape: Callable[[Endpoint], dict[str, Any]] | None = None,
                  final_wait_s: float = FINAL_WAIT_S) -> None:
         self.settings = settings
         self.runner = runner
@@ -98,7 +98,8 @@ class Master:
         self.closed = False
         self.finished = False
         self.exit_code: int | None = None
-        self._probe, self._scrape, self._final_wait_s = probe, scrape, final_wait_s
+        self._kept_scraper = serverview.Scraper() if scrape is None else None  # one connection for the run
+        self._probe, self._scrape, self._final_wait_s = probe, scrape or self._kept_scraper, final_wait_s
         self._scraper: gevent.Greenlet | None = None
 
     def elapsed(self) -> float:
@@ -171,11 +172,15 @@ class Master:
             self._scraper.kill(block=False)
         self.records.close()
         if self.fatal:
+            if self._kept_scraper is not None:
+                self._kept_scraper.close()
             self.exit_code = self.fatal[0]
             report.write_failure(self.report_dir, self.fatal[1], self.plan.scenario, self.target)
             print(f"geopool: run failed: {self.fatal[1]} (exit {self.exit_code}; {self.report_dir})", flush=True)
             return self.exit_code
         self.samples.append(self._scrape(self.endpoint))
+        if self._kept_scraper is not None:
+            self._kept_scraper.close()
         try:
             self.exit_code = report.finalize(
                 self.report_dir, scenario=self.plan.scenario, slo_spec=self.settings.slo,

@@ -23,7 +23,7 @@ from typing import Any
 
 from geopool import options as shared
 from geopool.errors import ConfigError, InvalidArgument
-from geopool.load.scenario import ARRIVALS, PAYLOADS, VERIFY, Scenario, resolve_scenario
+from geopool.load.scenario import ARRIVALS, PAYLOADS, RESPONSE_ENCODINGS, VERIFY, Scenario, resolve_scenario
 from geopool.load.stats import STABILITY
 from geopool.options import Option
 
@@ -61,6 +61,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("--pool-size", "Distinct pre-encoded inputs (overrides).", kind=int, low=1, field="pool_size"),
     Option("--verify", "Check answers against the contract, or also against the reference output of "
                "their input (overrides).", choices=VERIFY, field="verify"),
+    Option("--response-encoding", "encoding_format of the answers asked for: base64 (JSON) or bytes (raw values "
+               "and a metadata header); both are verified alike (overrides).", choices=RESPONSE_ENCODINGS,
+               field="response_encoding"),
     shared.REFERENCE_CHECKPOINT.but(help="Served model folder (config.json + .pt), for --verify reference "
                                     "against a URL.", deprecated_flag="--reference-dir"),
     Option("--processes", "Locust --processes: a master and this many worker processes.", kind=int, low=1,

@@ -60,7 +60,8 @@ def build_pool(scenario: Scenario, contract: ModelContract, model: str,
         reference = ReferenceModel(reference_dir, contract.input_dtype)
     items = []
     for index, arrays in enumerate(inputs):
-        body = json.dumps(wire.request_body(model, arrays, dtype=contract.input_dtype)).encode()
+        body = json.dumps(wire.request_body(model, arrays, dtype=contract.input_dtype,
+                                            encoding_format=scenario.response_encoding)).encode()
         expected = reference(arrays) if reference is not None else None
         items.append(PayloadItem(index, body, expected))
     return items

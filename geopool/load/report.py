@@ -40,6 +40,7 @@ def finalize(report_dir: Path, *, scenario: Scenario, slo_spec: slo.Slo | None, 
     summary["server"] = server
     summary["client_minus_server_ms"] = (client_mean - server_e2e
                                          if client_mean is not None and server_e2e is not None else None)
+    summary["overhead_ms"] = serverview.overhead(samples, records)
     if scenario.open_loop:
         scheduled = len(arrival_offsets(scenario))
         summary["requests"].update(scheduled=scheduled, not_sent=max(scheduled - len(records), 0))
@@ -118,6 +119,10 @@ def print_summary(summary: Mapping[str, Any], report_dir: Path) -> None:
                      f"{_ms((server.get('inference') or {}).get('mean_ms'))}, batch mean "
                      f"{_number((server.get('batch') or {}).get('mean_size'))}; client − server "
                      f"{_ms(summary['client_minus_server_ms'])}")
+    overhead = summary.get("overhead_ms") or {}
+    if "overhead_mean_ms" in overhead:
+        lines.append(f"  overhead vs the server's HTTP handling of /pooling: {_ms(overhead['overhead_mean_ms'])} "
+                     f"(client {_ms(overhead['client_mean_ms'])} − server {_ms(overhead['server_http_mean_ms'])})")
     for check in summary["slo"]["checks"]:
         tail = f": {check['by']}" if check.get("by") else ""
         lines.append(f"  SLO {check['state'].upper():12} {check['bound']}{tail}")

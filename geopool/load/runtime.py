@@ -20,7 +20,6 @@ from geopool import client
 from geopool.client import Endpoint
 from geopool.errors import ConfigError, GeopoolError
 from geopool.load import options as load_options
-from geopool.load import serverview
 from geopool.load.master import Master, RunSettings
 from geopool.load.plan import MSG_RECORDS, Plan
 from geopool.load.slo import EXIT_USAGE, load_slo
@@ -72,7 +71,7 @@ class Runtime:
     """One Locust process. ``settings`` is None on a worker process (its master sends each run's plan)."""
 
     def __init__(self, settings: RunSettings | None, *, probe: Callable[[Endpoint], dict[str, Any]] = client.probe,
-                 scrape: Callable[[Endpoint], dict[str, Any]] = serverview.scrape) -> None:
+                 scrape: Callable[[Endpoint], dict[str, Any]] | None = None) -> None:
         self.settings = settings
         self._probe, self._scrape = probe, scrape
         self.runs = 0

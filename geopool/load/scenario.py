@@ -27,6 +27,8 @@ MODES = ("closed", "open")
 ARRIVALS = ("constant", "poisson")
 PAYLOADS = ("pool", "seed")
 VERIFY = ("contract", "reference")
+#: The ``encoding_format`` the load suite asks for: base64 JSON answers, or raw bytes with a metadata header.
+RESPONSE_ENCODINGS = ("base64", "bytes")
 
 #: Longest a closing process waits for requests in flight.
 MAX_GRACE_S = 30.0
@@ -56,6 +58,7 @@ class Scenario:
     pool_size: int = 8
     seed: int = 0
     verify: str = "contract"
+    response_encoding: str = "base64"
     window_requests: int = 20
     stability_tolerance: float = STABILITY
     late_threshold_ms: float = 10.0
@@ -68,6 +71,7 @@ class Scenario:
         _choice(where, "arrival", self.arrival, ARRIVALS)
         _choice(where, "payload", self.payload, PAYLOADS)
         _choice(where, "verify", self.verify, VERIFY)
+        _choice(where, "response_encoding", self.response_encoding, RESPONSE_ENCODINGS)
         _positive(where, "users", self.users)
         _positive(where, "rate", self.rate)
         _positive(where, "duration_s", self.duration_s)

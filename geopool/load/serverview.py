@@ -4,6 +4,9 @@ vLLM 0.32 (verified on the embedded server) exports histograms ``vllm:e2e_reques
 ``vllm:request_queue_time_seconds``, ``vllm:request_inference_time_seconds`` and
 ``vllm:iteration_tokens_total`` (tokens per engine step; each pooling request is one prompt token, so
 this is the batch size), and gauges ``vllm:num_requests_running`` / ``vllm:num_requests_waiting``.
+The HTTP layer's own histogram ``http_request_duration_seconds{handler="/pooling"}`` (every request the
+server answered, from the first byte read to the last written, JSON, base64 and ``torch.load`` included)
+gives :func:`overhead`: what the client adds on top of the server's whole handling.
 Figures for a window are differences of the cumulative counters between two scrapes; a server
 percentile is only known to a bucket, so it is reported as the bucket's upper bound ("at most"),
 unlike the client's exact ones.
@@ -20,7 +23,7 @@ from geopool.client import PROBE_TIMEOUT, Endpoint, PoolingClient
 from geopool.errors import GeopoolError
 from geopool.load.records import clock
 
-__all__ = ["HISTOGRAMS", "scrape", "server_summary"]
+__all__ = ["HISTOGRAMS", "HTTP_POOLING", "Scraper", "overhead", "scrape", "server_summary"]
 
 HISTOGRAMS = {
     "e2e": "vllm:e2e_request_latency_seconds",
@@ -29,15 +32,26 @@ HISTOGRAMS = {
     "batch": "vllm:iteration_tokens_total",
 }
 GAUGES = {"running": "vllm:num_requests_running", "waiting": "vllm:num_requests_waiting"}
+#: The HTTP layer's latency histogram (prometheus-fastapi-instrumentator in vLLM) and the handler label of /pooling.
+HTTP_DURATION, HTTP_POOLING = "http_request_duration_seconds", {"handler": "/pooling"}
+#: Only these families are parsed: vLLM exports hundreds of lines, and the scrape runs every second.
+FAMILIES = (*GAUGES.values(), *HISTOGRAMS.values(), HTTP_DURATION)
+OVERHEAD_SOURCE = ('client mean (done - sent) minus the server\'s mean http_request_duration_seconds'
+                   '{handler="/pooling"}, both over the requests between the first and last /metrics scrape')
 
 
-def scrape(endpoint: Endpoint) -> dict[str, Any]:
-    """One scrape of ``/metrics`` (headers and auth from ``endpoint``, the probe timeout) as a flat sample:
-    ``t``, the gauges and histograms above (None when not exported); ``error`` says why when it failed."""
+def scrape(endpoint: Endpoint, *, client: PoolingClient | None = None) -> dict[str, Any]:
+    """One scrape of ``/metrics`` (headers and auth from ``endpoint``, the probe timeout; ``client``: a kept
+    one) as a flat sample: ``t``, the gauges and histograms above and ``http_pooling`` (None when not
+    exported); ``error`` says why when it failed."""
     sample: dict[str, Any] = {"t": clock()}
     try:
-        with PoolingClient(endpoint, timeout=PROBE_TIMEOUT) as client:
-            families = wire.read_metrics(client.metrics())
+        if client is None:
+            with PoolingClient(endpoint, timeout=PROBE_TIMEOUT) as client:
+                text = client.metrics()
+        else:
+            text = client.metrics()
+        families = wire.read_metrics(text, only=FAMILIES)
     except (GeopoolError, ValueError) as exc:  # ValueError: the text is not Prometheus format
         sample["error"] = f"{type(exc).__name__}: {exc}"[:200]
         return sample
@@ -45,7 +59,56 @@ def scrape(endpoint: Endpoint) -> dict[str, Any]:
         sample[key] = wire.gauge(families, name)
     for key, name in HISTOGRAMS.items():
         sample[key] = wire.histogram(families, name)
+    sample["http_pooling"] = wire.histogram(families, HTTP_DURATION, **HTTP_POOLING)
     return sample
+
+
+class Scraper:
+    """:func:`scrape` over one kept client per endpoint, for a run's scrape every second: a new httpx client
+    per scrape cost ~25 ms of the generator's CPU (its TLS context loads the CA bundle). :meth:`close` at the end."""
+
+    def __init__(self) -> None:
+        self._endpoint: Endpoint | None = None
+        self._client: PoolingClient | None = None
+
+    def __call__(self, endpoint: Endpoint) -> dict[str, Any]:
+        if self._client is None or endpoint != self._endpoint:
+            self.close()
+            self._endpoint, self._client = endpoint, PoolingClient(endpoint, timeout=PROBE_TIMEOUT)
+        return scrape(endpoint, client=self._client)
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+
+def overhead(samples: Sequence[dict[str, Any]], records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """summary.json's ``overhead_ms``: client mean latency minus the server's mean HTTP handling time of
+    ``/pooling``, both over the requests between the first and the last successful scrape.
+
+    The client side counts every request the server answered (any HTTP status: the server's histogram
+    counts those too); ``{"unavailable": why}`` when the server does not export the histogram or no
+    request fell between two scrapes."""
+    good = [s for s in samples if "error" not in s]
+    if len(good) < 2:
+        return {"unavailable": "fewer than 2 successful /metrics scrapes"}
+    first, last = good[0], good[-1]
+    if not first.get("http_pooling") or not last.get("http_pooling"):
+        return {"unavailable": f'the server exports no {HTTP_DURATION}{{handler="/pooling"}} histogram '
+                               "(vLLM's HTTP metrics are off, or another server)"}
+    count = last["http_pooling"]["count"] - first["http_pooling"]["count"]
+    answered = [r["done"] - r["sent"] for r in records
+                if r.get("status") and r.get("sent") is not None and r.get("done") is not None
+                and first["t"] <= r["sent"] and r["done"] <= last["t"]]
+    if count <= 0 or not answered:
+        return {"unavailable": f"no /pooling request between the first and last scrape (server {int(count)}, "
+                               f"client {len(answered)})"}
+    client_mean = sum(answered) / len(answered) * 1000
+    server_mean = (last["http_pooling"]["sum"] - first["http_pooling"]["sum"]) / count * 1000
+    return {"client_mean_ms": client_mean, "server_http_mean_ms": server_mean,
+            "overhead_mean_ms": client_mean - server_mean, "requests_server": int(count),
+            "requests_client": len(answered), "source": OVERHEAD_SOURCE}
 
 
 def _delta(first: dict[str, Any] | None, last: dict[str, Any] | None) -> dict[str, Any] | None:

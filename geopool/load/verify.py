@@ -20,13 +20,19 @@ OK, HTTP_ERROR, TRANSPORT_ERROR, VERIFY_FAILED, UNFINISHED = "ok", "http", "tran
 
 
 def verify_response(status: int, body: bytes, contract: ModelContract,
-                    expected: np.ndarray | None = None, kernels: str = "same-kernels") -> tuple[str, str]:
+                    expected: np.ndarray | None = None, kernels: str = "same-kernels", *,
+                    encoding: str = "base64", metadata: str | None = None) -> tuple[str, str]:
     """``(verdict, detail)`` for one answer; detail is empty when the verdict is OK. ``kernels`` picks the
-    served-vs-reference bounds (geopool.numerics): same-kernels or other-kernels."""
+    served-vs-reference bounds (geopool.numerics): same-kernels or other-kernels. ``encoding`` is the
+    request's ``encoding_format``: ``base64`` (a JSON answer) or ``bytes`` (raw values, and the
+    ``metadata`` response header); both get the same checks."""
     if status != 200:
-        return HTTP_ERROR, f"HTTP {status}: {body[:200].decode('utf-8', 'replace')}"
+        return HTTP_ERROR, f"HTTP {status}: {bytes(body[:200]).decode('utf-8', 'replace')}"
     try:
-        output = wire.decode_json_response(body, contract.output_shape)
+        if encoding == "bytes":
+            output = wire.decode_bytes_response(body, metadata, contract.output_shape)
+        else:
+            output = wire.decode_json_response(body, contract.output_shape)
     except MalformedResponseError as exc:
         return VERIFY_FAILED, f"malformed: {exc}"[:300]
     if output.dtype != np.float32:

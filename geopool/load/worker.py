@@ -50,6 +50,7 @@ class Worker:
         self.contract = contract
         self.pool = list(pool)
         self.headers = plan.endpoint.headers(content_type="application/json")
+        self.encoding = scenario.response_encoding
         self.quota = quota_share(scenario.max_requests, plan.slot, plan.slots)
         self.offsets: np.ndarray | None = (slot_share(arrival_offsets(scenario), plan.slot, plan.slots)
                                            if scenario.open_loop else None)
@@ -105,6 +106,7 @@ class Worker:
         token = object()
         self.in_flight[token] = record
         body = b""
+        metadata = None
         record["sent"] = clock()
         try:
             response = http.request("POST", path, body=item.body, headers=self.headers)
@@ -112,13 +114,16 @@ class Worker:
             body = response.read()
             record["done"] = clock()
             record["status"] = response.status_code
+            if self.encoding == "bytes":
+                metadata = response.get("metadata")
             response.release()
         except Exception as exc:  # any transport failure is a recorded outcome, never a crash
             record["done"] = clock()
             record["verdict"], record["detail"] = TRANSPORT_ERROR, f"{type(exc).__name__}: {exc}"[:300]
         else:
-            record["verdict"], record["detail"] = verify_response(record["status"], body, self.contract, item.expected,
-                                                                 self.plan.numeric_bounds)
+            record["verdict"], record["detail"] = verify_response(
+                record["status"], body, self.contract, item.expected, self.plan.numeric_bounds,
+                encoding=self.encoding, metadata=metadata)
         record["bytes"] = len(body)
         if self.in_flight.pop(token, None) is not None:  # else drain already recorded it as unfinished
             self.buffer.append(record)

@@ -18,7 +18,8 @@ model and engine.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from geopool.errors import import_optional
@@ -28,10 +29,33 @@ __all__ = ["counter_total", "gauge", "histogram", "read_metrics"]
 Families = Mapping[str, Any]
 
 
-def read_metrics(text: str) -> dict[str, Any]:
-    """Prometheus text → ``{family name: prometheus_client Metric}``; malformed text raises ValueError."""
+def read_metrics(text: str, *, only: Sequence[str] | None = None) -> dict[str, Any]:
+    """Prometheus text → ``{family name: prometheus_client Metric}``; malformed text raises ValueError.
+
+    ``only``: parse just the families with these names (their ``# HELP`` / ``# TYPE`` lines and samples,
+    found by name prefix), which is much cheaper on a server exporting hundreds of lines."""
     parser = import_optional("prometheus_client.parser", "reading /metrics", "pip install 'geopool[load]'")
+    if only is not None:
+        text = _only_families(text, tuple(only))
     return {family.name: family for family in parser.text_string_to_metric_families(text)}
+
+
+#: A sample line's metric name: another family's samples are dropped before parsing; anything else is
+#: kept, so that text which is not Prometheus format still fails to parse.
+_SAMPLE_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*(?=[{ ])")
+
+
+def _only_families(text: str, names: tuple[str, ...]) -> str:
+    kept = []
+    for line in text.splitlines():
+        if line.startswith("#"):
+            if line.startswith(("# HELP ", "# TYPE ")) and line[7:].startswith(names):
+                kept.append(line)
+            continue
+        sample = _SAMPLE_NAME.match(line)
+        if sample is None or sample.group().startswith(names):
+            kept.append(line)
+    return "\n".join(kept) + "\n"
 
 
 def _matches(sample: Any, labels: Mapping[str, str]) -> bool:

@@ -62,7 +62,9 @@ def decode_values(
     """Raw output bytes → float32 array of ``shape`` (float16 and bfloat16 widen exactly).
 
     ``shape=None`` gives every value, flat. A byte count that does not fill ``shape`` (or, without a
-    shape, is not a whole number of values) raises MalformedResponseError.
+    shape, is not a whole number of values) raises MalformedResponseError. Little-endian float32 in a
+    ``bytearray`` (what the fast base64 decoder returns) is viewed in place, not copied: the array shares
+    that buffer.
     """
     check_choice("embed_dtype", embed_dtype, EMBED_DTYPES)
     check_choice("endianness", endianness, ENDIANNESSES)
@@ -78,7 +80,11 @@ def decode_values(
             raise MalformedResponseError(
                 f"expected {expected} bytes ({count} {embed_dtype} values for shape {tuple(shape)}), got {len(raw)}"
             )
-    return numpy_payloads.values_from_bytes(raw, embed_dtype, endianness).reshape(
+    if isinstance(raw, bytearray) and embed_dtype == "float32" and endianness != "big":
+        values = np.frombuffer(raw, "<f4")  # writable already: a copy would only cost time
+    else:
+        values = numpy_payloads.values_from_bytes(raw, embed_dtype, endianness)
+    return values.reshape(
         shape if shape is not None else (count,))
 
 

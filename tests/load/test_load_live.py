@@ -106,6 +106,12 @@ def test_healthy_run_has_the_server_view_and_locust_outputs(healthy_run):
     client_mean = summary["latency_ms"]["uncorrected"]["mean"]
     assert 0 < server["e2e"]["mean_ms"] < client_mean
     assert summary["client_minus_server_ms"] == pytest.approx(client_mean - server["e2e"]["mean_ms"])
+    # against the server's whole HTTP handling of /pooling: every answered request, between the first and last scrape
+    overhead = summary["overhead_ms"]
+    assert overhead["requests_server"] == overhead["requests_client"] == summary["requests"]["total"]
+    assert 0 < overhead["server_http_mean_ms"] <= overhead["client_mean_ms"] + 1.0  # 1 ms: the two clocks' grain
+    assert server["e2e"]["mean_ms"] < overhead["server_http_mean_ms"]  # HTTP handling includes the engine's time
+    assert overhead["overhead_mean_ms"] == pytest.approx(overhead["client_mean_ms"] - overhead["server_http_mean_ms"])
     assert len(server["series"]) >= 50 and all(s["running"] is not None for s in server["series"])
     for name in ("locust_stats.csv", "locust_stats_history.csv", "locust.html", "metrics.jsonl", "report.html"):
         assert (report_dir / name).stat().st_size > 0, name
@@ -159,10 +165,13 @@ def test_gate_trips_on_503s(embedded_server, tmp_path):
     assert summary["locust"]["failures"] >= requests["http_errors"]  # Locust's own stats count them too
 
 
-def test_a_200_with_a_wrong_tensor_is_a_verification_failure(embedded_server, tmp_path):
+@pytest.mark.parametrize("encoding", ["base64", "bytes"])
+def test_a_200_with_a_wrong_tensor_is_a_verification_failure(embedded_server, tmp_path, encoding):
     with FaultProxy(embedded_server.url, "nan:7", max_seconds=300) as proxy:
         result, summary, report_dir = run_load(tmp_path, "--base-url", proxy.url, "--scenario", "closed",
-                                               "--users", "2", "--duration", "12", "--warmup", "0", slo=ERROR_SLO)
+                                               "--users", "2", "--duration", "12", "--warmup", "0",
+                                               "--response-encoding", encoding, slo=ERROR_SLO)
+    assert summary["scenario"]["response_encoding"] == encoding
     assert result.returncode == 10, check_lines(result.stdout)
     requests = summary["requests"]
     assert requests["http_errors"] == 0 and requests["ok"] == 0

@@ -89,7 +89,7 @@ def test_scrape_reads_metrics_through_the_client(monkeypatch):
 
     sample = serverview.scrape(_serving(monkeypatch, handler))
     assert seen == {"path": "/metrics", "auth": "Bearer secret"}
-    assert set(sample) == {"t", "running", "waiting", *serverview.HISTOGRAMS}
+    assert set(sample) == {"t", "running", "waiting", "http_pooling", *serverview.HISTOGRAMS}
     assert sample["running"] == 3.0 and sample["waiting"] is None and sample["queue"] is None
     assert sample["e2e"] == {"sum": 5.0, "count": 10.0, "buckets": {"0.3": 2.0, "0.5": 8.0, "+Inf": 10.0}}
 
