@@ -29,7 +29,7 @@ from geopool.load.http import Connection
 from geopool.load.options import add_locust_arguments
 from geopool.load.plan import MSG_CLOSE, MSG_PLAN, MSG_RECORDS
 from geopool.load.runtime import Runtime, attach, configure, runtime_of
-from geopool.load.slo import EXIT_USAGE
+from geopool.load.slo import EXIT_INVALID, EXIT_USAGE
 from geopool.load.verify import OK, TRANSPORT_ERROR
 
 __all__ = ["PoolingUser", "ScenarioShape"]
@@ -94,8 +94,17 @@ def _test_stop(environment: Any, **_: Any) -> None:
 
 @events.quitting.add_listener
 def _quitting(environment: Any, **_: Any) -> None:
-    if not isinstance(environment.runner, WorkerRunner) and runtime_of(environment).exit_code is not None:
-        environment.process_exit_code = runtime_of(environment).exit_code
+    if isinstance(environment.runner, WorkerRunner):
+        return
+    runtime = runtime_of(environment)
+    if runtime.exit_code is not None:
+        environment.process_exit_code = runtime.exit_code
+    elif runtime.runs:
+        # a run that started but never reached its report (e.g. every worker lost before it sent a
+        # request) measured nothing: never Locust's 0
+        print("geopool: the run ended before geopool could compute its report: no load was measured "
+              f"(exit {EXIT_INVALID})", flush=True)
+        environment.process_exit_code = EXIT_INVALID
 
 
 class PoolingUser(User):
