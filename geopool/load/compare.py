@@ -83,7 +83,7 @@ def read_run(path: str | Path) -> Run:
 def _differences(base: Run, new: Run) -> tuple[list[str], list[str]]:
     """(refusals, warnings) for comparing ``base`` with ``new``."""
     if base.scenario.open_loop != new.scenario.open_loop:
-        return [f"BASE is an {base.scenario.mode}-loop run and NEW a {new.scenario.mode}-loop one: their latencies "
+        return [f"BASE ran a {base.scenario.mode} loop and NEW a {new.scenario.mode} loop: their latencies "
                 "and throughput mean different things; compare runs of one mode"], []
     warnings = []
     for key in WATCHED_SETTINGS:
