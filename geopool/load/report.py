@@ -56,6 +56,9 @@ def finalize(report_dir: Path, *, scenario: Scenario, slo_spec: slo.Slo | None, 
     code = slo.exit_code(checks, summary["valid"])
     if stopped_early:  # --stop-on-breach: a bound was breached beyond doubt, whatever the shortened run shows
         code = slo.EXIT_BREACH
+        for check in checks:
+            if check["bound"] == stopped_early["bound"] and check["state"] != "breached":
+                check.update(state="breached", by=f"stopped early: {stopped_early['why']}")
         summary["invalid_reasons"].append(f"stopped early at {stopped_early['at_s']:.1f} s: "
                                           f"{stopped_early['bound']} breached")
         summary["valid"] = False

@@ -1,10 +1,16 @@
 """``geopool compare`` and ``--stop-on-breach`` against the session's real vLLM server (and the fault proxy).
 
-One baseline run serves both comparisons: a second run of the same server ("no significant change",
-exit 0) and a run behind the proxy's ``slow-tail:100:0.1`` (every pooling request 100 ms later:
-"regressed", the p50 difference's interval around 100 ms, exit 14). Runs are 1-user closed loops of
-30 s: a few hundred samples each, enough for p50-p95 intervals. Then a run that breaches its SLO from
-the first request stops within seconds (exit 10) instead of running its 60 s.
+Two runs of the same server at the same time say "no significant change" (exit 0). They run side by
+side, not one after the other, on purpose: on the shared 2-core box a neighbour's work shifts a whole
+run's latencies (consecutive runs of one server measured +17.7 % at p50 with a load average of 5, which
+no interval computed within two runs can see, nor should a 10 % threshold have to absorb); side by side,
+both see the same machine. Then a run, and after it a run behind the proxy's ``slow-tail:100:0.1``
+(every pooling request 100 ms later): "regressed", the p50 difference about 100 ms, exit 14. Runs are
+1-user closed loops of 45 s (~0.6 s a request alone). Then a run that breaches its SLO from the first
+request stops within seconds (exit 10) instead of running its 60 s.
+
+The regression's size is checked loosely (the estimate within 60-160 ms, its interval reaching 80-120 ms):
+at ~0.6 s a request and ~60 samples a run, the interval of a p50 difference is tens of ms wide.
 """
 
 from __future__ import annotations
@@ -22,21 +28,31 @@ from geopool.proxy import FaultProxy
 pytestmark = pytest.mark.live
 
 GEOPOOL = str(Path(sys.executable).with_name("geopool"))
-#: 1 user, 30 s; window means drift on 2 cores shared with the server: validity is not what is tested here.
-RUN = ("--scenario", "closed", "--users", "1", "--duration", "30", "--warmup", "5", "--window-requests", "20",
-       "--stability-tolerance", "0.5")
+#: 1 user, 45 s: ~0.6 s a request on 2 shared cores, so ~60 samples. Window means of 5 requests drift a lot
+#: there; a run's validity is not what is tested here, so the steady-state tolerance is wide.
+RUN = ("--scenario", "closed", "--users", "1", "--duration", "45", "--warmup", "5", "--window-requests", "5",
+       "--stability-tolerance", "1.0")
 
 
-def load_run(folder: Path, url: str, *args: str, slo: str | None = None) -> tuple[subprocess.CompletedProcess[str],
-                                                                                   dict]:
+def load_command(folder: Path, url: str, *args: str, slo: str | None = None) -> list[str]:
     command = [GEOPOOL, "load", "--base-url", url, "--input-dtype", "float32", "--report-dir", str(folder), *args]
     if slo is not None:
         (folder.parent / f"{folder.name}-slo.toml").write_text(slo)
         command += ["--slo", str(folder.parent / f"{folder.name}-slo.toml")]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=folder.parent)
+    return command
+
+
+def finished(folder: Path, result: subprocess.CompletedProcess[str]) -> dict:
     summary = folder / "summary.json"
     assert summary.is_file(), f"exit {result.returncode}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    return result, json.loads(summary.read_text())
+    return json.loads(summary.read_text())
+
+
+def load_run(folder: Path, url: str, *args: str, slo: str | None = None) -> tuple[subprocess.CompletedProcess[str],
+                                                                                   dict]:
+    result = subprocess.run(load_command(folder, url, *args, slo=slo), capture_output=True, text=True, timeout=300,
+                            cwd=folder.parent)
+    return result, finished(folder, result)
 
 
 def compare(base: Path, new: Path, report: Path) -> tuple[subprocess.CompletedProcess[str], dict]:
@@ -46,36 +62,37 @@ def compare(base: Path, new: Path, report: Path) -> tuple[subprocess.CompletedPr
     return result, json.loads((report / "compare.json").read_text())
 
 
-@pytest.fixture(scope="module")
-def baseline(embedded_server, tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("compare") / "base"
-    result, summary = load_run(folder, embedded_server.url, *RUN)
-    assert result.returncode in (exitcodes.OK, exitcodes.LOAD_INVALID), result.stdout[-2000:]
-    assert summary["requests"]["ok"] >= 50, summary["requests"]
-    return folder
-
-
-def test_two_runs_of_one_server_show_no_significant_change(embedded_server, baseline):
-    again = baseline.parent / "again"
-    load_run(again, embedded_server.url, *RUN)
-    result, compared = compare(baseline, again, baseline.parent / "same")
+def test_two_runs_of_one_server_show_no_significant_change(embedded_server, tmp_path):
+    folders = [tmp_path / "one", tmp_path / "two"]
+    children = [subprocess.Popen(load_command(folder, embedded_server.url, *RUN), stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT, text=True, cwd=tmp_path) for folder in folders]
+    try:
+        outputs = [child.communicate(timeout=300)[0] for child in children]
+    finally:
+        for child in children:
+            child.kill()  # only if still running (a timeout): never leave a load run behind
+    for folder, child, output in zip(folders, children, outputs, strict=True):
+        summary = finished(folder, subprocess.CompletedProcess([], child.returncode, output, ""))
+        assert summary["requests"]["ok"] >= 20, summary["requests"]
+    result, compared = compare(*folders, tmp_path / "same")
     assert compared["verdict"] == "no significant change", (compared["line"], compared["figures"])
     assert result.returncode == exitcodes.OK, result.stdout + result.stderr
     assert all(row["verdict"] == "no significant change" for row in compared["figures"]), compared["figures"]
 
 
-def test_a_run_behind_a_100_ms_delay_is_a_regression_of_about_100_ms(embedded_server, baseline):
-    slow = baseline.parent / "slow"
+def test_a_run_behind_a_100_ms_delay_is_a_regression_of_about_100_ms(embedded_server, tmp_path):
+    baseline, slow = tmp_path / "base", tmp_path / "slow"
+    load_run(baseline, embedded_server.url, *RUN)
     with FaultProxy(embedded_server.url, "slow-tail:100:0.1", max_seconds=300) as proxy:
         load_run(slow, proxy.url, *RUN)
-    result, compared = compare(baseline, slow, baseline.parent / "regressed")
+    result, compared = compare(baseline, slow, tmp_path / "regressed")
     assert result.returncode == exitcodes.REGRESSED, result.stdout + result.stderr
     assert compared["verdict"] == "regressed" and "geopool compare: regressed at 95% confidence" in result.stdout
     p50 = compared["figures"][0]
     assert p50["figure"] == "p50" and p50["verdict"] == "regressed"
     low, high = p50["interval"]
-    assert 60 <= low <= p50["difference"] <= high <= 160, p50  # the proxy's 100 ms, give or take the noise
-    page = (baseline.parent / "regressed" / "compare.html").read_text()
+    assert 60 <= p50["difference"] <= 160 and low <= 120 and high >= 80, p50  # the proxy's 100 ms, and noise
+    page = (tmp_path / "regressed" / "compare.html").read_text()
     assert 'id="plot-cdf"' in page and compared["line"] in page
 
 
