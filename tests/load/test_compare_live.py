@@ -6,7 +6,7 @@ run's latencies (consecutive runs of one server measured +17.7 % at p50 with a l
 no interval computed within two runs can see, nor should a 10 % threshold have to absorb); side by side,
 both see the same machine. Then a run through the fault proxy without a fault, and after it one
 behind its ``slow-tail:100:0.1`` (every pooling request 100 ms later): "regressed", the p50 difference
-about 100 ms, exit 14. Runs are 1-user closed loops of 30 s (~0.45 s a request on a quiet box). Then a
+about 100 ms, exit 14. Runs are 1-user closed loops of 45 s (~0.45 s a request on a quiet box). Then a
 run that breaches its SLO from the first request stops within seconds (exit 10) instead of its 60 s.
 
 The regression's size is checked loosely (the estimate within 60-160 ms, its interval reaching 80-120 ms):
@@ -28,9 +28,9 @@ from geopool.proxy import FaultProxy
 pytestmark = pytest.mark.live
 
 GEOPOOL = str(Path(sys.executable).with_name("geopool"))
-#: 1 user, 30 s: ~0.45-0.6 s a request, so 40-60 samples (side by side: ~30). Window means of 5 requests drift
+#: 1 user, 45 s: ~0.45-0.6 s a request, so 60-90 samples (side by side: ~50). Window means of 5 requests drift
 #: a lot on 2 shared cores; a run's validity is not what is tested here, so the steady-state tolerance is wide.
-RUN = ("--scenario", "closed", "--users", "1", "--duration", "30", "--warmup", "5", "--window-requests", "5",
+RUN = ("--scenario", "closed", "--users", "1", "--duration", "45", "--warmup", "5", "--window-requests", "5",
        "--stability-tolerance", "1.0")
 
 
