@@ -9,6 +9,10 @@ behind its ``slow-tail:100:0.1`` (every pooling request 100 ms later): "regresse
 about 100 ms, exit 14. Runs are 1-user closed loops of 45 s (~0.45 s a request on a quiet box). Then a
 run that breaches its SLO from the first request stops within seconds (exit 10) instead of its 60 s.
 
+The regression runs one after the other (side by side, the two 1-user loops fall into lockstep on the
+server and the delay hides: +20 ms measured), so it needs a machine without other busy vLLM servers:
+with them, the two runs' p50 differed by +43 to +195 ms for the same 100 ms delay.
+
 The regression's size is checked loosely (the estimate within 60-160 ms, its interval reaching 80-120 ms):
 at ~0.6 s a request and ~60 samples a run, the interval of a p50 difference is tens of ms wide.
 """
