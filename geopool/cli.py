@@ -347,6 +347,32 @@ def sweep(embedded_model: str, embedded_dtype: str, device: str, max_num_seqs: i
                                          "startup_timeout": startup_timeout}))
 
 
+@main.command()
+@click.argument("base", type=click.Path(path_type=Path))
+@click.argument("new", type=click.Path(path_type=Path))
+@click.option("--slo", "slo_file", type=click.Path(path_type=Path),
+              help="SLO file: also show each run's SLO verdict and goodput (does not change the exit code).")
+@click.option("--threshold", type=click.FloatRange(min=0), default=10.0, show_default=True,
+              help="Practical size, in percent: a significant change smaller than this is no regression.")
+@click.option("--confidence", type=click.FloatRange(min=0, max=1, min_open=True, max_open=True), default=0.95,
+              show_default=True, help="Confidence level of the intervals.")
+@click.option("--report", "report_dir", type=click.Path(path_type=Path),
+              help="Folder for compare.json and compare.html [NEW/compare].")
+@click.option("--allow-invalid", is_flag=True, help="An invalid run does not by itself exit 11.")
+@_friendly_errors
+def compare(base: Path, new: Path, slo_file: Path | None, threshold: float, confidence: float,
+            report_dir: Path | None, allow_invalid: bool) -> None:
+    """Compare two load runs (run folders or gate folders): did NEW get slower than BASE?
+
+    Per-percentile and throughput differences with block-bootstrap intervals from the per-request
+    records. Exit codes: 0 no regression, 14 regressed, 11 a run is invalid, 4 bad usage.
+    """
+    from geopool.load.compare import run_compare
+
+    sys.exit(run_compare(base, new, slo_file=slo_file, threshold=threshold / 100.0, confidence=confidence,
+                         report=report_dir, allow_invalid=allow_invalid))
+
+
 _GATE_TARGET = (shared.BASE_URL.but(help="Server URL [default: the embedded server, for both phases]."),
                 shared.INPUT_DTYPE, shared.MODEL, shared.MODEL_CONFIG, shared.API_KEY, shared.REFERENCE_CHECKPOINT,
                 shared.EMBEDDED_MODEL, shared.EMBEDDED_DTYPE)

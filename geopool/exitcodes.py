@@ -2,7 +2,7 @@
 geopool command).
 
 pytest's own codes keep pytest's meanings (0-6), so a conformance run's code reads the same whether it
-came from ``pytest`` or from geopool; geopool's own outcomes take codes pytest never uses (10-13).
+came from ``pytest`` or from geopool; geopool's own outcomes take codes pytest never uses (10-14).
 When several apply, a command exits with the first of :data:`PRECEDENCE` that does.
 
     >>> describe(UNCHECKED_MUST)
@@ -12,8 +12,8 @@ When several apply, a command exits with the first of :data:`PRECEDENCE` that do
 from __future__ import annotations
 
 __all__ = ["OK", "FAILED", "INTERRUPTED", "INTERNAL", "USAGE", "NO_TESTS", "TOO_MANY_WARNINGS", "SLO_BREACHED",
-           "LOAD_INVALID", "TARGET_UNUSABLE", "UNCHECKED_MUST", "TABLE", "PRECEDENCE", "describe", "name", "worst",
-           "markdown_table"]
+           "LOAD_INVALID", "TARGET_UNUSABLE", "UNCHECKED_MUST", "REGRESSED", "TABLE", "PRECEDENCE", "describe", "name",
+           "worst", "markdown_table"]
 
 OK = 0
 FAILED = 1            # pytest: tests failed
@@ -26,6 +26,7 @@ SLO_BREACHED = 10
 LOAD_INVALID = 11
 TARGET_UNUSABLE = 12
 UNCHECKED_MUST = 13
+REGRESSED = 14
 
 #: code → (short name, meaning). The README's table is generated from this (a test checks it).
 TABLE: dict[int, tuple[str, str]] = {
@@ -44,11 +45,13 @@ TABLE: dict[int, tuple[str, str]] = {
     TARGET_UNUSABLE: ("target-unusable", "the target could not be reached or used, the embedded server could "
                                          "not start, or a run did not stop by its deadline"),
     UNCHECKED_MUST: ("unchecked-must", "a MUST requirement was not checked and no waiver names it"),
+    REGRESSED: ("regressed", "geopool compare: the new run is slower or serves less than the base run, "
+                             "significantly and by more than the threshold (even if a run is also invalid)"),
 }
 
 #: When several codes apply, the first of these is the exit code (the others are still reported).
 PRECEDENCE = (USAGE, INTERRUPTED, INTERNAL, TARGET_UNUSABLE, NO_TESTS, FAILED, UNCHECKED_MUST, SLO_BREACHED,
-              LOAD_INVALID, TOO_MANY_WARNINGS, OK)
+              REGRESSED, LOAD_INVALID, TOO_MANY_WARNINGS, OK)
 
 
 def describe(code: int) -> str:

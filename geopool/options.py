@@ -48,6 +48,7 @@ class Option:
     scenario setting). ``low``/``high`` bound a number on the command line. ``multiple`` collects a
     repeatable flag into a tuple; ``required`` binds click only. ``locust_flag``/``locust_dest`` mark
     one of Locust's own options (``-u``, ``-t``, ``--host``): geopool only reads it there.
+    ``kind=bool`` is an on/off flag without a value (off by default).
     ``deprecated_flag``/``deprecated_env`` are old names still accepted for one release, with a warning.
     """
 
@@ -139,6 +140,10 @@ def click_options(entries: Iterable[Option]) -> Callable[[Callable[..., Any]], C
             if entry.deprecated_flag:
                 func = click.option(entry.deprecated_flag, entry.deprecated_dest, type=_click_type(entry),
                                     default=None, hidden=True, multiple=entry.multiple)(func)
+            if entry.kind is bool:  # an on/off flag: no value
+                func = click.option(entry.flag, entry.dest, is_flag=True, default=bool(entry.default),
+                                    help=entry.help)(func)
+                continue
             func = click.option(entry.flag, entry.dest, type=_click_type(entry), default=entry.default,
                                 envvar=entry.env, show_default=entry.default is not None, help=entry.help,
                                 multiple=entry.multiple, metavar=entry.metavar, required=entry.required)(func)
@@ -166,6 +171,9 @@ def add_argparse(parser: Any, entries: Iterable[Option]) -> None:
     and ``include_in_web_ui``); Locust's own options, like ``-u``, are left to Locust."""
     for entry in entries:
         if entry.locust_flag is not None:
+            continue
+        if entry.kind is bool:
+            parser.add_argument(entry.flag, action="store_true", default=bool(entry.default), help=entry.help)
             continue
         kwargs: dict[str, Any] = {"default": entry.default, "help": _help(entry)}
         if entry.kind in (int, float):

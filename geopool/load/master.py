@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -23,9 +24,10 @@ import gevent
 
 from geopool import client
 from geopool.client import Endpoint
-from geopool.load import report, serverview, slo
+from geopool.load import breach, report, serverview, slo
 from geopool.load.plan import MSG_CLOSE, MSG_PLAN, Plan
 from geopool.load.records import RecordLog, clock
+from geopool.load.schedule import arrival_offsets
 from geopool.load.shape import shape_tick
 
 __all__ = ["Master", "RunSettings", "SlotState", "target_facts"]
@@ -44,6 +46,7 @@ class RunSettings:
     slo: slo.Slo | None
     report_dir: Path
     spawn_rate: float | None = None
+    stop_on_breach: bool = False
 
     def run_dir(self, run: int) -> Path:
         """Run 1 writes to ``report_dir``; each further run (web UI) to ``<report_dir>.run<N>``."""
@@ -99,6 +102,9 @@ class Master:
         self.finished = False
         self.exit_code: int | None = None
         self._kept_scraper = serverview.Scraper() if scrape is None else None  # one connection for the run
+        #: --stop-on-breach: every record so far (the watcher's sample) and, once it stops the run, why.
+        self.seen: list[dict[str, Any]] | None = [] if settings.stop_on_breach and settings.slo else None
+        self.stopped_early: dict[str, Any] | None = None
         self._probe, self._scrape, self._final_wait_s = probe, scrape or self._kept_scraper, final_wait_s
         self._scraper: gevent.Greenlet | None = None
 
@@ -114,6 +120,8 @@ class Master:
             return False
         self.plan = self.plan.with_model(self.plan.model or self.target.get("model"))
         self._scraper = gevent.spawn(self._scrape_loop)
+        if self.seen is not None:
+            gevent.spawn(self._watch_breach)
         if self.distributed:
             workers = sorted(worker.id for worker in self.runner.clients.all)
             for slot, client_id in enumerate(workers):
@@ -137,6 +145,8 @@ class Master:
         if data.get("error"):
             self.fail(slo.EXIT_USAGE, f"worker {slot}: {data['error']}")
         self.records.append(data["records"])
+        if self.seen is not None:
+            self.seen.extend(data["records"])
         state.t0 = state.t0 or data.get("t0")
         state.issued = data.get("issued") or 0
         state.finished = state.finished or data.get("finished", False)
@@ -186,7 +196,7 @@ class Master:
                 self.report_dir, scenario=self.plan.scenario, slo_spec=self.settings.slo,
                 target={**self.target, "model": self.plan.model}, samples=self.samples,
                 slots={slot: dataclasses.asdict(state) for slot, state in self.slots.items()},
-                missing_slots=self.missing_slots, locust_stats=locust_stats)
+                missing_slots=self.missing_slots, locust_stats=locust_stats, stopped_early=self.stopped_early)
         except Exception as exc:  # a report bug must not hide the run: the records are on disk
             log.exception("geopool: computing the report failed")
             print(f"geopool: computing the report failed ({type(exc).__name__}: {exc}); the records are in "
@@ -201,6 +211,30 @@ class Master:
             self.fatal = (code, message)
         self.all_finished = True
         gevent.spawn(self.runner.quit)
+
+    def check_breach(self) -> dict[str, Any] | None:
+        """--stop-on-breach: the bound breached beyond doubt by the records so far (see :mod:`geopool.load.breach`)."""
+        starts = [state.t0 for state in self.slots.values() if state.t0 is not None]
+        if self.seen is None or self.settings.slo is None or not starts:
+            return None
+        scenario = self.plan.scenario
+        scheduled = len(arrival_offsets(scenario)) if scenario.open_loop else None
+        issued = sum(state.issued for state in self.slots.values())
+        return breach.breach_beyond_doubt(
+            self.settings.slo, scenario, self.seen, min(starts),
+            remaining=breach.remaining_requests(scenario.max_requests, issued, scheduled),
+            looks=max(1, math.ceil(scenario.end_s / breach.CHECK_INTERVAL_S)))
+
+    def _watch_breach(self) -> None:
+        while not self.all_finished:
+            gevent.sleep(breach.CHECK_INTERVAL_S)
+            found = self.check_breach()
+            if found:
+                self.stopped_early = {"at_s": round(self.elapsed(), 3), **found}
+                log.warning("geopool: stopping early at %.1f s: %s breached (%s)", self.elapsed(), found["bound"],
+                            found["why"])
+                self.all_finished = True  # the shape stops the run; close() then collects the last records
+                return
 
     def _scrape_loop(self) -> None:
         while True:

@@ -44,6 +44,8 @@ OPTIONS: tuple[Option, ...] = (
                "step, spike, soak).", default="closed"),
     Option("--scenario-file", "TOML scenario file [load/scenarios.toml].", kind=Path),
     Option("--slo", "SLO TOML file; a breach exits 10, an invalid run 11.", kind=Path),
+    Option("--stop-on-breach", "Stop the run as soon as an SLO bound is breached beyond doubt (exit 10; "
+               "needs --slo).", kind=bool, default=False),
     Option("--users", "Concurrent users (overrides; not for a scenario with stages).", kind=int, low=1,
                field="users", locust_flag="-u", locust_dest="num_users"),
     Option("--rate", "Open loop: arrivals per second (overrides).", kind=float, low=0, low_open=True,
@@ -105,6 +107,9 @@ def locust_arguments(values: Mapping[str, Any]) -> list[str]:
         value = values.get(entry.dest)
         if value is None or entry.secret:
             continue
+        if entry.kind is bool:
+            arguments += [entry.flag] if value else []
+            continue
         arguments += [entry.locust_flag or entry.flag, entry.to_locust(value)]
     return arguments
 
@@ -145,6 +150,8 @@ def resolve(values: Mapping[str, Any], *, embedded: bool = False) -> Scenario:
     scenario_file = values.get("scenario_file")
     scenario = resolve_scenario(values.get("scenario") or option("scenario").default,
                                 Path(scenario_file) if scenario_file else None, overrides(values))
+    if values.get("stop_on_breach") and not values.get("slo"):
+        raise ConfigError("--stop-on-breach needs --slo FILE: the bounds whose breach stops the run")
     if scenario.verify == "reference" and not embedded and not values.get("reference_checkpoint"):
         raise ConfigError("--verify reference against a URL needs --reference-checkpoint "
                           "(the folder the server serves: config.json + .pt)")

@@ -27,7 +27,8 @@ TEMPLATE = resources.report_template()
 
 def finalize(report_dir: Path, *, scenario: Scenario, slo_spec: slo.Slo | None, target: Mapping[str, Any],
              samples: Sequence[dict[str, Any]], slots: Mapping[int, Mapping[str, Any]],
-             missing_slots: Sequence[int] = (), locust_stats: Any = None) -> int:
+             missing_slots: Sequence[int] = (), locust_stats: Any = None,
+             stopped_early: Mapping[str, Any] | None = None) -> int:
     """Compute everything from the run's records, write summary.json and report.html, print, return the exit code."""
     records = read_records(report_dir / "records.jsonl")
     starts = [s["t0"] for s in slots.values() if s.get("t0") is not None]
@@ -60,8 +61,17 @@ def finalize(report_dir: Path, *, scenario: Scenario, slo_spec: slo.Slo | None, 
         summary["stages"] = goodput.stage_summaries(records, scenario, t0, slo_spec)
     checks = slo.evaluate(slo_spec, summary, latencies) if slo_spec else []
     code = slo.exit_code(checks, summary["valid"])
+    if stopped_early:  # --stop-on-breach: a bound was breached beyond doubt, whatever the shortened run shows
+        code = slo.EXIT_BREACH
+        for check in checks:
+            if check["bound"] == stopped_early["bound"] and check["state"] != "breached":
+                check.update(state="breached", by=f"stopped early: {stopped_early['why']}")
+        summary["invalid_reasons"].append(f"stopped early at {stopped_early['at_s']:.1f} s: "
+                                          f"{stopped_early['bound']} breached")
+        summary["valid"] = False
     summary.update(
         scenario=scenario.to_dict(), target=dict(target), t0=t0, slots=len(slots),
+        stopped_early=dict(stopped_early) if stopped_early else None,
         slo={"file": slo_spec.source if slo_spec else None, "checks": checks},
         verdict={slo.EXIT_OK: "pass", slo.EXIT_BREACH: "slo-breached", slo.EXIT_INVALID: "invalid"}[code],
         exit_code=code, exit_codes=slo.EXIT_CODES,
@@ -126,6 +136,9 @@ def print_summary(summary: Mapping[str, Any], report_dir: Path) -> None:
     for check in summary["slo"]["checks"]:
         tail = f": {check['by']}" if check.get("by") else ""
         lines.append(f"  SLO {check['state'].upper():12} {check['bound']}{tail}")
+    if summary.get("stopped_early"):
+        stop = summary["stopped_early"]
+        lines.append(f"  STOPPED EARLY at {stop['at_s']:.1f} s: {stop['bound']} breached beyond doubt: {stop['why']}")
     for reason in summary["invalid_reasons"]:
         lines.append(f"  INVALID: {reason}")
     lines.append(f"  verdict: {summary['verdict']} (exit {summary['exit_code']}); report: {report_dir}/report.html")

@@ -60,7 +60,7 @@ def configure(options: Any, host: str | None) -> RunSettings:
     plan = Plan(scenario=scenario, host=host, input_dtype=values["input_dtype"], model=values["model"],
                 model_config=_text(values["model_config"]), reference_checkpoint=_text(values["reference_checkpoint"]),
                 api_key=values["api_key"], numeric_bounds=bounds_for(values.get("numeric_bounds"), embedded=False))
-    return RunSettings(plan, slo, report_dir, options.spawn_rate)
+    return RunSettings(plan, slo, report_dir, options.spawn_rate, stop_on_breach=bool(values.get("stop_on_breach")))
 
 
 def _text(value: Any) -> str | None:

@@ -19,8 +19,8 @@ import numpy as np
 
 from geopool.load.verify import HTTP_ERROR, OK, TRANSPORT_ERROR, UNFINISHED, VERIFY_FAILED
 
-__all__ = ["PERCENTILES", "early_stopping_check", "measured_latencies_ms", "min_samples", "summarize",
-           "under_latency_needed"]
+__all__ = ["PERCENTILES", "early_stopping_check", "measured_latencies_ms", "measured_ok_records", "min_samples",
+           "summarize", "under_latency_needed"]
 
 if TYPE_CHECKING:
     from geopool.load.scenario import Scenario
@@ -162,11 +162,16 @@ def summarize(records: Sequence[dict[str, Any]], scenario: Scenario, t0: float) 
     return summary
 
 
+def measured_ok_records(records: Sequence[dict[str, Any]], scenario: Scenario, t0: float) -> list[dict[str, Any]]:
+    """The successful requests sent (or due) after warm-up, in the order given: the measured sample."""
+    measure_from = t0 + scenario.warmup_s
+    return [r for r in records if r["verdict"] == OK
+            and (r["intended"] if r.get("intended") is not None else r["sent"]) >= measure_from]
+
+
 def measured_latencies_ms(records: Sequence[dict[str, Any]], scenario: Scenario, t0: float) -> dict[str, np.ndarray]:
     """Corrected and uncorrected latencies (ms) of the successful requests after warm-up."""
-    measure_from = t0 + scenario.warmup_s
-    ok = [r for r in records if r["verdict"] == OK
-          and (r["intended"] if r.get("intended") is not None else r["sent"]) >= measure_from]
+    ok = measured_ok_records(records, scenario, t0)
     done = np.array([r["done"] for r in ok], dtype=float)
     intended = np.array([r["intended"] if r.get("intended") is not None else r["sent"] for r in ok], dtype=float)
     sent = np.array([r["sent"] for r in ok], dtype=float)
