@@ -84,10 +84,11 @@ def latency_breach(latencies_ms: Sequence[float], percentile: float, bound: floa
     return None
 
 
-def remaining_requests(max_requests: int, issued: int, scheduled: int | None = None) -> int:
-    """Requests the run may still send: of its ``max_requests`` budget or its open-loop schedule (the smaller)."""
+def remaining_requests(max_requests: int, answered: int, scheduled: int | None = None) -> int:
+    """Requests whose outcome is still open: of the ``max_requests`` budget (or the open-loop schedule, the
+    smaller), all but the ``answered`` ones — requests in flight included, as they may still come in under."""
     budget = max_requests if scheduled is None else min(max_requests, scheduled)
-    return max(budget - issued, 0)
+    return max(budget - answered, 0)
 
 
 def breach_beyond_doubt(spec: slo_module.Slo, scenario: Any, records: Sequence[dict[str, Any]], t0: float, *,

@@ -26,12 +26,14 @@ import numpy as np
 
 from geopool import exitcodes
 from geopool.errors import ConfigError
-from geopool.load import comparison, slo, stats
+from geopool.load import comparison, goodput, slo, stats
 from geopool.load.records import read_records
 from geopool.load.scenario import Scenario, scenario_from
 
 __all__ = ["Run", "compare_runs", "read_run", "run_compare"]
 
+#: The verdict when no figure could be compared (too few samples): exit 11, never a pass.
+NOT_COMPARED = "not compared"
 #: Scenario settings that, when they differ, make a comparison questionable (warned, not refused).
 WATCHED_SETTINGS = ("name", "users", "rate", "arrival", "payload", "verify", "stages")
 
@@ -46,6 +48,7 @@ class Run:
     latencies_ms: dict[str, np.ndarray]
     done: np.ndarray
     measure_from: float
+    records: list[dict[str, Any]] = dataclasses.field(default_factory=list, repr=False)
 
     @property
     def main_latency(self) -> str:
@@ -70,14 +73,19 @@ def read_run(path: str | Path) -> Run:
         why = summary.get("error") if isinstance(summary, dict) else None
         raise ConfigError(f"{str(folder)!r}: the run produced no statistics" + (f" ({why})" if why else ""))
     records = read_records(folder / "records.jsonl")
-    settings = summary["scenario"]
-    scenario = scenario_from(settings["name"], {key: value for key, value in settings.items() if key != "name"})
-    t0 = float(summary["t0"])
-    ok = sorted(stats.measured_ok_records(records, scenario, t0), key=lambda record: record["done"])
+    try:
+        settings = summary["scenario"]
+        scenario = scenario_from(settings["name"], {key: value for key, value in settings.items() if key != "name"})
+        t0 = float(summary["t0"])
+        ok = sorted(stats.measured_ok_records(records, scenario, t0), key=lambda record: float(record["done"]))
+        latencies = stats.measured_latencies_ms(ok, scenario, t0)
+        done = np.array([record["done"] for record in ok], dtype=float)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:  # a hand-edited or foreign folder
+        raise ConfigError(f"{str(folder)!r}: summary.json or records.jsonl is not a geopool run's "
+                          f"({type(exc).__name__}: {exc})") from None
     if not ok:
         raise ConfigError(f"{str(folder)!r}: no verified request after warm-up to compare")
-    return Run(folder, summary, scenario, stats.measured_latencies_ms(ok, scenario, t0),
-               np.array([record["done"] for record in ok], dtype=float), t0 + scenario.warmup_s)
+    return Run(folder, summary, scenario, latencies, done, t0 + scenario.warmup_s, records)
 
 
 def _differences(base: Run, new: Run) -> tuple[list[str], list[str]]:
@@ -109,9 +117,16 @@ def _facts(run: Run) -> dict[str, Any]:
 
 
 def _slo_view(spec: slo.Slo, run: Run) -> dict[str, Any]:
-    checks = slo.evaluate(spec, run.summary, run.latencies_ms)
-    code = slo.exit_code(checks, bool(run.summary.get("valid")))
-    return {"verdict": exitcodes.name(code), "exit_code": code, "checks": checks, "goodput": run.summary.get("goodput")}
+    """The run judged against ``--slo`` (not the SLO it ran with): its goodput recomputed with this bound."""
+    summary, latencies = dict(run.summary), dict(run.latencies_ms)
+    if spec.goodput is not None:
+        latencies["goodput"] = goodput.effective_latencies_ms(run.records, run.scenario, run.measure_from)
+        summary["goodput"] = goodput.goodput_figures(latencies["goodput"], spec.goodput.max_latency_ms,
+                                                     float(summary.get("measured_seconds") or 0.0),
+                                                     run.scenario.open_loop)
+    checks = slo.evaluate(spec, summary, latencies)
+    code = slo.exit_code(checks, bool(summary.get("valid")))
+    return {"verdict": exitcodes.name(code), "exit_code": code, "checks": checks, "goodput": summary.get("goodput")}
 
 
 def compare_runs(base: Run, new: Run, *, confidence: float = comparison.DEFAULT_CONFIDENCE,
@@ -124,8 +139,11 @@ def compare_runs(base: Run, new: Run, *, confidence: float = comparison.DEFAULT_
     kind = base.main_latency
     rows = comparison.compare_latencies(base.latencies_ms[kind], new.latencies_ms[kind], confidence=confidence,
                                         threshold=threshold)
-    if not rows:
-        warnings.append("too few samples for any percentile (p50 needs 10 per run)")
+    compared = {row["figure"] for row in rows}
+    skipped = [f"p{p:g}" for p in comparison.CANDIDATE_PERCENTILES if f"p{p:g}" not in compared]
+    if skipped:
+        warnings.append(f"not compared (too few samples beyond them; a percentile p needs "
+                        f"{comparison.TAIL_SAMPLES} samples over it per run): {', '.join(skipped)}")
     throughput = comparison.compare_throughput(comparison.window_rates(base.done, base.measure_from),
                                                comparison.window_rates(new.done, new.measure_from),
                                                confidence=confidence, threshold=threshold)
@@ -134,11 +152,11 @@ def compare_runs(base: Run, new: Run, *, confidence: float = comparison.DEFAULT_
         warnings.append(f"throughput not compared: a run has fewer than {fewest} completions after warm-up")
     else:
         rows.append(throughput)
-    verdict = comparison.overall_verdict(rows)
+    verdict = comparison.overall_verdict(rows) if rows else NOT_COMPARED
     invalid = [f"{label} run is invalid: {'; '.join(run.summary.get('invalid_reasons') or ['valid=false'])}"
                for label, run in (("BASE", base), ("NEW", new)) if not run.summary.get("valid")]
     codes = {exitcodes.REGRESSED} if verdict == comparison.REGRESSED else set()
-    if invalid and not allow_invalid:
+    if (invalid and not allow_invalid) or verdict == NOT_COMPARED:  # nothing compared is never "no change"
         codes.add(exitcodes.LOAD_INVALID)
     code = exitcodes.worst(codes)
     result: dict[str, Any] = {

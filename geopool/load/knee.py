@@ -42,7 +42,9 @@ def kneedle(rates: Sequence[float], values: Sequence[float | None]) -> dict[str,
     if locator.knee is None:
         return {**result, "reason": "the curve never bends below its chord: no knee"}
     index = int(np.flatnonzero(x == locator.knee)[0])
-    bend = float(locator.y_difference[index])
+    # the knee's distance below the chord, in scaled units (kneed keeps its difference curve flipped
+    # for a convex increasing curve, so it is not indexed like x)
+    bend = float((x[index] - x.min()) / np.ptp(x) - (y[index] - y.min()) / np.ptp(y))
     if bend < MIN_BEND:
         return {**result, "reason": f"the curve bends by at most {bend:.3f} (< {MIN_BEND}): no knee"}
     return {**result, "rate": float(locator.knee), "index": index, "bend": bend}

@@ -28,6 +28,7 @@ from geopool.errors import GeopoolError
 from geopool.load.http import Connection
 from geopool.load.options import add_locust_arguments
 from geopool.load.plan import MSG_CLOSE, MSG_PLAN, MSG_RECORDS
+from geopool.load.records import clock
 from geopool.load.runtime import Runtime, attach, configure, runtime_of
 from geopool.load.slo import EXIT_INVALID, EXIT_USAGE
 from geopool.load.verify import OK, TRANSPORT_ERROR
@@ -124,7 +125,8 @@ class PoolingUser(User):
         timeout = self.runtime.endpoint(self.host).timeout
         self.path = url.path.rstrip("/") + "/pooling"
         if url.scheme == "http":  # geopool's own client: no copies of the 8 MB body or the answer
-            self.http = Connection(url.host, url.port, connect_timeout=timeout.connect, read_timeout=timeout.read)
+            self.http = Connection(url.host, url.port, connect_timeout=timeout.connect, read_timeout=timeout.read,
+                                   clock=clock)
         else:
             self.http = HTTPClient.from_url(url, concurrency=1, connection_timeout=timeout.connect,
                                             block_size=READ_BLOCK_BYTES, network_timeout=timeout.read)

@@ -219,10 +219,11 @@ class Master:
             return None
         scenario = self.plan.scenario
         scheduled = len(arrival_offsets(scenario)) if scenario.open_loop else None
-        issued = sum(state.issued for state in self.slots.values())
+        # requests in flight have no record yet and may still come in under the bound: they count as remaining
+        answered = len(self.seen)
         return breach.breach_beyond_doubt(
             self.settings.slo, scenario, self.seen, min(starts),
-            remaining=breach.remaining_requests(scenario.max_requests, issued, scheduled),
+            remaining=breach.remaining_requests(scenario.max_requests, answered, scheduled),
             looks=max(1, math.ceil(scenario.end_s / breach.CHECK_INTERVAL_S)))
 
     def _watch_breach(self) -> None:

@@ -31,6 +31,7 @@ a finished request.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -236,5 +237,6 @@ def _only(where: str, name: str, table: Mapping[str, Any], allowed: set[str]) ->
 
 
 def _number(where: str, key: str, value: Any, positive: bool = False) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or (positive and not value > 0):
-        raise ConfigError(f"{where}: {key} must be a {'positive ' if positive else ''}number, got {value!r}")
+    if (isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value)
+            or (positive and not value > 0)):
+        raise ConfigError(f"{where}: {key} must be a finite {'positive ' if positive else ''}number, got {value!r}")

@@ -202,3 +202,45 @@ def test_usage_errors_are_one_line_and_exit_4(tmp_path, case, message):
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: ") and message in result.stderr, \
         result.stderr
     assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_runs_too_small_for_any_figure_are_not_compared_and_exit_11(tmp_path):
+    base = read_run(write_run(tmp_path / "base", _gamma(1, 8)))
+    new = read_run(write_run(tmp_path / "new", _gamma(2, 8, shift=400.0)))
+    result = compare_runs(base, new, allow_invalid=True)
+    assert result["figures"] == [] and result["verdict"] == "not compared"
+    assert result["exit_code"] == exitcodes.LOAD_INVALID  # nothing compared is never a pass
+    assert any("not compared" in warning and "p50" in warning for warning in result["warnings"])
+
+
+def test_skipped_tail_percentiles_are_named(tmp_path):
+    result = compare_runs(read_run(write_run(tmp_path / "base", _gamma(1, 60))),
+                          read_run(write_run(tmp_path / "new", _gamma(2, 60))), allow_invalid=True)
+    assert [row["figure"] for row in result["figures"] if row["unit"] == "ms"] == ["p50", "p90"]
+    assert any(warning.endswith("p95, p99") for warning in result["warnings"]), result["warnings"]
+
+
+def test_goodput_under_slo_is_recomputed_from_the_records_with_its_bound(tmp_path):
+    from geopool.load import slo
+
+    run = read_run(write_run(tmp_path / "base", _gamma(1, 100)))
+    spec = slo.slo_from({"goodput": {"max_latency_ms": 10_000.0, "min_share": 0.5}})
+    view = compare_runs(run, run, slo_spec=spec, allow_invalid=True)["slo"]["base"]
+    assert view["goodput"]["good"] == view["goodput"]["of"] == 100
+    share = next(check for check in view["checks"] if check["bound"].startswith("goodput share"))
+    assert share["state"] == "met" and share["samples"] == 100
+
+
+@pytest.mark.parametrize("damage", ["no-t0", "scenario-text", "record-without-done"])
+def test_a_damaged_run_folder_is_a_usage_error_not_a_traceback(tmp_path, damage):
+    folder = write_run(tmp_path / "base", _gamma(1, 50))
+    summary = json.loads((folder / "summary.json").read_text())
+    if damage == "no-t0":
+        del summary["t0"]
+    elif damage == "scenario-text":
+        summary["scenario"] = "x"
+    else:
+        (folder / "records.jsonl").write_text(json.dumps({"seq": 0, "verdict": "ok", "sent": T0 + 5}) + "\n")
+    (folder / "summary.json").write_text(json.dumps(summary))
+    with pytest.raises(ConfigError, match="is not a geopool run's"):
+        read_run(folder)

@@ -50,9 +50,31 @@ def test_a_chunked_answer_with_extensions_and_trailers_is_joined():
     assert answer.read() == b"hello world!" and keep
 
 
-def test_bytes_past_the_answer_are_kept_for_the_next_one():
-    _, _, connection = read(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 503 x", close_after=False)
-    assert connection._pending == b"HTTP/1.1 503 x"
+def test_bytes_past_the_answer_end_keep_alive_and_never_answer_the_next_request():
+    answer, keep, _ = read(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\n\r\nstale",
+                           close_after=False)
+    assert answer.read() == b"ok" and not keep
+
+
+def test_interim_1xx_answers_are_skipped_for_the_real_one():
+    answer, keep, _ = read(b"HTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n"
+                           b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", close_after=False)
+    assert answer.status_code == 200 and answer.read() == b"ok" and keep and answer.head_at is not None
+
+
+def test_a_connection_idle_too_long_or_closed_by_the_server_is_opened_anew(monkeypatch):
+    import geopool.load.http as http
+
+    ours, theirs = socket.socketpair()
+    connection = Connection("127.0.0.1", 1, connect_timeout=1, read_timeout=5)
+    connection._sock, connection._last_used = ours, http.time.monotonic()
+    assert connection._reusable()
+    theirs.close()  # the server closed it while idle: EOF is waiting
+    assert not connection._reusable()
+    ours2, _theirs2 = socket.socketpair()
+    connection._sock, connection._last_used = ours2, http.time.monotonic() - http.IDLE_REOPEN_S - 1
+    assert not connection._reusable()
+    ours.close(), ours2.close(), _theirs2.close()
 
 
 def test_connection_close_and_http_1_0_end_keep_alive():
@@ -69,7 +91,11 @@ def test_connection_close_and_http_1_0_end_keep_alive():
     (b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", ProtocolError),
     (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", ProtocolError),
     (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabXY", ProtocolError),
-], ids=["body-cut", "head-cut", "not-http", "bad-header", "bad-length", "bad-chunk-size", "chunk-without-crlf"])
+    (b"HTTP/1.1 200 OK\r\nContent-Length: \xb2\r\n\r\n", ProtocolError),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n-1\r\n", ProtocolError),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0x10\r\n", ProtocolError),
+], ids=["body-cut", "head-cut", "not-http", "bad-header", "bad-length", "bad-chunk-size", "chunk-without-crlf",
+        "non-ascii-length", "negative-chunk", "prefixed-chunk"])
 def test_broken_answers_raise(raw, error):
     with pytest.raises(error):
         read(raw)

@@ -173,7 +173,8 @@ def test_slo_file_errors_name_the_field(tmp_path):
     cases = {
         "[latency.corrected]\np98 = 10\n": "latency.corrected.p98 is not one of",
         "[latency.fast]\np50 = 10\n": "[latency.fast] is not corrected or uncorrected",
-        "[latency.corrected]\np50 = -1\n": "must be a positive number",
+        "[latency.corrected]\np50 = -1\n": "must be a finite positive number",
+        "[throughput]\nmin_rps = inf\n": "must be a finite positive number",
         "[errors]\nmax_error_rate = 2\n": "max_error_rate must be within 0..1",
         "[errors]\nmax_verification_failures = -1\n": "max_verification_failures must be an integer >= 0",
         "[throughput]\nmin_qps = 3\n": "[throughput] has unknown key(s) ['min_qps']",

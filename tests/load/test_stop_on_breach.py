@@ -139,3 +139,21 @@ def test_without_the_option_the_master_keeps_no_copy_of_the_records(tmp_path):
     spec = slo_from({"errors": {"max_verification_failures": 0}})
     master = Master(RunSettings(plan, spec, tmp_path / "run"), _Runner(), distributed=False)
     assert master.seen is None and master.check_breach() is None
+
+
+def test_requests_in_flight_are_not_counted_as_answered(tmp_path):
+    """20 requests issued, 4 answered over the p50 bound: the 16 in flight may still pull p50 under it."""
+    plan = Plan(scenario=Scenario("c", users=16, max_requests=20, duration_s=60.0, warmup_s=0.0),
+                host="http://127.0.0.1:1", input_dtype="float32")
+    spec = slo_from({"latency": {"uncorrected": {"p50": 100}}})
+    master = Master(RunSettings(plan, spec, tmp_path / "run", stop_on_breach=True), _Runner(), distributed=False,
+                    probe=lambda endpoint: {"url": endpoint.base_url, "vllm_version": "x", "models": ["m"]},
+                    scrape=lambda endpoint: {"t": 0.0, "error": "none"})
+    assert master.start()
+    master.receive({"slot": 0, "records": _records([150] * 4), "t0": T0, "finished": False, "final": False,
+                    "issued": 20})
+    assert master.check_breach() is None
+    master.receive({"slot": 0, "records": _records([150] * 7, start=T0 + 1), "t0": T0, "finished": False,
+                    "final": False, "issued": 20})
+    assert "even if all 9 remaining requests were under it" in master.check_breach()["why"]
+    master._scraper.kill()

@@ -35,9 +35,9 @@ P50 = {"corrected": {"p50": 100}}
 @pytest.mark.parametrize(("table", "message"), [
     ({"goodput": {"min_share": 1.0}, "latency": P50}, "goodput.min_share must be within (0, 1)"),
     ({"goodput": {"min_share": 0}, "latency": P50}, "goodput.min_share must be within (0, 1)"),
-    ({"goodput": {"min_share": "most"}, "latency": P50}, "goodput.min_share must be a number"),
-    ({"goodput": {"max_latency_ms": -5}}, "goodput.max_latency_ms must be a positive number"),
-    ({"goodput": {"min_rps": 0}, "latency": P50}, "goodput.min_rps must be a positive"),
+    ({"goodput": {"min_share": "most"}, "latency": P50}, "goodput.min_share must be a finite number"),
+    ({"goodput": {"max_latency_ms": -5}}, "goodput.max_latency_ms must be a finite positive number"),
+    ({"goodput": {"min_rps": 0}, "latency": P50}, "goodput.min_rps must be a finite positive"),
     ({"goodput": {"min_share": 0.5}}, "[goodput] needs max_latency_ms"),
     ({"goodput": {"max_share": 0.5}}, "[goodput] has unknown key(s) ['max_share']"),
     ({"goodput": 3}, "goodput must be a table"),
@@ -200,6 +200,8 @@ def test_kneedle_finds_the_bend_of_a_hockey_stick_and_none_on_a_line():
     assert knee.kneedle(rates, [100, 200, 300, 400, 500])["rate"] is None
     assert knee.kneedle(rates[:2], [1, 2])["rate"] is None
     assert knee.kneedle(rates, [400, None, 430, 2500, 6000])["rate"] == 1.0
+    late = knee.kneedle([0.5, 1.0, 1.5, 2.0, 2.5, 3.0], [100, 100, 390, 690, 980, 1270])
+    assert late["rate"] == 1.0 and late["bend"] == pytest.approx(0.2 - 0.0)  # the bend is the knee's own
 
 
 def test_saturation_is_the_first_rate_throughput_does_not_follow():
