@@ -105,7 +105,7 @@ class Runtime:
         if not master.start() or distributed:
             return
         try:
-            worker = _prepare(master.local_plan())
+            worker = Worker.prepare(master.local_plan())
         except PREPARE_ERRORS as exc:
             master.fail(EXIT_USAGE, str(exc))
             return
@@ -143,7 +143,7 @@ class Runtime:
             log.error("geopool: this worker got no plan from the master; is the master running geopool's locustfile?")
             return
         try:
-            worker = _prepare(plan)
+            worker = Worker.prepare(plan)
         except PREPARE_ERRORS as exc:
             runner.send_message(MSG_RECORDS, failed_batch(plan.slot, str(exc)))
             return
@@ -163,12 +163,6 @@ class Runtime:
         if self._flusher is not None:
             self._flusher.kill(block=False)
             self._flusher = None
-
-
-def _prepare(plan: Plan) -> Worker:
-    """:meth:`Worker.prepare` in gevent's thread pool: encoding the pool (and the reference outputs) takes
-    seconds, and on the event loop it would starve Locust's heartbeats, so the master drops the worker."""
-    return gevent.get_hub().threadpool.apply(Worker.prepare, (plan,))
 
 
 def _every_second(deliver: Callable[[], None]) -> None:
