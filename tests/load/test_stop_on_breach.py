@@ -114,14 +114,20 @@ class _Runner:
         pass
 
 
-def test_the_master_stops_a_breaching_run_and_says_why(tmp_path):
-    plan = Plan(scenario=Scenario("c", duration_s=60.0, warmup_s=0.0), host="http://127.0.0.1:1",
-                input_dtype="float32")
-    spec = slo_from({"latency": {"uncorrected": {"p50": 100}}})
+def _started_master(plan: Plan, spec, tmp_path) -> Master:
+    """A --stop-on-breach master of one local slot, started against a probe that always answers."""
     master = Master(RunSettings(plan, spec, tmp_path / "run", stop_on_breach=True), _Runner(), distributed=False,
                     probe=lambda endpoint: {"url": endpoint.base_url, "vllm_version": "x", "models": ["m"]},
                     scrape=lambda endpoint: {"t": 0.0, "error": "none"})
     assert master.start()
+    return master
+
+
+def test_the_master_stops_a_breaching_run_and_says_why(tmp_path):
+    plan = Plan(scenario=Scenario("c", duration_s=60.0, warmup_s=0.0), host="http://127.0.0.1:1",
+                input_dtype="float32")
+    spec = slo_from({"latency": {"uncorrected": {"p50": 100}}})
+    master = _started_master(plan, spec, tmp_path)
     master.receive({"slot": 0, "records": _records([50] * 10), "t0": T0, "finished": False, "final": False,
                     "issued": 10})
     gevent.sleep(1.3)
@@ -146,10 +152,7 @@ def test_requests_in_flight_are_not_counted_as_answered(tmp_path):
     plan = Plan(scenario=Scenario("c", users=16, max_requests=20, duration_s=60.0, warmup_s=0.0),
                 host="http://127.0.0.1:1", input_dtype="float32")
     spec = slo_from({"latency": {"uncorrected": {"p50": 100}}})
-    master = Master(RunSettings(plan, spec, tmp_path / "run", stop_on_breach=True), _Runner(), distributed=False,
-                    probe=lambda endpoint: {"url": endpoint.base_url, "vllm_version": "x", "models": ["m"]},
-                    scrape=lambda endpoint: {"t": 0.0, "error": "none"})
-    assert master.start()
+    master = _started_master(plan, spec, tmp_path)
     master.receive({"slot": 0, "records": _records([150] * 4), "t0": T0, "finished": False, "final": False,
                     "issued": 20})
     assert master.check_breach() is None
