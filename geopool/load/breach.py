@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from geopool.load import slo as slo_module
-from geopool.load.stats import measured_latencies_ms, measured_ok_records
+from geopool.load.stats import measured_latencies_ms, measured_ok_records, measured_records
 from geopool.load.verify import VERIFY_FAILED
 
 __all__ = ["CHECK_INTERVAL_S", "CONFIDENCE", "breach_beyond_doubt", "latency_breach", "remaining_requests"]
@@ -94,9 +94,7 @@ def remaining_requests(max_requests: int, answered: int, scheduled: int | None =
 def breach_beyond_doubt(spec: slo_module.Slo, scenario: Any, records: Sequence[dict[str, Any]], t0: float, *,
                         remaining: int | None, looks: int) -> dict[str, str] | None:
     """The first bound breached beyond doubt, as ``{"bound", "why"}``; None while every bound can still hold."""
-    measure_from = t0 + scenario.warmup_s
-    starts = [(r["intended"] if r.get("intended") is not None else r.get("sent")) for r in records]
-    measured = [r for r, start in zip(records, starts, strict=True) if start is not None and start >= measure_from]
+    measured = measured_records(records, scenario, t0)
     failures = sum(1 for r in measured if r["verdict"] == VERIFY_FAILED)
     if failures > spec.max_verification_failures:
         return {"bound": f"verification failures <= {spec.max_verification_failures}",

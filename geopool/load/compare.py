@@ -28,6 +28,7 @@ from geopool import exitcodes
 from geopool.errors import ConfigError
 from geopool.load import comparison, goodput, slo, stats
 from geopool.load.records import read_records
+from geopool.load.report import json_safe
 from geopool.load.scenario import Scenario, scenario_from
 
 __all__ = ["Run", "compare_runs", "read_run", "run_compare"]
@@ -200,7 +201,7 @@ def run_compare(base: Path, new: Path, *, slo_file: Path | None, threshold: floa
                           allow_invalid=allow_invalid)
     folder = report or new_run.folder / "compare"
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "compare.json").write_text(json.dumps(compare_report.clean(result), indent=2))
+    (folder / "compare.json").write_text(json.dumps(json_safe(result), indent=2))
     (folder / "compare.html").write_text(compare_report.render(result, base_run, new_run))
     compare_report.print_table(result)
     print(f"geopool compare: {result['line']} (exit {result['exit_code']}); report: {folder}/compare.html", flush=True)

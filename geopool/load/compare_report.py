@@ -14,15 +14,10 @@ from geopool.load import report
 if TYPE_CHECKING:
     from geopool.load.compare import Run
 
-__all__ = ["clean", "print_table", "render"]
+__all__ = ["print_table", "render"]
 
 TEMPLATE = "compare.html.j2"
 VERDICT_STYLE = {"regressed": "bold red", "improved": "bold green", "no significant change": "green"}
-
-
-def clean(value: Any) -> Any:
-    """JSON-safe (NaN and infinities as null)."""
-    return report._clean(value)
 
 
 def _figure(value: float, unit: str) -> str:
@@ -83,4 +78,4 @@ def render(result: Mapping[str, Any], base: Run, new: Run) -> str:
 
     return report.template_environment().get_template(TEMPLATE).render(
         result=result, cdf=cdf_plot(base, new, result["latency"]), plotlyjs=get_plotlyjs(),
-        result_json=json.dumps(clean(result), indent=2))
+        result_json=json.dumps(report.json_safe(result), indent=2))

@@ -32,17 +32,13 @@ SETTLE_FRACTION = 0.1
 SETTLE_MAX_S = 5.0
 
 
-def _start(record: Mapping[str, Any]) -> float | None:
-    return record["intended"] if record.get("intended") is not None else record.get("sent")
-
-
 def effective_latencies_ms(records: Sequence[Mapping[str, Any]], scenario: Scenario, measure_from: float,
                            until: float = math.inf) -> np.ndarray:
     """The main latency (ms) of every finished request started in [measure_from, until); a request that
     did not verify counts as infinitely late, so "share >= s" is "s-quantile <= bound"."""
     values = []
     for record in records:
-        start = _start(record)
+        start = stats.start_of(record)
         if start is None or not measure_from <= start < until or record["verdict"] == UNFINISHED:
             continue
         if record["verdict"] != OK:
@@ -74,7 +70,7 @@ def stage_summaries(records: Sequence[dict[str, Any]], scenario: Scenario, t0: f
             break
         settle = min(SETTLE_FRACTION * (until - begin), SETTLE_MAX_S)
         measure_from = max(t0 + begin + settle, t0 + scenario.warmup_s)
-        inside = [r for r in records if (start := _start(r)) is not None and start < t0 + until]
+        inside = [r for r in records if (start := stats.start_of(r)) is not None and start < t0 + until]
         result.append(_stage_entry(index, begin, until, stage, inside, scenario, t0 + begin, measure_from,
                                    slo_spec))
         begin = until

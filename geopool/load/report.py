@@ -80,7 +80,7 @@ def finalize(report_dir: Path, *, scenario: Scenario, slo_spec: slo.Slo | None, 
         files={"records": "records.jsonl", "metrics": "metrics.jsonl", "report": "report.html"},
     )
     (report_dir / "metrics.jsonl").write_text("".join(json.dumps(s) + "\n" for s in samples))
-    (report_dir / "summary.json").write_text(json.dumps(_clean(summary), indent=2))
+    (report_dir / "summary.json").write_text(json.dumps(json_safe(summary), indent=2))
     (report_dir / "report.html").write_text(render_html(summary, records, t0, scenario))
     print_summary(summary, report_dir)
     return code
@@ -167,7 +167,7 @@ def render_html(summary: Mapping[str, Any], records: Sequence[Mapping[str, Any]]
 
     return template_environment().get_template(TEMPLATE.name).render(
         summary=summary, plots=build_plots(summary, records, t0, scenario), plotlyjs=get_plotlyjs(),
-        summary_json=json.dumps(_clean(summary), indent=2))
+        summary_json=json.dumps(json_safe(summary), indent=2))
 
 
 def template_environment(*more_folders: Path) -> jinja2.Environment:
@@ -200,8 +200,7 @@ def build_plots(summary: Mapping[str, Any], records: Sequence[Mapping[str, Any]]
     done = [r for r in records if r.get("done") is not None]
     ok = [r for r in done if r["verdict"] == "ok"]
     x = np.array([r["done"] - t0 for r in ok])
-    corrected = np.array([(r["done"] - (r["intended"] if r.get("intended") is not None else r["sent"])) * 1000
-                          for r in ok])
+    corrected = np.array([(r["done"] - stats.start_of(r)) * 1000 for r in ok])
     uncorrected = np.array([(r["done"] - r["sent"]) * 1000 for r in ok])
     layout = {"height": 360, "margin": {"l": 60, "r": 20, "t": 40, "b": 50}, "template": "plotly_white"}
     warmup = {"type": "rect", "xref": "x", "yref": "paper", "x0": 0, "x1": scenario.warmup_s, "y0": 0, "y1": 1,
@@ -246,15 +245,15 @@ def build_plots(summary: Mapping[str, Any], records: Sequence[Mapping[str, Any]]
              for name, fig in [("latency", latency), ("throughput", throughput), ("cdf", cdf), ("queue", queue)]}
 
 
-def _clean(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
     """JSON-safe: NaN and infinities become null."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, Mapping):
-        return {str(k): _clean(v) for k, v in value.items()}
+        return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
+        return [json_safe(v) for v in value]
     if isinstance(value, np.generic):
-        return _clean(value.item())
+        return json_safe(value.item())
     return value
 

@@ -147,8 +147,7 @@ def evaluate(slo: Slo, summary: Mapping[str, Any], latencies_ms: Mapping[str, np
         for key, bound in bounds.items():
             result = early_stopping_check(latencies_ms[kind], _PERCENTILE_KEYS[key], bound)
             observed = result["observed"]
-            check = {"bound": f"latency.{kind}.{key} <= {bound:g} ms", "limit": bound, "observed": observed,
-                     "state": result["state"], "samples": result["samples"], "needed": result["needed"]}
+            check = _early_stopping(f"latency.{kind}.{key} <= {bound:g} ms", bound, observed, result)
             if result["state"] == "breached":
                 check["by"] = f"{observed - bound:.1f} ms over ({observed:.1f} ms observed)"
             elif result["state"] == "insufficient":
@@ -165,8 +164,7 @@ def evaluate(slo: Slo, summary: Mapping[str, Any], latencies_ms: Mapping[str, np
     if slo.max_error_rate is not None:
         observed = summary["error_rate"]
         if observed is None:
-            checks.append({"bound": f"error rate <= {slo.max_error_rate:g}", "limit": slo.max_error_rate,
-                           "observed": None, "state": "insufficient", "by": "no finished request after warm-up"})
+            checks.append(_nothing_finished(f"error rate <= {slo.max_error_rate:g}", slo.max_error_rate))
         else:
             checks.append(_simple(f"error rate <= {slo.max_error_rate:g}", slo.max_error_rate, observed,
                                   observed <= slo.max_error_rate,
@@ -188,8 +186,7 @@ def _goodput_checks(spec: Goodput, figures: Mapping[str, Any], effective_ms: np.
         values = np.nan_to_num(values, posinf=np.finfo(float).max)  # a failed request: later than any bound
         result = early_stopping_check(values, spec.min_share * 100, spec.max_latency_ms)
         observed = figures.get("share")
-        check = {"bound": bound, "limit": spec.min_share, "observed": observed, "state": result["state"],
-                 "samples": result["samples"], "needed": result["needed"]}
+        check = _early_stopping(bound, spec.min_share, observed, result)
         if result["state"] == "breached":
             check["by"] = f"{figures.get('good', 0)} good of {finished} ({observed:.3f})"
         elif result["state"] == "insufficient":
@@ -199,8 +196,7 @@ def _goodput_checks(spec: Goodput, figures: Mapping[str, Any], effective_ms: np.
     if spec.min_rps is not None:
         bound = f"goodput >= {spec.min_rps:g} good req/s"
         if not finished:
-            checks.append({"bound": bound, "limit": spec.min_rps, "observed": None, "state": "insufficient",
-                           "by": "no finished request after warm-up"})
+            checks.append(_nothing_finished(bound, spec.min_rps))
         else:
             observed = figures["rps"]
             checks.append(_simple(bound, spec.min_rps, observed, observed >= spec.min_rps,
@@ -214,6 +210,17 @@ def exit_code(checks: list[dict[str, Any]], valid: bool) -> int:
     if not valid or any(check["state"] == "insufficient" for check in checks):
         return EXIT_INVALID
     return EXIT_OK
+
+
+def _early_stopping(bound: str, limit: float, observed: float | None, result: Mapping[str, Any]) -> dict[str, Any]:
+    """A check judged by :func:`early_stopping_check` (its state, samples and the samples it needs)."""
+    return {"bound": bound, "limit": limit, "observed": observed, "state": result["state"],
+            "samples": result["samples"], "needed": result["needed"]}
+
+
+def _nothing_finished(bound: str, limit: float) -> dict[str, Any]:
+    return {"bound": bound, "limit": limit, "observed": None, "state": "insufficient",
+            "by": "no finished request after warm-up"}
 
 
 def _simple(bound: str, limit: float, observed: float, met: bool, by: str) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -99,11 +99,21 @@ def _pname(p: float) -> str:
     return f"p{p:g}"
 
 
+def start_of(record: Mapping[str, Any]) -> float | None:
+    """When a request counts from: its intended send time (open loop), else when it was sent (None: never)."""
+    return record["intended"] if record.get("intended") is not None else record.get("sent")
+
+
+def measured_records(records: Sequence[dict[str, Any]], scenario: Scenario, t0: float) -> list[dict[str, Any]]:
+    """Every request sent (or due) after warm-up, whatever its outcome, in the order given."""
+    measure_from = t0 + scenario.warmup_s
+    return [r for r in records if (start := start_of(r)) is not None and start >= measure_from]
+
+
 def summarize(records: Sequence[dict[str, Any]], scenario: Scenario, t0: float) -> dict[str, Any]:
     """Every client-side figure of a run: counts, rates, latencies, sufficiency, steady state, validity."""
     measure_from = t0 + scenario.warmup_s
-    start_of = [(r["intended"] if r.get("intended") is not None else r["sent"]) for r in records]
-    measured = [r for r, start in zip(records, start_of, strict=True) if start is not None and start >= measure_from]
+    measured = measured_records(records, scenario, t0)
     verdicts = [r["verdict"] for r in measured]
     counts = {name: verdicts.count(value) for name, value in [
         ("ok", OK), ("http_errors", HTTP_ERROR), ("transport_errors", TRANSPORT_ERROR),
@@ -115,7 +125,7 @@ def summarize(records: Sequence[dict[str, Any]], scenario: Scenario, t0: float) 
     done = np.array([r["done"] for r in ok], dtype=float)
     sent = np.array([r["sent"] for r in ok], dtype=float)
     first = np.array([r["first_byte"] for r in ok], dtype=float)
-    intended = np.array([r["intended"] if r.get("intended") is not None else r["sent"] for r in ok], dtype=float)
+    intended = np.array([start_of(r) for r in ok], dtype=float)
     uncorrected, corrected, ttfb = done - sent, done - intended, first - sent
     ends = [r["done"] for r in measured if r.get("done") is not None]
     span = (max(ends) - measure_from) if ends else 0.0
@@ -164,16 +174,14 @@ def summarize(records: Sequence[dict[str, Any]], scenario: Scenario, t0: float) 
 
 def measured_ok_records(records: Sequence[dict[str, Any]], scenario: Scenario, t0: float) -> list[dict[str, Any]]:
     """The successful requests sent (or due) after warm-up, in the order given: the measured sample."""
-    measure_from = t0 + scenario.warmup_s
-    return [r for r in records if r["verdict"] == OK
-            and (r["intended"] if r.get("intended") is not None else r["sent"]) >= measure_from]
+    return [r for r in measured_records(records, scenario, t0) if r["verdict"] == OK]
 
 
 def measured_latencies_ms(records: Sequence[dict[str, Any]], scenario: Scenario, t0: float) -> dict[str, np.ndarray]:
     """Corrected and uncorrected latencies (ms) of the successful requests after warm-up."""
     ok = measured_ok_records(records, scenario, t0)
     done = np.array([r["done"] for r in ok], dtype=float)
-    intended = np.array([r["intended"] if r.get("intended") is not None else r["sent"] for r in ok], dtype=float)
+    intended = np.array([start_of(r) for r in ok], dtype=float)
     sent = np.array([r["sent"] for r in ok], dtype=float)
     return {"corrected": (done - intended) * 1000.0, "uncorrected": (done - sent) * 1000.0}
 

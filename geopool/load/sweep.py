@@ -34,6 +34,7 @@ from geopool import exitcodes
 from geopool.errors import ConfigError
 from geopool.load import command, knee
 from geopool.load.options import apply_deprecations, option
+from geopool.load.report import json_safe
 from geopool.load.slo import load_slo
 from geopool.options import Option
 
@@ -177,7 +178,7 @@ def run_sweep(values: Mapping[str, Any], *, embedded: dict[str, Any]) -> int:
                 break
     best, code = result_of(steps)
     document = sweep_document(steps, rates, best, code, slo_spec.source, url, first.duration_s, first.warmup_s)
-    (report_dir / "sweep.json").write_text(json.dumps(document, indent=2))
+    (report_dir / "sweep.json").write_text(json.dumps(json_safe(document), indent=2))
     from geopool.load.sweep_report import render_sweep_html
 
     (report_dir / "report.html").write_text(render_sweep_html(document))

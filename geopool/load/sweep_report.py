@@ -7,7 +7,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from geopool.load.report import template_environment
+from geopool.load.report import json_safe, template_environment
 
 __all__ = ["build_sweep_plots", "render_sweep_html"]
 
@@ -20,7 +20,7 @@ def render_sweep_html(document: Mapping[str, Any]) -> str:
 
     return template_environment().get_template(TEMPLATE).render(
         sweep=document, plots=build_sweep_plots(document), plotlyjs=get_plotlyjs(),
-        sweep_json=json.dumps(document, indent=2))
+        sweep_json=json.dumps(json_safe(document), indent=2))
 
 
 def build_sweep_plots(document: Mapping[str, Any]) -> dict[str, str]:
