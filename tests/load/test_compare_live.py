@@ -13,8 +13,10 @@ The regression runs one after the other (side by side, the two 1-user loops fall
 server and the delay hides: +20 ms measured), so it needs a machine without other busy vLLM servers:
 with them, the two runs' p50 differed by +43 to +195 ms for the same 100 ms delay.
 
-The regression's size is checked loosely (the estimate within 60-160 ms, its interval reaching 80-120 ms):
-at ~0.6 s a request and ~60 samples a run, the interval of a p50 difference is tens of ms wide.
+The regression's size is checked for its order of magnitude (the estimate within 50-250 ms, the interval's
+lower end above 30 ms): at ~0.6 s a request and ~60 samples a run, the interval of a p50 difference is tens
+of ms wide, and consecutive runs drift as a whole (CI on a quiet box once measured +186 ms for the 100 ms
+delay, p50 469 -> 655 ms). A 10 ms or a 1 s "regression" would still fail it.
 """
 
 from __future__ import annotations
@@ -98,7 +100,7 @@ def test_a_run_behind_a_100_ms_delay_is_a_regression_of_about_100_ms(embedded_se
     p50 = compared["figures"][0]
     assert p50["figure"] == "p50" and p50["verdict"] == "regressed"
     low, high = p50["interval"]
-    assert 60 <= p50["difference"] <= 160 and low <= 120 and high >= 80, p50  # the proxy's 100 ms, and noise
+    assert 50 <= p50["difference"] <= 250 and low >= 30 and high <= 300, p50  # the proxy's 100 ms, and drift
     page = (tmp_path / "regressed" / "compare.html").read_text()
     assert 'id="plot-cdf"' in page and compared["line"] in page
 
