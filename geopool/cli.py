@@ -99,6 +99,8 @@ _SERVER_OPTIONS = (shared.EMBEDDED_MODEL.but(deprecated_flag="--model"),
                    shared.EMBEDDED_DTYPE.but(deprecated_flag="--dtype"),
                    shared.Option("--port", "TCP port [default: a free one].", kind=int, low=1, high=65535),
                    *shared.EMBEDDED[2:])
+#: ``geopool serve`` also serves image-to-image.
+_SERVE_OPTIONS = (*_SERVER_OPTIONS, *shared.IO_MODE)
 
 
 def _server_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -143,10 +145,11 @@ def _contract_from(model_config: Path | None, input_dtype: str | None, input_sha
 
 
 def _make_server(**options: Any) -> EmbeddedServer:
-    values = shared.apply_deprecations(options, _SERVER_OPTIONS)
+    values = shared.apply_deprecations(options, _SERVE_OPTIONS)
+    io = {"mode": values["mode"], "plugin": values["plugin"]} if "mode" in values else {}
     return EmbeddedServer(values["embedded_model"], port=values["port"], dtype=values["embedded_dtype"],
                           max_num_seqs=values["max_num_seqs"], extra_args=values["vllm_arg"],
-                          startup_timeout_s=values["startup_timeout"], device=values["device"])
+                          startup_timeout_s=values["startup_timeout"], device=values["device"], **io)
 
 
 @click.group(cls=_Commands)
@@ -156,7 +159,7 @@ def main() -> None:
 
 
 @main.command()
-@_server_options
+@shared.click_options(_SERVE_OPTIONS)
 @_friendly_errors
 def serve(**options: Any) -> None:
     """Run the embedded vLLM server on 127.0.0.1 until Ctrl-C."""
@@ -170,6 +173,9 @@ def serve(**options: Any) -> None:
     with server:
         click.echo(f"ready in {server.startup_s:.1f} s: {server.url}  (model {server.model_name!r}, "
                    f"inputs in {server.dtype}; log {server.log_path})")
+        if server.plugin_description:
+            click.echo(f"image-to-image through {server.plugin_description}; out_data_format=path answers go to "
+                       f"{server.io_output_dir}")
         try:
             while server.alive():
                 time.sleep(1.0)

@@ -14,6 +14,8 @@ still accepted for one release (with a warning). The same concept has the same n
 ``--embedded-model``       the fixture (or folder) the *embedded* server serves
 ``--embedded-dtype``       the embedded server's vLLM ``--dtype``
 ``--device``               the embedded server's device: ``auto`` (the vLLM build's own), ``cpu``, ``cuda``
+``--mode``                 tensor-to-tensor or image-to-image (GeoTIFFs through an IO-processor plugin)
+``--plugin``               image-to-image: the embedded server's plugin (geopool, loopfix, stock)
 =========================  ==========================================================================
 
 Renderers: :func:`click_options` (the ``geopool`` CLI), :func:`add_argparse` (Locust's parser),
@@ -33,9 +35,19 @@ from typing import Any
 
 from geopool.contract import INPUT_DTYPES
 from geopool.fixture_models import DEFAULT_MODEL
-from geopool.server import DEFAULT_DEVICE, DEFAULT_DTYPE, DEFAULT_MAX_NUM_SEQS, DEVICES
+from geopool.server import (
+    DEFAULT_DEVICE,
+    DEFAULT_DTYPE,
+    DEFAULT_MAX_NUM_SEQS,
+    DEFAULT_PLUGIN,
+    DEVICES,
+    MODES,
+    PLUGINS,
+    TENSOR_TO_TENSOR,
+)
 
-__all__ = ["API_KEY", "BASE_URL", "DEVICE", "EMBEDDED", "EMBEDDED_DTYPE", "EMBEDDED_MODEL", "INPUT_DTYPE", "MODEL",
+__all__ = ["API_KEY", "BASE_URL", "DEVICE", "EMBEDDED", "EMBEDDED_DTYPE", "EMBEDDED_MODEL", "INPUT_DTYPE", "IO_MODE",
+           "MODE", "MODEL", "PLUGIN",
            "MODEL_CONFIG", "REFERENCE_CHECKPOINT", "Option", "add_argparse", "add_pytest", "apply_deprecations",
            "click_options", "missing_input_dtype"]
 
@@ -116,6 +128,16 @@ VLLM_ARGS = Option("--vllm-arg", "Extra vLLM flag for the embedded server, repea
                    "(e.g. --vllm-arg=--max-model-len=512).", multiple=True, metavar="FLAG")
 STARTUP_TIMEOUT = Option("--startup-timeout", "Seconds to wait for the embedded server's /health.", kind=float,
                          default=600.0, low=1)
+
+MODE = Option("--mode", "How the server is served: tensor-to-tensor (tensors in /pooling requests) or "
+              "image-to-image (GeoTIFFs through TerraTorch's IO-processor plugin).", choices=MODES,
+              default=TENSOR_TO_TENSOR, env="GEOPOOL_MODE")
+PLUGIN = Option("--plugin", "Image-to-image: the embedded server's IO-processor plugin: geopool (TerraTorch's "
+                "terratorch_segmentation with geopool's fixes for D8 and D9, nothing else), loopfix (the D8 fix "
+                "only) or stock (TerraTorch's own).", choices=PLUGINS, default=DEFAULT_PLUGIN)
+#: The serving mode, and the embedded server's plugin in image-to-image mode.
+IO_MODE = (MODE, PLUGIN)
+
 
 def missing_input_dtype(url: str) -> str:
     """Why geopool sends no pooling request to ``url`` until it is told the server's dtype."""

@@ -16,6 +16,7 @@ embedded default is ``dtype="float32"`` and the contract's ``input_dtype`` follo
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -30,10 +31,12 @@ from geopool.client import Endpoint, PoolingClient
 from geopool.contract import INPUT_DTYPES, ModelContract, load_contract
 from geopool.errors import EmbeddedServerError, InvalidArgument, MissingDependencyError, ServerError
 from geopool.fixture_models import DEFAULT_MODEL, prepare_model, resolve_model_dir
+from geopool.i2i_plugin import PLUGINS as IO_PLUGINS
 from geopool.resources import reports_dir
 
-__all__ = ["DEFAULT_DEVICE", "DEFAULT_DTYPE", "DEFAULT_MAX_NUM_SEQS", "DEVICES", "EmbeddedServer", "installed_device",
-           "launch_spec", "resolve_device"]
+__all__ = ["DEFAULT_DEVICE", "DEFAULT_DTYPE", "DEFAULT_IO_MODEL", "DEFAULT_MAX_NUM_SEQS", "DEFAULT_PLUGIN", "DEVICES",
+           "EmbeddedServer", "IMAGE_TO_IMAGE", "MODES", "PLUGINS", "TENSOR_TO_TENSOR", "installed_device",
+           "launch_spec", "resolve_device", "terratorch_version"]
 
 DEFAULT_DTYPE = "float32"
 DEFAULT_MAX_NUM_SEQS = 4
@@ -44,6 +47,25 @@ DEFAULT_MEMORY_FRACTION = 0.05
 DEVICES = ("auto", "cpu", "cuda")
 DEFAULT_DEVICE = "auto"
 _WATCHDOG = Path(__file__).resolve().parent / "_watchdog.py"
+TENSOR_TO_TENSOR, IMAGE_TO_IMAGE = "tensor-to-tensor", "image-to-image"
+MODES = (TENSOR_TO_TENSOR, IMAGE_TO_IMAGE)
+#: The image-to-image fixture: prithvi-tiny-tl's contract plus the datamodule section the plugin needs,
+#: with a neck instead of UperNet's decoder_scale_modules, which TerraTorch 1.2.13 no longer builds.
+DEFAULT_IO_MODEL = "prithvi-tiny-tl-seg"
+PLUGINS = tuple(IO_PLUGINS)
+DEFAULT_PLUGIN = "geopool"
+#: The plugin's configuration variable (TerraTorch ``segmentation/types.py``): where answers are written.
+IO_CONFIG_ENV = "TERRATORCH_SEGMENTATION_IO_PROCESSOR_CONFIG"
+
+
+def terratorch_version() -> str | None:
+    """The installed TerraTorch's version (the embedded server runs in this Python), or None."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("terratorch")
+    except metadata.PackageNotFoundError:
+        return None
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -88,12 +110,15 @@ def resolve_device(requested: str) -> str:
 
 
 def launch_spec(device: str, *, model_path: Path, model_name: str, port: int, dtype: str, max_num_seqs: int,
-                extra_args: tuple[str, ...] = ()) -> tuple[list[str], dict[str, str | None]]:
+                extra_args: tuple[str, ...] = (), io_plugin: str | None = None,
+                io_output_dir: Path | None = None) -> tuple[list[str], dict[str, str | None]]:
     """The vLLM command and the environment changes for ``device`` (``cpu`` or ``cuda``, already resolved).
 
     Environment values of ``None`` are removed from the inherited environment: vLLM treats
     ``VLLM_TARGET_DEVICE=cpu`` as authoritative, so a stray one would keep a CUDA launch on the CPU.
     ``extra_args`` come last, so they win (``--vllm-arg=--gpu-memory-utilization=0.5`` on a GPU).
+    ``io_plugin`` (a :data:`PLUGINS` choice) serves image-to-image through that IO-processor plugin, writing
+    ``out_data_format: path`` answers into ``io_output_dir``.
     """
     if device not in ("cpu", "cuda"):
         raise EmbeddedServerError(f"launch_spec needs a resolved device, cpu or cuda; got {device!r}")
@@ -107,6 +132,10 @@ def launch_spec(device: str, *, model_path: Path, model_name: str, port: int, dt
         "--skip-tokenizer-init", "--enforce-eager", "--enable-mm-embeds",
         "--max-num-seqs", str(max_num_seqs),
     ]
+    if io_plugin is not None:
+        if io_plugin not in IO_PLUGINS or io_output_dir is None:
+            raise EmbeddedServerError(f"io_plugin {io_plugin!r} needs to be one of {PLUGINS}, with an output folder")
+        argv += ["--io-processor-plugin", IO_PLUGINS[io_plugin][0]]
     # TerraTorch needs vLLM's first model runner (on GPU per the reference notes; the CPU build as well).
     env: dict[str, str | None] = {"HF_HUB_OFFLINE": "1", "VLLM_USE_V2_MODEL_RUNNER": "0"}
     if device == "cpu":
@@ -114,6 +143,8 @@ def launch_spec(device: str, *, model_path: Path, model_name: str, port: int, dt
         env["VLLM_TARGET_DEVICE"] = "cpu"
     else:
         env["VLLM_TARGET_DEVICE"] = None  # vLLM's own default GPU memory fraction, unless --vllm-arg sets one
+    if io_plugin is not None:
+        env[IO_CONFIG_ENV] = json.dumps({"output_path": str(io_output_dir)})
     return [*argv, *extra_args], env
 
 
@@ -131,6 +162,10 @@ class EmbeddedServer:
         startup_timeout_s: deadline for ``/health`` to answer 200.
         log_dir: where ``vllm-<model>-<port>.log`` is written; ``None``: ``reports/`` under the current
             directory when the server is created.
+        mode: ``tensor-to-tensor`` or ``image-to-image`` (through an IO-processor plugin; the default model
+            is then :data:`DEFAULT_IO_MODEL`).
+        plugin: image-to-image only: ``geopool`` (TerraTorch's plugin with geopool's D8/D9 fixes),
+            ``loopfix`` (the D8 fix only) or ``stock`` (TerraTorch's own).
     """
 
     def __init__(
@@ -145,7 +180,15 @@ class EmbeddedServer:
         log_dir: Path | str | None = None,
         served_model_name: str | None = None,
         device: str = DEFAULT_DEVICE,
+        mode: str = TENSOR_TO_TENSOR,
+        plugin: str = DEFAULT_PLUGIN,
     ) -> None:
+        if mode not in MODES:
+            raise InvalidArgument(f"mode={mode!r} (--mode) is not one of {MODES}")
+        if plugin not in PLUGINS:
+            raise InvalidArgument(f"plugin={plugin!r} (--plugin) is not one of {PLUGINS}")
+        if mode == IMAGE_TO_IMAGE and str(model) == DEFAULT_MODEL:
+            model = DEFAULT_IO_MODEL
         if device not in DEVICES:
             raise InvalidArgument(f"device={device!r} (--device) is not one of {DEVICES}")
         if dtype not in INPUT_DTYPES:
@@ -170,6 +213,10 @@ class EmbeddedServer:
         self.startup_s: float | None = None
         #: PIDs (= process-group ids) of every vLLM launched by this object, newest last.
         self.launched_pids: list[int] = []
+        self.mode = mode
+        self.plugin = plugin if mode == IMAGE_TO_IMAGE else None
+        #: Image-to-image: the folder the plugin writes ``out_data_format: path`` answers into (per port).
+        self.io_output_dir: Path | None = None
         self._process: subprocess.Popen[bytes] | None = None
         self._watchdog: subprocess.Popen[bytes] | None = None
 
@@ -189,7 +236,15 @@ class EmbeddedServer:
         return self._process.pid if self._process else None
 
     def __repr__(self) -> str:
-        return f"EmbeddedServer({self.model_name!r}, port={self.port}, dtype={self.dtype!r})"
+        io = f", mode={self.mode!r}, plugin={self.plugin!r}" if self.plugin else ""
+        return f"EmbeddedServer({self.model_name!r}, port={self.port}, dtype={self.dtype!r}{io})"
+
+    @property
+    def plugin_description(self) -> str | None:
+        """What answers image-to-image requests, for banners and reports (None in tensor mode)."""
+        if self.plugin is None:
+            return None
+        return f"{IO_PLUGINS[self.plugin][1]}; terratorch {terratorch_version() or '(not installed)'}"
 
     # ------------------------------------------------------------------------------- lifecycle
     def __enter__(self) -> EmbeddedServer:
@@ -247,9 +302,12 @@ class EmbeddedServer:
     # -------------------------------------------------------------------------------- helpers
     def launch_spec(self, model_path: Path, device: str | None = None) -> tuple[list[str], dict[str, str | None]]:
         """:func:`launch_spec` for this server on ``device`` (None: ``device`` resolved now)."""
+        if self.plugin is not None and self.io_output_dir is None:
+            self.io_output_dir = self.log_dir / f"io-out-{self.port or 0}"
         return launch_spec(device or self.resolved_device or resolve_device(self.device), model_path=model_path,
                            model_name=self.model_name, port=self.port or 0, dtype=self.dtype,
-                           max_num_seqs=self.max_num_seqs, extra_args=self.extra_args)
+                           max_num_seqs=self.max_num_seqs, extra_args=self.extra_args, io_plugin=self.plugin,
+                           io_output_dir=self.io_output_dir)
 
     def command(self, model_path: Path) -> list[str]:
         return self.launch_spec(model_path)[0]
@@ -257,6 +315,9 @@ class EmbeddedServer:
     def _launch(self, model_path: Path) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = self.log_dir / f"vllm-{self.model_name}-{self.port}.log"
+        if self.plugin is not None:
+            self.io_output_dir = (self.log_dir / f"io-out-{self.port}").resolve()
+            self.io_output_dir.mkdir(parents=True, exist_ok=True)
         argv, changes = self.launch_spec(model_path)
         env = {**os.environ, **{k: v for k, v in changes.items() if v is not None}}
         for name in (k for k, v in changes.items() if v is None):

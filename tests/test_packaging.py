@@ -21,7 +21,9 @@ DISTRIBUTION = {"prometheus_client": "prometheus-client", "yaml": "pyyaml", "PIL
 #: The reference and server halves: never in the client install.
 HEAVY = {"torch", "torchvision", "terratorch", "vllm"}
 #: Modules that may import a heavy package at module level, because the client install never imports them.
-CLIENT_NEVER_IMPORTS: set[str] = set()
+#: Modules only a vLLM server imports (the IO-processor plugin's class, loaded by vLLM's plugin loader);
+#: the client never does, and tests/test_io_plugin.py checks that the registration module stays import-free.
+CLIENT_NEVER_IMPORTS: set[str] = {"geopool/i2i_plugin/processor.py"}
 
 
 def _normalized(name: str) -> str:
