@@ -24,7 +24,7 @@ import pytest
 from geopool import wire
 from geopool.client import PROBE_TIMEOUT, PoolingClient
 from geopool.resources import DATA_PACKAGES, suite_dir
-from geopool.server import EmbeddedServer
+from geopool.server import IMAGE_TO_IMAGE, EmbeddedServer
 
 PLAIN_RUN_TEST = "test_plain_gate_against_the_embedded_server"
 
@@ -131,6 +131,13 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def float16_server() -> Iterator[EmbeddedServer]:
     """An embedded server loaded with --dtype float16 (the seed client's dtype), shared by the session."""
     with EmbeddedServer(dtype="float16") as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def io_server() -> Iterator[EmbeddedServer]:
+    """An image-to-image embedded server (geopool's plugin, float32), shared by the session."""
+    with EmbeddedServer(mode=IMAGE_TO_IMAGE, plugin="geopool") as server:
         yield server
 
 
