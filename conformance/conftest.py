@@ -54,3 +54,25 @@ def baseline_response(client: PoolingClient, baseline_body: dict) -> PoolingResp
 @pytest.fixture(scope="session")
 def baseline(target: Target, baseline_response: PoolingResponse) -> np.ndarray:
     return wire.decode_json_response(baseline_response.json(), target.contract.output_shape)
+
+
+@pytest.fixture(scope="session")
+def io_valid_input(target: Target):
+    """A valid 512×512 6-band GeoTIFF in the folder the server reads (image-to-image runs)."""
+    from geopool.conformance.io_support import write_input
+    from geopool.geotiff import RasterSpec
+
+    if target.io_input_dir is None:
+        pytest.skip("not checked: no folder shared with the server (pass --io-input-dir)")
+    return write_input(target, RasterSpec(seed=1), "valid-512.tif")
+
+
+@pytest.fixture(scope="session")
+def io_guard(request: pytest.FixtureRequest, target: Target, io_valid_input):
+    """The survival guard of image-to-image runs (a valid GeoTIFF must still get a correct answer)."""
+    from geopool.conformance.io_support import IOServerGuard
+    from geopool.conformance.plugin import GUARD_KEY
+
+    found = IOServerGuard(target, io_valid_input)
+    request.config.stash[GUARD_KEY] = found
+    return found

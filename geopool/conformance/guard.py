@@ -43,17 +43,11 @@ class ServerGuard:
         """Check /health and a valid request after ``sent``; on failure, fail ``requirement`` (keeping the
         offending ``body`` under ``reports/killers/`` to replay) and restart an owned server. ``case``: the
         check's case (default: the test's, see geopool.conformance.checks)."""
-        problem = None
-        if not self.healthy():
-            problem = "the server died: /health no longer answers 200"
-        else:
+        problem = "the server died: /health no longer answers 200" if not self.healthy() else None
+        if problem is None:
             try:
                 with self.target.client() as client:
-                    response = client.pool(self.valid_body)
-                answer = wire.decode_json_response(response.json(), self.target.contract.output_shape)
-                distance = float(np.abs(answer - self._baseline).max())
-                if not distance <= SURVIVAL_TOLERANCE:
-                    problem = f"a valid request now gets a different answer (max |diff| {distance:.3g})"
+                    problem = self.valid_answer_problem(client.pool(self.valid_body).json())
             except (GeopoolError, ValueError) as exc:
                 problem = f"a valid request now fails: {exc}"
         if problem is None:
@@ -71,6 +65,14 @@ class ServerGuard:
                     **details)
         self.recover()
         return False
+
+    def valid_answer_problem(self, answer: object) -> str | None:
+        """What is wrong with the answer to :attr:`valid_body` (None: it is the baseline's)."""
+        decoded = wire.decode_json_response(answer, self.target.contract.output_shape)
+        distance = float(np.abs(decoded - self._baseline).max())
+        if not distance <= SURVIVAL_TOLERANCE:
+            return f"a valid request now gets a different answer (max |diff| {distance:.3g})"
+        return None
 
     def recover(self) -> None:
         """Restart the owned server if it is not healthy (waiting briefly for a dying one to exit)."""

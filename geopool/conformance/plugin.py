@@ -37,6 +37,7 @@ from geopool.conformance.report import RequirementLedger, terminal_table, unchec
 from geopool.conformance.target import Target, resolve_target
 from geopool.errors import EmbeddedServerError, GeopoolError, ServerError, TargetError
 from geopool.resources import SUITE_PACKAGE, suite_dir
+from geopool.server import DEFAULT_PLUGIN, TENSOR_TO_TENSOR
 
 _slow_network = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large],
                  "print_blob": True}
@@ -69,8 +70,18 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
         options.MODEL, options.MODEL_CONFIG, options.INPUT_DTYPE, options.API_KEY,
         options.REFERENCE_CHECKPOINT.but(help="served model folder (config.json + .pt checkpoint) for POOL-NUM-002 "
                                          "[automatic for the embedded server]"),
-        options.NUMERIC_BOUNDS,
-    ), dests={"model": "conformance_model"})
+        options.NUMERIC_BOUNDS, options.MODE,
+        options.PLUGIN.but(help="image-to-image: the plugin the server runs: the embedded server's (geopool = "
+                           "TerraTorch's with geopool's D8/D9 fixes, loopfix = the D8 fix only, stock = TerraTorch's "
+                           "own), or, against a URL, which one it runs (it picks the expectations file)"),
+    ), dests={"model": "conformance_model", "plugin": "io_plugin"})
+    group.addoption("--io-input-dir", default=None, metavar="DIR",
+                    help="image-to-image against a URL: a folder this machine writes GeoTIFFs into and the server "
+                    "reads by the same absolute paths (a shared file system); without it, requirements that need "
+                    "the server to read a file are not checked [embedded: a folder under reports/]")
+    group.addoption("--terratorch-version", default=None, metavar="X.Y.Z",
+                    help="image-to-image against a URL: the server's TerraTorch version (picks the expectations "
+                    "file; a server does not say it) [embedded: the installed one]")
     group.addoption("--conformance-report", default="reports/conformance.json", help="JSON report path")
     group.addoption("--conformance-html", default=None, metavar="PATH",
                     help="HTML report path [default: the JSON report's path with .html]")
@@ -184,10 +195,22 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     marked = [item for item in items if _requirements_of(item)]
     if not marked:
         return
-    registry = load_registry()
-    unknown = sorted({rid for item in marked for rid in _requirements_of(item)} - set(registry))
+    every_mode = load_registry(mode=None)
+    unknown = sorted({rid for item in marked for rid in _requirements_of(item)} - set(every_mode))
     if unknown:
         raise pytest.UsageError(f"tests name requirements missing from conformance/requirements.toml: {unknown}")
+    mode = config.getoption("mode", None) or TENSOR_TO_TENSOR
+    registry = {rid: requirement for rid, requirement in every_mode.items() if requirement.mode == mode}
+    other_mode = [item for item in marked if not set(_requirements_of(item)) & set(registry)]
+    if other_mode:  # the other mode's checks: not applicable to this server, so not collected at all
+        config.hook.pytest_deselected(items=other_mode)
+        items[:] = [item for item in items if item not in other_mode]
+        marked = [item for item in marked if item not in other_mode]
+    mixed = [item.nodeid for item in marked if set(_requirements_of(item)) - set(registry)]
+    if mixed:
+        raise pytest.UsageError(f"tests name requirements of both modes: {mixed[:3]}")
+    if not marked:
+        return
     ledger = config.stash[LEDGER_KEY] = RequirementLedger(registry)
     for item in marked:
         ledger.add_test(item.nodeid, _requirements_of(item))
@@ -204,8 +227,10 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         # A target another plugin resolved already (the project's tests of this ledger set one) is kept.
         target = config.stash[TARGET_KEY] if TARGET_KEY in config.stash else _resolve(config)
         expectations_option = config.getoption("expectations")
-        expectations = load_expectations(target.version, registry=config.stash[LEDGER_KEY].registry,
-                                         path="none" if expectations_option == "none" else _path(expectations_option))
+        expectations = load_expectations(target.version, registry=load_registry(mode=None),
+                                         path="none" if expectations_option == "none" else _path(expectations_option),
+                                         mode=target.mode, plugin=target.plugin,
+                                         terratorch_version=target.terratorch_version)
     except (TargetError, ServerError, EmbeddedServerError) as exc:
         pytest.exit(f"geopool conformance: {exc}", returncode=exitcodes.TARGET_UNUSABLE)
     except GeopoolError as exc:  # a bad option value or expectations file
@@ -216,6 +241,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     config.stash[EXPECT_KEY] = expectations
     config.stash[LEDGER_KEY].expectations = expectations
     config.stash[STARTED_KEY] = time.time()
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None and target.plugin_description:
+        reporter.write_line(f"image-to-image through {target.plugin_description}")
     _say_expectations(config, expectations)
 
 
@@ -227,6 +255,9 @@ def _resolve(config: pytest.Config) -> Target:
         embedded_dtype=config.getoption("embedded_dtype"), reference=_path(config.getoption("reference_checkpoint")),
         embedded_device=config.getoption("embedded_device", "auto"),
         numeric_bounds=config.getoption("numeric_bounds", "auto"),
+        mode=config.getoption("mode", None) or TENSOR_TO_TENSOR, plugin=config.getoption("io_plugin", None) or
+        DEFAULT_PLUGIN, io_input_dir=_path(config.getoption("io_input_dir", None)),
+        terratorch=config.getoption("terratorch_version", None),
     )
 
 

@@ -11,6 +11,7 @@ from packaging.version import InvalidVersion, Version
 
 from geopool import resources
 from geopool.errors import RegistryError
+from geopool.server import IMAGE_TO_IMAGE, MODES, TENSOR_TO_TENSOR
 from geopool.tomlfile import read_toml
 
 __all__ = ["Expectations", "ExpectedFailure", "Requirement", "load_registry", "load_expectations", "parse_version",
@@ -31,10 +32,13 @@ class Requirement:
     source: str
     #: Why no proxy fault can make this requirement fail (see geopool.conformance.matrix), if so.
     uncatchable: str | None = None
+    #: The serving mode the requirement is about; a run checks only its own mode's requirements.
+    mode: str = TENSOR_TO_TENSOR
 
 
-def load_registry(path: Path = REGISTRY_PATH) -> dict[str, Requirement]:
-    """Every requirement by id; a malformed entry raises RegistryError naming it and the field."""
+def load_registry(path: Path = REGISTRY_PATH, *, mode: str | None = TENSOR_TO_TENSOR) -> dict[str, Requirement]:
+    """The requirements of ``mode`` (None: every mode) by id; a malformed entry raises RegistryError naming it
+    and the field. An entry without ``mode`` is a tensor-to-tensor requirement."""
     entries = read_toml(path, "requirements registry", RegistryError).get("requirement", [])
     registry: dict[str, Requirement] = {}
     for number, entry in enumerate(entries, 1):
@@ -50,9 +54,12 @@ def load_registry(path: Path = REGISTRY_PATH) -> dict[str, Requirement]:
             raise RegistryError(f"{where}: id {entry['id']} appears twice")
         if "uncatchable" in entry and not (isinstance(entry["uncatchable"], str) and entry["uncatchable"].strip()):
             raise RegistryError(f"{where}: field 'uncatchable' must be a non-empty string")
+        entry_mode = entry.get("mode", TENSOR_TO_TENSOR)
+        if entry_mode not in MODES:
+            raise RegistryError(f"{where}: mode must be one of {MODES}, got {entry_mode!r}")
         registry[entry["id"]] = Requirement(**{k: entry[k] for k in ("id", "level", "statement", "source")},
-                                            uncatchable=entry.get("uncatchable"))
-    return registry
+                                            uncatchable=entry.get("uncatchable"), mode=entry_mode)
+    return {rid: found for rid, found in registry.items() if mode is None or found.mode == mode}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,6 +121,15 @@ class _File:
     applies_from: Version | None
     applies_below: Version | None
     entries: tuple[ExpectedFailure, ...]
+    #: Image-to-image files also name the plugin and the TerraTorch versions they are for.
+    mode: str = TENSOR_TO_TENSOR
+    plugin: str | None = None
+    terratorch_from: Version | None = None
+    terratorch_below: Version | None = None
+
+    def holds_terratorch(self, version: Version) -> bool:
+        return ((self.terratorch_from is None or self.terratorch_from <= version)
+                and (self.terratorch_below is None or version < self.terratorch_below))
 
     @property
     def reasons(self) -> dict[str, str]:
@@ -125,7 +141,11 @@ class _File:
 
     def range(self) -> str:
         upper = f", < {self.applies_below}" if self.applies_below else ""
-        return f">= {self.applies_from}{upper}" if self.applies_from else f"any version{upper}"
+        found = f">= {self.applies_from}{upper}" if self.applies_from else f"any version{upper}"
+        if self.mode == IMAGE_TO_IMAGE:
+            below = f", < {self.terratorch_below}" if self.terratorch_below else ""
+            found += f"; plugin {self.plugin}, TerraTorch >= {self.terratorch_from}{below}"
+        return found
 
     def expectations(self, line: str) -> Expectations:
         return Expectations(str(self.path), self.reasons, line, None,
@@ -151,6 +171,7 @@ def parse_version(text: str | None) -> Version | None:
 def load_expectations(
     server_version: str | None, *, path: Path | str | None = None,
     registry: dict[str, Requirement] | None = None, directory: Path | None = None,
+    mode: str = TENSOR_TO_TENSOR, plugin: str | None = None, terratorch_version: str | None = None,
 ) -> Expectations:
     """The expected failures for a server reporting ``server_version`` on ``/version``.
 
@@ -160,6 +181,11 @@ def load_expectations(
     ``applies_from`` its lowest entry. Versions compare as PEP 440 without their local part. A missing,
     unparsable or older-than-every-file version gets no expectations and a ``warning``. Malformed files
     (unknown requirement ids, missing reasons, bad ranges) raise RegistryError naming the file.
+
+    Only files of the run's ``mode`` are candidates (a file without ``mode`` is tensor-to-tensor). An
+    image-to-image file also declares ``plugin`` (geopool, loopfix, stock) and ``terratorch_from``
+    (optionally ``terratorch_below``): it applies only to that plugin on those TerraTorch versions, and an
+    unknown TerraTorch version gets no expectations and a ``warning``.
     """
     shown = server_version if server_version is not None else "(unknown)"
     if isinstance(path, str) and path == "none":
@@ -174,7 +200,17 @@ def load_expectations(
                    f"the server's version {server_version!r} is not a version number")
         return _none(f"expectations: none: {problem}; every failure counts")
     candidates = resources.expectations_files() if directory is None else sorted(directory.glob("*.toml"))
-    files = [_read_file(candidate, registry, require_range=True) for candidate in candidates]
+    files = [found for found in (_read_file(candidate, registry, require_range=True) for candidate in candidates)
+             if found.mode == mode]
+    if mode == IMAGE_TO_IMAGE:
+        tt_version = parse_version(terratorch_version)
+        if tt_version is None:
+            return _none(f"expectations: none: the server's TerraTorch version is unknown ({terratorch_version!r}; "
+                         "pass --terratorch-version against a URL); every failure counts")
+        files = [found for found in files if found.plugin == plugin and found.holds_terratorch(tt_version)]
+        if not files:
+            return _none(f"expectations: none for plugin {plugin} on TerraTorch {terratorch_version} (no "
+                         "image-to-image file covers them); every failure counts")
     return _choose(files, version, server_version, directory or EXPECTATIONS_DIR)
 
 
@@ -226,7 +262,20 @@ def _read_file(path: Path, registry: dict[str, Requirement] | None, *, require_r
             raise RegistryError(f"{path.name} expected-fail #{number} ({entry.id}, case {entry.label}): "
                                 "listed twice")
         seen.add((entry.id, entry.case))
-    return _File(path, lower, upper, tuple(entries))
+    mode = data.get("mode", TENSOR_TO_TENSOR)
+    if mode not in MODES:
+        raise RegistryError(f"{path.name}: mode must be one of {MODES}, got {mode!r}")
+    if mode == TENSOR_TO_TENSOR:
+        return _File(path, lower, upper, tuple(entries))
+    from geopool.server import PLUGINS
+
+    plugin = data.get("plugin")
+    if plugin not in PLUGINS:
+        raise RegistryError(f"{path.name}: an image-to-image file names its plugin, one of {PLUGINS}; got {plugin!r}")
+    tt_from, tt_below = _bound(path, data, "terratorch_from"), _bound(path, data, "terratorch_below")
+    if tt_from is None:
+        raise RegistryError(f"{path.name}: an image-to-image file declares terratorch_from = \"X.Y.Z\"")
+    return _File(path, lower, upper, tuple(entries), mode, plugin, tt_from, tt_below)
 
 
 def _entry(path: Path, number: int, entry: dict, registry: dict[str, Requirement] | None) -> ExpectedFailure:

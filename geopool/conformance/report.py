@@ -232,6 +232,7 @@ def terminal_table(ledger: RequirementLedger, target: Any) -> list[str]:
     lines = [unchecked_line(ledger),
              f"target {described['url']}  model {described['model']}  vLLM {described['vllm_version']}  "
              f"({'embedded' if described['embedded'] else 'external'})",
+             *([f"image-to-image through {described['plugin']}"] if described.get("plugin") else []),
              f"{'requirement':<16}{'level':<8}{'outcome':<17}tests  statement"]
     for rid, requirement in ledger.registry.items():
         outcome = ledger.outcome(rid)

@@ -9,9 +9,10 @@ from pathlib import Path
 from geopool.client import PROBE_TIMEOUT, Endpoint, PoolingClient
 from geopool.contract import ModelContract, load_contract
 from geopool.errors import GeopoolError, InvalidArgument, TargetError
+from geopool.i2i_plugin import PLUGINS as IO_PLUGINS
 from geopool.numerics import bounds_for
 from geopool.options import missing_input_dtype
-from geopool.server import EmbeddedServer
+from geopool.server import DEFAULT_PLUGIN, IMAGE_TO_IMAGE, TENSOR_TO_TENSOR, EmbeddedServer, terratorch_version
 
 __all__ = ["Target", "TargetError", "resolve_target"]
 
@@ -27,6 +28,25 @@ class Target:
     reference_dir: Path | None = None
     #: ``--numeric-bounds`` as given (auto, same-kernels, other-kernels); see :attr:`kernels`.
     numeric_bounds: str = "auto"
+    mode: str = TENSOR_TO_TENSOR
+    #: Image-to-image: the plugin the server runs (a --plugin choice; the embedded server's is known, a
+    #: URL's is what the user said), TerraTorch's version (likewise), and a folder this machine writes
+    #: input GeoTIFFs into that the server reads by the same paths (None: no shared folder is known).
+    plugin: str | None = None
+    terratorch_version: str | None = None
+    io_input_dir: Path | None = None
+
+    @property
+    def image_to_image(self) -> bool:
+        return self.mode == IMAGE_TO_IMAGE
+
+    @property
+    def plugin_description(self) -> str | None:
+        if self.plugin is None:
+            return None
+        described = IO_PLUGINS[self.plugin][1]
+        told = "" if self.embedded else " (as told with --plugin/--terratorch-version)"
+        return f"{described}; terratorch {self.terratorch_version or '(unknown)'}{told}"
 
     @property
     def embedded(self) -> bool:
@@ -48,16 +68,36 @@ class Target:
         return {"url": self.url, "model": self.model, "vllm_version": self.version, "embedded": self.embedded,
                 "input_dtype": self.contract.input_dtype, "numeric_bounds": self.kernels,
                 "output_shape": list(self.contract.output_shape),
-                "inputs": {spec.name: list(spec.shape) for spec in self.contract.inputs}}
+                "inputs": {spec.name: list(spec.shape) for spec in self.contract.inputs},
+                "mode": self.mode, "plugin": self.plugin_description,
+                "io_input_dir": str(self.io_input_dir) if self.io_input_dir else None}
 
 
 def resolve_target(
     *, base_url: str | None, model: str | None, model_config: Path | None, input_dtype: str | None,
     api_key: str | None, embedded_model: str, embedded_dtype: str, reference: Path | None,
-    embedded_device: str = "auto", numeric_bounds: str = "auto",
+    embedded_device: str = "auto", numeric_bounds: str = "auto", mode: str = TENSOR_TO_TENSOR,
+    plugin: str = DEFAULT_PLUGIN, io_input_dir: Path | None = None, terratorch: str | None = None,
 ) -> Target:
-    """Start the embedded server (no ``base_url``) or check the external one; raise TargetError if unusable."""
+    """Start the embedded server (no ``base_url``) or check the external one; raise TargetError if unusable.
+
+    Image-to-image (``mode``): the embedded server runs ``plugin`` and gets an input folder of its own under
+    ``reports/``; against a URL, ``plugin``, ``terratorch`` and ``io_input_dir`` are what the user told."""
     server = None
+    io = mode == IMAGE_TO_IMAGE
+    if io and base_url is None:
+        server = EmbeddedServer(embedded_model, dtype=embedded_dtype, device=embedded_device, mode=mode,
+                                plugin=plugin).start()
+        base_url, input_dtype = server.url, input_dtype or embedded_dtype
+        model_config = model_config or server.model_dir
+        reference = reference or server.served_dir
+        terratorch = terratorch_version()
+        io_input_dir = io_input_dir or (server.log_dir / f"io-in-{server.port}").resolve()
+    elif io:
+        input_dtype = input_dtype or "float32"  # no tensor is sent in this mode: the plugin builds them
+    if io_input_dir is not None:
+        io_input_dir = Path(io_input_dir).resolve()
+        io_input_dir.mkdir(parents=True, exist_ok=True)
     if base_url is None:
         # The suite's own server requires a key, so the API-key requirements (POOL-CLI-008/009) are
         # checked in every embedded run; every request of the suite sends it (Target.endpoint).
@@ -91,4 +131,5 @@ def resolve_target(
         if server is not None:
             server.stop()
         raise
-    return Target(base_url, model, contract, version, api_key, server, reference, numeric_bounds)
+    return Target(base_url, model, contract, version, api_key, server, reference, numeric_bounds, mode,
+                  plugin if io else None, terratorch if io else None, io_input_dir if io else None)

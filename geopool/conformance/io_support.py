@@ -1,0 +1,97 @@
+"""What the image-to-image conformance tests share: input rasters in the shared folder, sending a request
+and keeping its status and message, judging an answer against its input, and the survival guard."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from geopool.conformance.guard import ServerGuard
+from geopool.conformance.target import Target
+from geopool.errors import GeopoolError, MalformedResponseError
+from geopool.geotiff import (
+    RasterFacts,
+    RasterSpec,
+    answer_problems,
+    decode_io_answer,
+    georeferencing_problems,
+    io_request,
+    raster_facts,
+)
+
+__all__ = ["IOResult", "IOServerGuard", "io_post", "judge_answer", "write_input"]
+
+#: A request may tile a large raster on 2 CPU cores; a URL fetch may hang (POOL-IO-023 has its own bound).
+IO_TIMEOUT_S = 120.0
+
+
+@dataclasses.dataclass
+class IOResult:
+    status: int
+    body: Any
+    text: str
+    elapsed_s: float
+    request_id: str
+
+    @property
+    def message(self) -> str:
+        error = self.body.get("error") if isinstance(self.body, dict) else None
+        found = error.get("message") if isinstance(error, dict) else None
+        return str(found if found is not None else self.text)[:500]
+
+    def evidence(self) -> dict[str, Any]:
+        return {"status": self.status, "server_message": self.message, "request_id": self.request_id}
+
+
+def write_input(target: Target, spec: RasterSpec, name: str | None = None) -> Path:
+    """``spec`` written into the folder the server reads (``target.io_input_dir``)."""
+    if target.io_input_dir is None:
+        raise GeopoolError("no folder shared with the server (--io-input-dir)")
+    return spec.write(target.io_input_dir / (name or f"in-{uuid.uuid4().hex[:12]}.tif"))
+
+
+def io_post(target: Target, body: dict[str, Any], *, timeout: float = IO_TIMEOUT_S,
+            request_id: str | None = None) -> IOResult:
+    """POST an image-to-image body and keep whatever came back (status, JSON or text); never raises on a status."""
+    request_id = request_id or f"geopool-{uuid.uuid4().hex[:16]}"
+    headers = {"X-Request-Id": request_id, "Connection": "close"}
+    if target.api_key:
+        headers["Authorization"] = f"Bearer {target.api_key}"
+    with httpx.Client(base_url=target.url, timeout=timeout) as http:
+        response = http.post("/pooling", json=body, headers=headers)
+    try:
+        parsed = response.json()
+    except ValueError:
+        parsed = None
+    return IOResult(response.status_code, parsed, response.text[:2000], response.elapsed.total_seconds(), request_id)
+
+
+def judge_answer(result: IOResult, source: RasterFacts) -> tuple[RasterFacts | None, list[str], list[str]]:
+    """(the answer's facts, georeferencing problems, form problems) of a 200 answer to ``source``."""
+    try:
+        answer = decode_io_answer(result.body)
+        if answer.geotiff is None:
+            raise MalformedResponseError(f"the answer is a server path ({answer.path}), not b64_json")
+        facts = raster_facts(answer.geotiff, values=True)
+    except MalformedResponseError as exc:
+        return None, [f"the answer does not decode: {exc}"], [f"the answer does not decode: {exc}"]
+    return facts, georeferencing_problems(source, facts), answer_problems(facts)
+
+
+class IOServerGuard(ServerGuard):
+    """The survival guard of image-to-image runs: a valid GeoTIFF request must still get a correct answer."""
+
+    def __init__(self, target: Target, valid_input: Path) -> None:
+        super().__init__(target, io_request(target.model, str(valid_input)), baseline=None)  # type: ignore[arg-type]
+        self.valid_input = valid_input
+        self._source = raster_facts(valid_input)
+
+    def valid_answer_problem(self, answer: object) -> str | None:
+        result = IOResult(200, answer, "", 0.0, "")
+        _, georeferencing, form = judge_answer(result, self._source)
+        problems = georeferencing + form
+        return f"a valid GeoTIFF request now gets a wrong answer: {'; '.join(problems)}" if problems else None
