@@ -229,8 +229,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         expectations_option = config.getoption("expectations")
         expectations = load_expectations(target.version, registry=load_registry(mode=None),
                                          path="none" if expectations_option == "none" else _path(expectations_option),
-                                         mode=target.mode, plugin=target.plugin,
-                                         terratorch_version=target.terratorch_version)
+                                         mode=getattr(target, "mode", TENSOR_TO_TENSOR),
+                                         plugin=getattr(target, "plugin", None),
+                                         terratorch_version=getattr(target, "terratorch_version", None))
     except (TargetError, ServerError, EmbeddedServerError) as exc:
         pytest.exit(f"geopool conformance: {exc}", returncode=exitcodes.TARGET_UNUSABLE)
     except GeopoolError as exc:  # a bad option value or expectations file
@@ -242,7 +243,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     config.stash[LEDGER_KEY].expectations = expectations
     config.stash[STARTED_KEY] = time.time()
     reporter = config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None and target.plugin_description:
+    if reporter is not None and getattr(target, "plugin_description", None):
         reporter.write_line(f"image-to-image through {target.plugin_description}")
     _say_expectations(config, expectations)
 
