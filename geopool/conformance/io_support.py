@@ -44,7 +44,9 @@ class IOResult:
         return str(found if found is not None else self.text)[:500]
 
     def evidence(self) -> dict[str, Any]:
-        return {"status": self.status, "server_message": self.message, "request_id": self.request_id}
+        """Status, error message (none for a 2xx: its body is a GeoTIFF) and X-Request-Id, for a failure."""
+        message = {} if 200 <= self.status < 300 else {"server_message": self.message}
+        return {"status": self.status, **message, "request_id": self.request_id}
 
 
 def write_input(target: Target, spec: RasterSpec, name: str | None = None) -> Path:

@@ -1,0 +1,145 @@
+"""Image-to-image mode, security: what a request may make the server read, fetch and write, and whether
+one slow URL freezes the server. Every URL here is loopback: a listener this test starts, or a closed port.
+No private or public address is ever sent (the server would connect to it), so POOL-IO-019 is not checked.
+
+Files "outside the allowed folder" are written beside the shared input folder, so that a server sharing
+that folder's file system can read them (the embedded server always can)."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+import uuid
+
+import httpx
+import pytest
+
+from geopool.conformance.io_support import io_post
+from geopool.geotiff import RasterSpec, io_request
+from geopool.geotiff.listener import LoopbackListener
+
+#: POOL-IO-023: how long the listener holds the fetch, and the longest /health stall allowed meanwhile.
+HOLD_S, STALL_BOUND_S, HEALTH_PERIOD_S = 12.0, 2.0, 0.25
+
+
+def _outside(target, name: str):
+    folder = target.io_input_dir.parent / f"{target.io_input_dir.name}-outside"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / name
+
+
+def _redacted(message: str, path: str) -> str:
+    return re.sub(r"'[^']*'|\"[^\"]*\"", "<quoted>", message.replace(path, "<path>"))
+
+
+@pytest.mark.requirement("POOL-IO-015", "POOL-IO-016")
+def test_paths_outside_the_allowed_folder_are_refused_alike(target, io_guard, checks):
+    existing = RasterSpec(seed=5).write(_outside(target, f"secret-{uuid.uuid4().hex[:8]}.tif"))
+    directory = existing.parent
+    missing = existing.with_name("never-written.tif")
+    answers = {}
+    for case, path in (("existing-geotiff", existing), ("directory", directory), ("missing", missing)):
+        result = io_post(target, io_request(target.model, str(path)))
+        answers[case] = (result.status, _redacted(result.message, str(path)))
+        checks.that("POOL-IO-015", 400 <= result.status < 500,
+                    f"a path outside the allowed folder ({case}) was answered {result.status}"
+                    + (": the server read the file and answered with its georeferencing" if result.status == 200
+                       else ""), case=case, path=str(path), **result.evidence())
+    checks.that("POOL-IO-016", len(set(answers.values())) == 1,
+                "the refusals differ, so they tell what exists on the server: "
+                + "; ".join(f"{case}: {status} {message[:120]!r}" for case, (status, message) in answers.items()))
+    io_guard.survives(checks, "POOL-IO-015", "paths outside the allowed folder")
+
+
+@pytest.mark.requirement("POOL-IO-018")
+def test_loopback_urls_are_refused_without_a_connection(target, io_guard, checks):
+    geotiff = RasterSpec(seed=6).to_bytes()
+    with LoopbackListener() as listener:
+        listener.serve("/tile.tif", geotiff)
+        port = listener.port
+        for case, url in (("127.0.0.1", f"http://127.0.0.1:{port}/tile.tif"),
+                          ("localhost", f"http://localhost:{port}/tile.tif"),
+                          ("127.1", f"http://127.1:{port}/tile.tif"),
+                          ("decimal-2130706433", f"http://2130706433:{port}/tile.tif")):
+            before = len(listener.requests())
+            result = io_post(target, io_request(target.model, url, data_format="url"))
+            fetched = len(listener.requests()) - before
+            checks.that("POOL-IO-018", 400 <= result.status < 500 and fetched == 0,
+                        f"a loopback URL ({case}) was answered {result.status}; the server fetched it {fetched}×",
+                        case=case, url=url, **result.evidence())
+    io_guard.survives(checks, "POOL-IO-018", "loopback URLs")
+
+
+@pytest.mark.requirement("POOL-IO-019")
+def test_private_addresses_are_not_checked(checks):
+    pytest.skip("not checked: geopool sends traffic only to loopback, and a server that does not refuse a private "
+                "address would connect to it")
+
+
+@pytest.mark.requirement("POOL-IO-020")
+def test_file_and_other_schemes_are_refused(target, io_guard, checks):
+    source = io_guard.valid_input
+    for case, url in (("file", source.as_uri()), ("ftp", "ftp://127.0.0.1:9/tile.tif"),
+                      ("data", "data:image/tiff;base64,AAAA")):
+        result = io_post(target, io_request(target.model, url, data_format="url"))
+        read = result.status == 200 and case == "file"
+        checks.that("POOL-IO-020", 400 <= result.status < 500,
+                    f"a {case}: URL was answered {result.status}" + (": the server read the file" if read else ""),
+                    case=case, url=url, **result.evidence())
+    io_guard.survives(checks, "POOL-IO-020", "non-HTTP URLs")
+
+
+@pytest.mark.requirement("POOL-IO-021")
+def test_out_path_outside_the_output_folder_is_refused(target, io_guard, checks):
+    elsewhere = _outside(target, f"written-{uuid.uuid4().hex[:8]}")
+    elsewhere.mkdir()
+    result = io_post(target, io_request(target.model, str(io_guard.valid_input), out_data_format="path",
+                                        out_path=str(elsewhere)))
+    written = sorted(p.name for p in elsewhere.iterdir())
+    checks.that("POOL-IO-021", 400 <= result.status < 500 and not written,
+                f"out_path outside the output folder was answered {result.status}; written there: {written}",
+                out_path=str(elsewhere), **result.evidence())
+    io_guard.survives(checks, "POOL-IO-021", "an out_path outside the output folder")
+
+
+@pytest.mark.requirement("POOL-IO-022")
+def test_the_request_id_does_not_name_the_written_file(target, io_guard, checks):
+    chosen = f"chosen-by-client-{uuid.uuid4().hex[:8]}"
+    result = io_post(target, io_request(target.model, str(io_guard.valid_input), out_data_format="path"),
+                     request_id=chosen)
+    inner = result.body.get("data") if isinstance(result.body, dict) else None
+    written = inner.get("data") if isinstance(inner, dict) else None
+    checks.that("POOL-IO-022", result.status != 200 or (isinstance(written, str) and chosen not in written),
+                f"the file the server wrote is named after the client's X-Request-Id: {written}",
+                written=written, **result.evidence())
+
+
+@pytest.mark.requirement("POOL-IO-023")
+def test_a_held_url_does_not_stall_health(target, io_guard, checks):
+    stalls: list[float] = []
+    with LoopbackListener() as listener:
+        listener.hold("/slow.tif", HOLD_S)
+        outcome: dict = {}
+        request = threading.Thread(target=lambda: outcome.update(result=io_post(
+            target, io_request(target.model, listener.url("/slow.tif"), data_format="url"), timeout=HOLD_S + 60)),
+            daemon=True)
+        started = time.monotonic()
+        request.start()
+        with httpx.Client(base_url=target.url, timeout=HOLD_S + 5) as http:
+            while time.monotonic() - started < HOLD_S and request.is_alive():
+                asked = time.monotonic()
+                try:
+                    http.get("/health")
+                except httpx.HTTPError:
+                    pass
+                stalls.append(time.monotonic() - asked)
+                time.sleep(HEALTH_PERIOD_S)
+    request.join(timeout=60)  # the listener closed the held connection on leaving the block
+    worst = max(stalls, default=float("nan"))
+    result = outcome.get("result")
+    checks.that("POOL-IO-023", worst <= STALL_BOUND_S,
+                f"/health stalled {worst:.1f} s while a URL held its connection for {HOLD_S:.0f} s",
+                longest_health_stall_s=round(worst, 2), polls=len(stalls),
+                request_status=result.status if result else None)
+    io_guard.survives(checks, "POOL-IO-023", "a held URL")
