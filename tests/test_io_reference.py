@@ -12,9 +12,9 @@ from geopool.geotiff.reference import class_map, mismatch_share, offline_class_m
 
 #: Measured 0.0 on 512x512, 300x700, 700x1100 (EPSG:4326, uint16) and 200x260 (EPSG:3857, float32) tiles
 #: on the float32 CPU server: same inputs, same kernels. The bound leaves room for a few argmax ties that
-#: another summation order could flip, and is far below what a pipeline difference gives (the random-weight
-#: fixture splits pixels ~50/50 between its classes, so a wrong normalisation, band order or tiling moves
-#: tens of per cent; see the control below).
+#: another summation order could flip, and is far below what a pipeline slip gives on the 300x700 tile below
+#: (measured offline): bands reversed 45 %, another tile 47 %, the map moved by 1 pixel 3.7 %, by one 16-px
+#: patch 37 %.
 MISMATCH_BOUND = 1e-3
 
 
@@ -43,6 +43,6 @@ def test_the_served_class_map_equals_terratorchs_offline_tiled_inference(io_serv
     reference = offline_class_map(tile, io_server.served_dir)
     assert served.shape == reference.shape == (300, 700)
     assert mismatch_share(served, reference) <= MISMATCH_BOUND
-    # control: the comparison can fail — another tile's reference disagrees with this answer widely
-    other = RasterSpec(height=300, width=700, seed=12).write(tmp_path / "other.tif")
-    assert mismatch_share(served, offline_class_map(other, io_server.served_dir)) > 0.2
+    # control: the comparison can fail — the reference moved by one 16-px patch (a tiling slip) disagrees
+    # widely (no second forward pass: CI time)
+    assert mismatch_share(served, np.roll(reference, 16, axis=1)) > 0.2

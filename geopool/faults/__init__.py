@@ -18,6 +18,7 @@ Each fault edits what passes through (:meth:`Fault.response`) or answers instead
 ``gateway``        a validating gateway answering what a conforming server would (``repair-validate``),
                    and vLLM 0.32's death on the inputs that kill its engine, played by the proxy
 ``repairs``        the other positive controls: float answers, a 200 schema, serialized batches
+``geotiff``        image-to-image answers: the GeoTIFF's georeferencing moved
 ``composed``       ``A+B``: faults stacked as layers
 =================  ==========================================================================
 
@@ -61,6 +62,7 @@ from geopool.faults.envelope import (
 )
 from geopool.faults.error_answers import AcceptBad, BlankErrors, DieAfterBad, FlatErrors, ServerErrorForClientError
 from geopool.faults.gateway import DieOnKiller, RepairValidate
+from geopool.faults.geotiff import GeotiffShift
 from geopool.faults.numeric import FixedNoise, Scale
 from geopool.faults.outputs import (
     ByteSwap,
@@ -88,6 +90,7 @@ FAULTS: dict[str, Callable[..., Fault]] = {cls.name: cls for cls in [
     AcceptCompletion, CloseAfterError, LowBit,
     Scale, FixedNoise,
     RepairValidate, DieOnKiller, RepairFloat, RepairOpenapi, RepairSerialize,
+    GeotiffShift,
 ]}
 
 
