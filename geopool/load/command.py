@@ -128,11 +128,11 @@ def target(base_url: str | None, embedded: dict[str, Any]) -> Iterator[tuple[str
         return
     from geopool.server import EmbeddedServer
 
-    print(f"geopool: no --base-url; starting the embedded server ({embedded['model']})", flush=True)
     io = {"mode": embedded["mode"], "plugin": embedded["plugin"]} if embedded.get("mode") else {}
-    with EmbeddedServer(embedded["model"], dtype=embedded["dtype"], max_num_seqs=embedded["max_num_seqs"],
-                        extra_args=embedded["vllm_args"], startup_timeout_s=embedded["startup_timeout"],
-                        device=embedded.get("device", "auto"), **io) as server:
-        if server.plugin_description:
-            print(f"geopool: image-to-image through {server.plugin_description}", flush=True)
+    server = EmbeddedServer(embedded["model"], dtype=embedded["dtype"], max_num_seqs=embedded["max_num_seqs"],
+                            extra_args=embedded["vllm_args"], startup_timeout_s=embedded["startup_timeout"],
+                            device=embedded.get("device", "auto"), **io)
+    through = f", image-to-image through {server.plugin_description}" if server.plugin_description else ""
+    print(f"geopool: no --base-url; starting the embedded server ({server.model_name}{through})", flush=True)
+    with server:
         yield server.url, server
