@@ -35,7 +35,7 @@ from geopool.load.scenario import Scenario
 from geopool.load.verify import HTTP_ERROR, OK, VERIFY_FAILED
 from geopool.server import describe_plugin
 
-__all__ = ["IOPayloadItem", "build_io_pool", "input_spec", "io_summary", "verify_io_response"]
+__all__ = ["IOPayloadItem", "build_io_pool", "input_spec", "io_summary", "verify_io_item", "verify_io_response"]
 
 #: Inputs side by side: item k's origin is k tiles east of the first, so no two share a transform.
 _TILE_STEP_M = 512 * 10.0
@@ -108,6 +108,12 @@ def verify_io_response(status: int, body: bytes, source: RasterFacts) -> tuple[s
     if problems:
         return VERIFY_FAILED, "; ".join(problems)[:_DETAIL_CHARS]
     return OK, ""
+
+
+def verify_io_item(status: int, body: bytes, item: IOPayloadItem, metadata: str | None = None) -> tuple[str, str]:
+    """:func:`verify_io_response` against ``item``'s input, as a :class:`~geopool.load.worker.Worker` calls
+    its check (``metadata``: a tensor-to-tensor header, unused here)."""
+    return verify_io_response(status, body, item.facts)
 
 
 def _json(body: bytes) -> Any:

@@ -80,8 +80,7 @@ class Worker:
                 raise ConfigError("image-to-image needs the folder the server reads its inputs from "
                                   "(--io-input-dir)")
             pool = io_payloads.build_io_pool(plan.scenario, plan.model, plan.io_input_dir)
-            return cls(plan, None, pool, verify=lambda status, body, item, _metadata:
-                       io_payloads.verify_io_response(status, body, item.facts))
+            return cls(plan, None, pool, verify=io_payloads.verify_io_item)
         contract = load_contract(plan.model_config, input_dtype=plan.input_dtype)
         pool = build_pool(plan.scenario, contract, plan.model, plan.reference_checkpoint)
         return cls(plan, contract, pool)
