@@ -16,6 +16,7 @@ still accepted for one release (with a warning). The same concept has the same n
 ``--device``               the embedded server's device: ``auto`` (the vLLM build's own), ``cpu``, ``cuda``
 ``--mode``                 tensor-to-tensor or image-to-image (GeoTIFFs through an IO-processor plugin)
 ``--plugin``               image-to-image: the embedded server's plugin (geopool, loopfix, stock)
+``--io-input-dir``         image-to-image against a URL: a folder the server reads by the same paths
 =========================  ==========================================================================
 
 Renderers: :func:`click_options` (the ``geopool`` CLI), :func:`add_argparse` (Locust's parser),
@@ -46,8 +47,8 @@ from geopool.server import (
     TENSOR_TO_TENSOR,
 )
 
-__all__ = ["API_KEY", "BASE_URL", "DEVICE", "EMBEDDED", "EMBEDDED_DTYPE", "EMBEDDED_MODEL", "INPUT_DTYPE", "IO_MODE",
-           "MODE", "MODEL", "PLUGIN",
+__all__ = ["API_KEY", "BASE_URL", "DEVICE", "EMBEDDED", "EMBEDDED_DTYPE", "EMBEDDED_MODEL", "INPUT_DTYPE",
+           "IO_INPUT_DIR", "IO_MODE", "MODE", "MODEL", "PLUGIN",
            "MODEL_CONFIG", "REFERENCE_CHECKPOINT", "Option", "add_argparse", "add_pytest", "apply_deprecations",
            "click_options", "missing_input_dtype"]
 
@@ -135,6 +136,9 @@ MODE = Option("--mode", "How the server is served: tensor-to-tensor (tensors in 
 PLUGIN = Option("--plugin", "Image-to-image: the embedded server's IO-processor plugin: geopool (TerraTorch's "
                 "terratorch_segmentation with geopool's fixes for D8 and D9, nothing else), loopfix (the D8 fix "
                 "only) or stock (TerraTorch's own).", choices=PLUGINS, default=DEFAULT_PLUGIN)
+IO_INPUT_DIR = Option("--io-input-dir", "Image-to-image against a URL: a folder the server reads by the same "
+                      "absolute paths (a shared file system); geopool writes the GeoTIFFs it names there "
+                      "[embedded: a folder of the run's own].", kind=Path)
 #: The serving mode, and the embedded server's plugin in image-to-image mode.
 IO_MODE = (MODE, PLUGIN)
 

@@ -35,8 +35,8 @@ from geopool.i2i_plugin import PLUGINS as IO_PLUGINS
 from geopool.resources import reports_dir
 
 __all__ = ["DEFAULT_DEVICE", "DEFAULT_DTYPE", "DEFAULT_IO_MODEL", "DEFAULT_MAX_NUM_SEQS", "DEFAULT_PLUGIN", "DEVICES",
-           "EmbeddedServer", "IMAGE_TO_IMAGE", "MODES", "PLUGINS", "TENSOR_TO_TENSOR", "installed_device",
-           "launch_spec", "resolve_device", "terratorch_version"]
+           "EmbeddedServer", "IMAGE_TO_IMAGE", "MODES", "PLUGINS", "TENSOR_TO_TENSOR", "describe_plugin",
+           "installed_device", "launch_spec", "resolve_device", "terratorch_version"]
 
 DEFAULT_DTYPE = "float32"
 DEFAULT_MAX_NUM_SEQS = 4
@@ -66,6 +66,14 @@ def terratorch_version() -> str | None:
         return metadata.version("terratorch")
     except metadata.PackageNotFoundError:
         return None
+
+
+def describe_plugin(plugin: str) -> str:
+    """A :data:`PLUGINS` choice as banners and reports name it, with this Python's TerraTorch version
+    (the embedded server's: it runs in the same environment)."""
+    if plugin not in IO_PLUGINS:
+        raise InvalidArgument(f"plugin={plugin!r} (--plugin) is not one of {PLUGINS}")
+    return f"{IO_PLUGINS[plugin][1]}; terratorch {terratorch_version() or '(not installed)'}"
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -242,9 +250,7 @@ class EmbeddedServer:
     @property
     def plugin_description(self) -> str | None:
         """What answers image-to-image requests, for banners and reports (None in tensor mode)."""
-        if self.plugin is None:
-            return None
-        return f"{IO_PLUGINS[self.plugin][1]}; terratorch {terratorch_version() or '(not installed)'}"
+        return None if self.plugin is None else describe_plugin(self.plugin)
 
     # ------------------------------------------------------------------------------- lifecycle
     def __enter__(self) -> EmbeddedServer:

@@ -15,17 +15,28 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from geopool.errors import ConfigError
 from geopool.exitcodes import INTERRUPTED
-from geopool.load.options import apply_deprecations, default_report_dir, locust_arguments, require_input_dtype, resolve
+from geopool.load.options import (
+    apply_deprecations,
+    default_report_dir,
+    locust_arguments,
+    mode_of,
+    require_input_dtype,
+    resolve,
+)
 from geopool.load.slo import EXIT_NO_TARGET, load_slo
 from geopool.numerics import bounds_for
 from geopool.progress import LoadTally, ProgressLine, watch_child
+from geopool.server import DEFAULT_PLUGIN, IMAGE_TO_IMAGE
 
 __all__ = ["check_load_values", "child_values", "locust_command", "run_child", "run_load", "target"]
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")  # not imported here: Locust monkey-patches
 #: Beyond the scenario's end and two grace periods: time to start Locust, build pools and write the report.
 DEADLINE_EXTRA_S = 180.0
+#: Image-to-image against the embedded server: the GeoTIFFs it reads, in the run's report folder.
+IO_INPUTS = "io-inputs"
 
 
 def locust_command(values: Mapping[str, Any], report_dir: Path) -> list[str]:
@@ -39,6 +50,9 @@ def check_load_values(values: Mapping[str, Any], *, embedded: bool) -> Any:
     """A load run's usage checks, before anything starts: the scenario (returned), the SLO file, and
     the server's dtype against a URL. Each raises ConfigError naming the problem."""
     scenario = resolve(values, embedded=embedded)
+    if not embedded and values.get("plugin") is not None:
+        raise ConfigError("--plugin picks the embedded server's IO-processor plugin; a server at --base-url runs "
+                          "its own (drop --plugin, or drop --base-url to start the embedded server)")
     if values.get("slo") is not None:
         load_slo(values["slo"])
     require_input_dtype(values, embedded=embedded)
@@ -56,6 +70,11 @@ def run_load(values: Mapping[str, Any], *, embedded: dict[str, Any]) -> int:
     scenario = check_load_values(values, embedded=base_url is None)
     report_dir = Path(values["report_dir"] or default_report_dir(scenario.name))
     report_dir.mkdir(parents=True, exist_ok=True)
+    if mode_of(values) == IMAGE_TO_IMAGE and base_url is None:
+        embedded = {**embedded, "mode": IMAGE_TO_IMAGE, "plugin": values.get("plugin") or DEFAULT_PLUGIN}
+        # the embedded server runs on this machine: it reads the run's own folder by the same paths
+        values = {**values, "io_input_dir": values.get("io_input_dir") or (report_dir / IO_INPUTS).resolve(),
+                  "plugin": embedded["plugin"]}
     with target(base_url, embedded) as (url, server):
         child = child_values(values, scenario, url, server)
         print(f"geopool load: {scenario.name} against {url}; report in {report_dir}", flush=True)
@@ -109,8 +128,11 @@ def target(base_url: str | None, embedded: dict[str, Any]) -> Iterator[tuple[str
         return
     from geopool.server import EmbeddedServer
 
-    print(f"geopool: no --base-url; starting the embedded server ({embedded['model']})", flush=True)
-    with EmbeddedServer(embedded["model"], dtype=embedded["dtype"], max_num_seqs=embedded["max_num_seqs"],
-                        extra_args=embedded["vllm_args"], startup_timeout_s=embedded["startup_timeout"],
-                        device=embedded.get("device", "auto")) as server:
+    io = {"mode": embedded["mode"], "plugin": embedded["plugin"]} if embedded.get("mode") else {}
+    server = EmbeddedServer(embedded["model"], dtype=embedded["dtype"], max_num_seqs=embedded["max_num_seqs"],
+                            extra_args=embedded["vllm_args"], startup_timeout_s=embedded["startup_timeout"],
+                            device=embedded.get("device", "auto"), **io)
+    through = f", image-to-image through {server.plugin_description}" if server.plugin_description else ""
+    print(f"geopool: no --base-url; starting the embedded server ({server.model_name}{through})", flush=True)
+    with server:
         yield server.url, server

@@ -196,13 +196,21 @@ class Master:
                 self.report_dir, scenario=self.plan.scenario, slo_spec=self.settings.slo,
                 target={**self.target, "model": self.plan.model}, samples=self.samples,
                 slots={slot: dataclasses.asdict(state) for slot, state in self.slots.items()},
-                missing_slots=self.missing_slots, locust_stats=locust_stats, stopped_early=self.stopped_early)
+                missing_slots=self.missing_slots, locust_stats=locust_stats, stopped_early=self.stopped_early,
+                mode=self.plan.mode, io=self._io_summary())
         except Exception as exc:  # a report bug must not hide the run: the records are on disk
             log.exception("geopool: computing the report failed")
             print(f"geopool: computing the report failed ({type(exc).__name__}: {exc}); the records are in "
                   f"{self.report_dir / 'records.jsonl'}", flush=True)
             self.exit_code = slo.EXIT_NO_TARGET
         return self.exit_code
+
+    def _io_summary(self) -> dict[str, Any] | None:
+        if not self.plan.image_to_image:
+            return None
+        from geopool.load.io_payloads import io_summary  # rasterio's module, only in this mode
+
+        return io_summary(self.plan.scenario, self.plan.io_input_dir, self.plan.io_plugin)
 
     def fail(self, code: int, message: str) -> None:
         """End the run with ``code``; the first failure is the one reported."""

@@ -26,9 +26,10 @@ from geopool.errors import ConfigError, InvalidArgument
 from geopool.load.scenario import ARRIVALS, PAYLOADS, RESPONSE_ENCODINGS, VERIFY, Scenario, resolve_scenario
 from geopool.load.stats import STABILITY
 from geopool.options import Option
+from geopool.server import IMAGE_TO_IMAGE, TENSOR_TO_TENSOR
 
 __all__ = ["OPTIONS", "add_locust_arguments", "apply_deprecations", "click_options",
-           "default_report_dir", "locust_arguments", "option", "overrides", "require_input_dtype", "resolve"]
+           "default_report_dir", "locust_arguments", "mode_of", "option", "overrides", "require_input_dtype", "resolve"]
 
 REPORTS = Path("reports") / "load"
 
@@ -76,6 +77,10 @@ OPTIONS: tuple[Option, ...] = (
     shared.MODEL_CONFIG,
     shared.INPUT_DTYPE,
     shared.API_KEY.but(deprecated_env="LOCUST_API_KEY"),
+    shared.MODE,
+    # no default here: against a URL the server runs a plugin of its own, which geopool cannot name
+    shared.PLUGIN.but(help=shared.PLUGIN.help.rstrip(".") + " [geopool]; the report names it.", default=None),
+    shared.IO_INPUT_DIR,
 )
 
 
@@ -152,15 +157,37 @@ def resolve(values: Mapping[str, Any], *, embedded: bool = False) -> Scenario:
                                 Path(scenario_file) if scenario_file else None, overrides(values))
     if values.get("stop_on_breach") and not values.get("slo"):
         raise ConfigError("--stop-on-breach needs --slo FILE: the bounds whose breach stops the run")
+    if mode_of(values) == IMAGE_TO_IMAGE:
+        _check_image_to_image(values, scenario, embedded=embedded)
+    elif values.get("io_input_dir") is not None or values.get("plugin") is not None:
+        raise ConfigError("--io-input-dir and --plugin are for --mode image-to-image; this run sends tensors")
     if scenario.verify == "reference" and not embedded and not values.get("reference_checkpoint"):
         raise ConfigError("--verify reference against a URL needs --reference-checkpoint "
                           "(the folder the server serves: config.json + .pt)")
     return scenario
 
 
+def mode_of(values: Mapping[str, Any]) -> str:
+    """The run's serving mode (tensor-to-tensor when not given)."""
+    return values.get("mode") or TENSOR_TO_TENSOR
+
+
+def _check_image_to_image(values: Mapping[str, Any], scenario: Scenario, *, embedded: bool) -> None:
+    if scenario.verify == "reference":
+        raise ConfigError("--verify reference compares tensors with the offline model; image-to-image answers "
+                          "are verified against their input's georeferencing (use --verify contract)")
+    if scenario.response_encoding != "base64":
+        raise ConfigError("--response-encoding bytes is a tensor-to-tensor setting; image-to-image answers "
+                          "are base64 GeoTIFFs in JSON")
+    if not embedded and values.get("io_input_dir") is None:
+        raise ConfigError("--mode image-to-image against a URL needs --io-input-dir DIR: a folder the server "
+                          "reads by the same absolute paths (the GeoTIFFs are sent by path)")
+
+
 def require_input_dtype(values: Mapping[str, Any], *, embedded: bool = False) -> None:
-    """Against a URL the server's dtype must be given: checked after every file, before any request."""
-    if not embedded and values.get("input_dtype") is None:
+    """Against a URL the server's dtype must be given (tensor-to-tensor: image-to-image sends no tensors,
+    the plugin builds them): checked after every file, before any request."""
+    if not embedded and mode_of(values) == TENSOR_TO_TENSOR and values.get("input_dtype") is None:
         raise ConfigError(shared.missing_input_dtype(values.get("base_url") or "the target"))
 
 

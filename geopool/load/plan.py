@@ -17,6 +17,7 @@ import httpx
 from geopool.client import Endpoint
 from geopool.errors import InvalidArgument
 from geopool.load.scenario import Scenario, scenario_from
+from geopool.server import IMAGE_TO_IMAGE, TENSOR_TO_TENSOR
 
 __all__ = ["CONNECT_TIMEOUT_S", "MSG_CLOSE", "MSG_PLAN", "MSG_RECORDS", "Plan"]
 
@@ -33,11 +34,14 @@ class Plan:
     ``model`` is None until the target has been probed (then the flag's or the listed one);
     ``model_config`` None means Sen1Floods11's contract; ``reference_checkpoint`` is the folder with
     config.json + .pt for ``verify = "reference"``. ``slot`` of ``slots`` is this process's share.
+    ``mode`` image-to-image sends GeoTIFFs written into ``io_input_dir`` (which the server reads by the
+    same paths; ``input_dtype`` is then unused); ``io_plugin`` is the embedded server's plugin choice
+    (None: not known, a server at a URL).
     """
 
     scenario: Scenario
     host: str
-    input_dtype: str
+    input_dtype: str | None
     model: str | None = None
     model_config: str | None = None
     reference_checkpoint: str | None = None
@@ -46,6 +50,9 @@ class Plan:
     numeric_bounds: str = "other-kernels"
     slot: int = 0
     slots: int = 1
+    mode: str = TENSOR_TO_TENSOR
+    io_input_dir: str | None = None
+    io_plugin: str | None = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.slot < self.slots:
@@ -64,6 +71,10 @@ class Plan:
         """How long a closing run waits for requests in flight."""
         return self.scenario.grace_s
 
+    @property
+    def image_to_image(self) -> bool:
+        return self.mode == IMAGE_TO_IMAGE
+
     def for_slot(self, slot: int, slots: int) -> Plan:
         return dataclasses.replace(self, slot=slot, slots=slots)
 
@@ -75,7 +86,8 @@ class Plan:
         return {"scenario": self.scenario.to_dict(), "host": self.host, "input_dtype": self.input_dtype,
                 "model": self.model, "model_config": self.model_config,
                 "reference_checkpoint": self.reference_checkpoint, "api_key": self.api_key,
-                "numeric_bounds": self.numeric_bounds, "slot": self.slot, "slots": self.slots}
+                "numeric_bounds": self.numeric_bounds, "slot": self.slot, "slots": self.slots, "mode": self.mode,
+                "io_input_dir": self.io_input_dir, "io_plugin": self.io_plugin}
 
     @classmethod
     def from_message(cls, data: Mapping[str, Any]) -> Plan:
@@ -83,4 +95,5 @@ class Plan:
         return cls(scenario=scenario_from(data["scenario"]["name"], table), host=data["host"],
                    input_dtype=data["input_dtype"], model=data["model"], model_config=data["model_config"],
                    reference_checkpoint=data["reference_checkpoint"], api_key=data["api_key"],
-                   numeric_bounds=data["numeric_bounds"], slot=data["slot"], slots=data["slots"])
+                   numeric_bounds=data["numeric_bounds"], slot=data["slot"], slots=data["slots"], mode=data["mode"],
+                   io_input_dir=data["io_input_dir"], io_plugin=data["io_plugin"])

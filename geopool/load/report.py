@@ -19,17 +19,26 @@ from geopool.load import goodput, serverview, slo, stats
 from geopool.load.records import read_records
 from geopool.load.scenario import Scenario, scenario_from
 from geopool.load.schedule import arrival_offsets
+from geopool.server import IMAGE_TO_IMAGE, TENSOR_TO_TENSOR
 
 __all__ = ["build_plots", "finalize", "render_html", "section_context", "template_environment", "write_failure"]
 
 TEMPLATE = resources.report_template()
+#: What every image-to-image answer is checked for.
+IO_CHECKS = "every answer's size, CRS and transform checked against its input's, and 1 band of uint8 class values"
+#: What answered image-to-image requests on a server at a URL: it does not say.
+UNNAMED_PLUGIN = "the server's IO-processor plugin (a server at a URL does not name it)"
 
 
 def finalize(report_dir: Path, *, scenario: Scenario, slo_spec: slo.Slo | None, target: Mapping[str, Any],
              samples: Sequence[dict[str, Any]], slots: Mapping[int, Mapping[str, Any]],
              missing_slots: Sequence[int] = (), locust_stats: Any = None,
-             stopped_early: Mapping[str, Any] | None = None) -> int:
-    """Compute everything from the run's records, write summary.json and report.html, print, return the exit code."""
+             stopped_early: Mapping[str, Any] | None = None, mode: str = TENSOR_TO_TENSOR,
+             io: Mapping[str, Any] | None = None) -> int:
+    """Compute everything from the run's records, write summary.json and report.html, print, return the exit code.
+
+    ``mode``: the serving mode; ``io``: image-to-image's plugin, input folder and inputs
+    (:func:`geopool.load.io_payloads.io_summary`)."""
     records = read_records(report_dir / "records.jsonl")
     starts = [s["t0"] for s in slots.values() if s.get("t0") is not None]
     t0 = min(starts) if starts else min((r["sent"] for r in records), default=0.0)
@@ -70,7 +79,8 @@ def finalize(report_dir: Path, *, scenario: Scenario, slo_spec: slo.Slo | None, 
                                           f"{stopped_early['bound']} breached")
         summary["valid"] = False
     summary.update(
-        scenario=scenario.to_dict(), target=dict(target), t0=t0, slots=len(slots),
+        scenario=scenario.to_dict(), target=dict(target), mode=mode, io=dict(io) if io else None, t0=t0,
+        slots=len(slots),
         stopped_early=dict(stopped_early) if stopped_early else None,
         slo={"file": slo_spec.source if slo_spec else None, "checks": checks},
         verdict={slo.EXIT_OK: "pass", slo.EXIT_BREACH: "slo-breached", slo.EXIT_INVALID: "invalid"}[code],
@@ -99,6 +109,7 @@ def print_summary(summary: Mapping[str, Any], report_dir: Path) -> None:
     lines = [
         f"geopool load: scenario {summary['scenario']['name']} ({summary['scenario']['mode']} loop) "
         f"against {summary['target'].get('url')} (vLLM {summary['target'].get('vllm_version')})",
+        *([io_text(summary)] if summary.get("mode") == IMAGE_TO_IMAGE else []),
         f"  requests: {requests['measured']} measured ({requests['warmup_excluded']} in warm-up), "
         f"{requests['ok']} ok, {requests['http_errors']} HTTP errors, {requests['transport_errors']} transport "
         f"errors, {requests['verification_failures']} failed verification, {requests['unfinished']} unfinished",
@@ -145,6 +156,21 @@ def print_summary(summary: Mapping[str, Any], report_dir: Path) -> None:
     print("\n".join(lines), flush=True)
 
 
+def mode_text(summary: Mapping[str, Any]) -> str | None:
+    """``image-to-image through <plugin>``, ``tensor-to-tensor``, or None for a summary that predates modes."""
+    mode = summary.get("mode")
+    if mode != IMAGE_TO_IMAGE:
+        return mode
+    return f"image-to-image through {(summary.get('io') or {}).get('plugin') or UNNAMED_PLUGIN}"
+
+
+def io_text(summary: Mapping[str, Any]) -> str:
+    """The image-to-image line: through which plugin, and what was sent."""
+    io = summary.get("io") or {}
+    return (f"  mode: {mode_text(summary)}; {io.get('inputs')} GeoTIFF(s) ({io.get('raster')}) by path from "
+            f"{io.get('input_dir')}; {IO_CHECKS}")
+
+
 def goodput_text(figures: Mapping[str, Any] | None) -> str:
     """``; goodput 0.950 req/s (19 of 20 within 3000 ms)`` or nothing when goodput is not defined."""
     if not figures:
@@ -174,7 +200,9 @@ def template_environment(*more_folders: Path) -> jinja2.Environment:
     """Autoescaping Jinja environment over the load templates' folder (``load_section.html.j2`` holds the
     report body as macros) and ``more_folders``, so that other pages can import the load section."""
     loader = jinja2.FileSystemLoader([TEMPLATE.parent, *more_folders])
-    return jinja2.Environment(loader=loader, autoescape=True)
+    environment = jinja2.Environment(loader=loader, autoescape=True)
+    environment.globals.update(mode_text=mode_text, io_checks=IO_CHECKS)
+    return environment
 
 
 def section_context(report_dir: Path) -> dict[str, Any] | None:

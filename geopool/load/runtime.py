@@ -59,12 +59,19 @@ def configure(options: Any, host: str | None) -> RunSettings:
     load_options.require_input_dtype(values)
     plan = Plan(scenario=scenario, host=host, input_dtype=values["input_dtype"], model=values["model"],
                 model_config=_text(values["model_config"]), reference_checkpoint=_text(values["reference_checkpoint"]),
-                api_key=values["api_key"], numeric_bounds=bounds_for(values.get("numeric_bounds"), embedded=False))
+                api_key=values["api_key"], numeric_bounds=bounds_for(values.get("numeric_bounds"), embedded=False),
+                mode=load_options.mode_of(values), io_input_dir=_absolute(values["io_input_dir"]),
+                io_plugin=values["plugin"])
     return RunSettings(plan, slo, report_dir, options.spawn_rate, stop_on_breach=bool(values.get("stop_on_breach")))
 
 
 def _text(value: Any) -> str | None:
     return None if value is None else str(value)
+
+
+def _absolute(value: Any) -> str | None:
+    """A folder as the server must see it: the absolute path (the server's cwd is not ours)."""
+    return None if value is None else str(Path(value).resolve())
 
 
 class Runtime:

@@ -13,22 +13,26 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import gevent
 import numpy as np
 
 from geopool.contract import ModelContract, load_contract
+from geopool.errors import ConfigError
 from geopool.load.payloads import PayloadItem, build_pool
 from geopool.load.plan import Plan
 from geopool.load.records import clock
 from geopool.load.schedule import arrival_offsets, quota_share, slot_share
 from geopool.load.verify import TRANSPORT_ERROR, UNFINISHED, verify_response
 
-__all__ = ["Job", "Worker", "failed_batch"]
+__all__ = ["Job", "Verifier", "Worker", "failed_batch"]
 
 log = logging.getLogger("geopool.load")
+
+#: ``(status, body, pool item, metadata header) -> (verdict, detail)``: one answer's check.
+Verifier = Callable[[int, bytes, Any, "str | None"], tuple[str, str]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,12 +47,14 @@ class Job:
 class Worker:
     """Slot ``plan.slot`` of ``plan.slots``: every ``slots``-th arrival of the schedule, or its part of the budget."""
 
-    def __init__(self, plan: Plan, contract: ModelContract, pool: Sequence[PayloadItem], *,
-                 t0: float | None = None) -> None:
+    def __init__(self, plan: Plan, contract: ModelContract | None, pool: Sequence[Any], *,
+                 t0: float | None = None, verify: Verifier | None = None) -> None:
         scenario = plan.scenario
         self.plan = plan
         self.contract = contract
         self.pool = list(pool)
+        #: ``verify(status, body, item, metadata) -> (verdict, detail)``: the mode's answer check.
+        self.verify: Verifier = verify or self._verify_tensor
         self.headers = plan.endpoint.headers(content_type="application/json")
         self.encoding = scenario.response_encoding
         self.quota = quota_share(scenario.max_requests, plan.slot, plan.slots)
@@ -65,7 +71,16 @@ class Worker:
 
     @classmethod
     def prepare(cls, plan: Plan) -> Worker:
-        """Load the contract and encode the payload pool (the slow part), then start the clock."""
+        """Load the contract and encode the payload pool (the slow part), then start the clock.
+        Image-to-image: write the GeoTIFFs and keep their facts (:mod:`geopool.load.io_payloads`)."""
+        if plan.image_to_image:
+            from geopool.load import io_payloads  # rasterio, only in this mode
+
+            if plan.io_input_dir is None:
+                raise ConfigError("image-to-image needs the folder the server reads its inputs from "
+                                  "(--io-input-dir)")
+            pool = io_payloads.build_io_pool(plan.scenario, plan.model, plan.io_input_dir)
+            return cls(plan, None, pool, verify=io_payloads.verify_io_item)
         contract = load_contract(plan.model_config, input_dtype=plan.input_dtype)
         pool = build_pool(plan.scenario, contract, plan.model, plan.reference_checkpoint)
         return cls(plan, contract, pool)
@@ -122,13 +137,15 @@ class Worker:
             record["done"] = clock()
             record["verdict"], record["detail"] = TRANSPORT_ERROR, f"{type(exc).__name__}: {exc}"[:300]
         else:
-            record["verdict"], record["detail"] = verify_response(
-                record["status"], body, self.contract, item.expected, self.plan.numeric_bounds,
-                encoding=self.encoding, metadata=metadata)
+            record["verdict"], record["detail"] = self.verify(record["status"], body, item, metadata)
         record["bytes"] = len(body)
         if self.in_flight.pop(token, None) is not None:  # else drain already recorded it as unfinished
             self.buffer.append(record)
         return record, body
+
+    def _verify_tensor(self, status: int, body: bytes, item: PayloadItem, metadata: str | None) -> tuple[str, str]:
+        return verify_response(status, body, self.contract, item.expected, self.plan.numeric_bounds,
+                               encoding=self.encoding, metadata=metadata)
 
     def drain(self) -> None:
         """Take no new job; wait (at most the plan's grace) for requests in flight, then record the rest."""
