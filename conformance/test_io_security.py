@@ -108,9 +108,11 @@ def test_the_request_id_does_not_name_the_written_file(target, io_guard, checks)
     chosen = f"chosen-by-client-{uuid.uuid4().hex[:8]}"
     result = io_post(target, io_request(target.model, str(io_guard.valid_input), out_data_format="path"),
                      request_id=chosen)
+    if result.status != 200:
+        pytest.skip(f"not checked: the server wrote no file (answered {result.status}: {result.message[:120]})")
     inner = result.body.get("data") if isinstance(result.body, dict) else None
     written = inner.get("data") if isinstance(inner, dict) else None
-    checks.that("POOL-IO-022", result.status != 200 or (isinstance(written, str) and chosen not in written),
+    checks.that("POOL-IO-022", isinstance(written, str) and chosen not in written,
                 f"the file the server wrote is named after the client's X-Request-Id: {written}",
                 written=written, **result.evidence())
 
@@ -135,9 +137,13 @@ def test_a_held_url_does_not_stall_health(target, io_guard, checks):
                     pass
                 stalls.append(time.monotonic() - asked)
                 time.sleep(HEALTH_PERIOD_S)
+        fetched = len(listener.requests())
     request.join(timeout=60)  # the listener closed the held connection on leaving the block
     worst = max(stalls, default=float("nan"))
     result = outcome.get("result")
+    if not fetched:
+        pytest.skip("not checked: the server never fetched the URL (answered "
+                    f"{result.status if result else 'nothing'}), so no held connection could stall it")
     checks.that("POOL-IO-023", worst <= STALL_BOUND_S,
                 f"/health stalled {worst:.1f} s while a URL held its connection for {HOLD_S:.0f} s",
                 longest_health_stall_s=round(worst, 2), polls=len(stalls),

@@ -75,10 +75,10 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
                            "TerraTorch's with geopool's D8/D9 fixes, loopfix = the D8 fix only, stock = TerraTorch's "
                            "own), or, against a URL, which one it runs (it picks the expectations file)"),
     ), dests={"model": "conformance_model", "plugin": "io_plugin"})
-    group.addoption("--io-input-dir", default=None, metavar="DIR",
-                    help="image-to-image against a URL: a folder this machine writes GeoTIFFs into and the server "
-                    "reads by the same absolute paths (a shared file system); without it, requirements that need "
-                    "the server to read a file are not checked [embedded: a folder under reports/]")
+    options.add_pytest(group, (options.IO_INPUT_DIR.but(
+        help="image-to-image against a URL: a folder this machine writes GeoTIFFs into and the server reads by the "
+        "same absolute paths (a shared file system); without it, requirements that need the server to read a file "
+        "are not checked [embedded: a folder under reports/]"),))
     group.addoption("--terratorch-version", default=None, metavar="X.Y.Z",
                     help="image-to-image against a URL: the server's TerraTorch version (picks the expectations "
                     "file; a server does not say it) [embedded: the installed one]")

@@ -200,8 +200,8 @@ def load_expectations(
                    f"the server's version {server_version!r} is not a version number")
         return _none(f"expectations: none: {problem}; every failure counts")
     candidates = resources.expectations_files() if directory is None else sorted(directory.glob("*.toml"))
-    files = [found for found in (_read_file(candidate, registry, require_range=True) for candidate in candidates)
-             if found.mode == mode]
+    files = [found for found in (_read_file(candidate, registry, require_range=True, mode=mode)
+                                 for candidate in candidates) if found.mode == mode]
     if mode == IMAGE_TO_IMAGE:
         tt_version = parse_version(terratorch_version)
         if tt_version is None:
@@ -237,8 +237,13 @@ def _none(line: str) -> Expectations:
     return Expectations(None, {}, line, warning=line)
 
 
-def _read_file(path: Path, registry: dict[str, Requirement] | None, *, require_range: bool = False) -> _File:
+def _read_file(path: Path, registry: dict[str, Requirement] | None, *, require_range: bool = False,
+               mode: str | None = None) -> _File:
+    """One expectations file; its ids are checked against ``registry`` when the file is of ``mode`` (None: any)
+    (a registry of one mode cannot judge another mode's file)."""
     data = read_toml(path, "expectations file", RegistryError)
+    if mode is not None and data.get("mode", TENSOR_TO_TENSOR) != mode:
+        registry = None
     lower, upper = _bound(path, data, "applies_from"), _bound(path, data, "applies_below")
     if lower is None and data.get("versions") is not None:
         listed = data["versions"]

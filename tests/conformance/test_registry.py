@@ -81,3 +81,45 @@ def test_expectation_for_an_unknown_requirement_is_rejected(tmp_path):
 
 def test_shipped_files_exist():
     assert REGISTRY_PATH.is_file() and any(EXPECTATIONS_DIR.glob("*.toml"))
+
+
+def test_every_image_to_image_requirement_has_a_test_and_the_tensor_tests_are_deselected(tmp_path):
+    path = tmp_path / "io-map.json"
+    result = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+                             str(SUITE_DIR), "--mode", "image-to-image", "--requirements-map", str(path)],
+                            capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    found = json.loads(path.read_text())
+    assert set(found) == set(load_registry(mode="image-to-image")) and all(found.values()), found
+    assert all(test.split("::")[0].rsplit("/", 1)[-1].startswith(("test_io_", "test_mode_mismatch"))
+               for tests in found.values() for test in tests)
+    assert "deselected" in result.stdout
+
+
+def test_requirements_are_split_by_mode():
+    tensor, image, every = load_registry(), load_registry(mode="image-to-image"), load_registry(mode=None)
+    assert set(tensor) | set(image) == set(every) and not set(tensor) & set(image)
+    assert "POOL-IO-014" in tensor  # a plugin request to a tensor server is checked in tensor runs
+    assert {"POOL-IO-001", "POOL-IO-023"} <= set(image) and "POOL-ENV-001" not in image
+
+
+@pytest.mark.parametrize(("plugin", "terratorch", "file"), [
+    ("geopool", "1.2.10", "io-geopool-terratorch-1.2.toml"), ("stock", "1.2.10", "io-stock-terratorch-1.2.10.toml"),
+    ("stock", "1.2.12", "io-stock-terratorch-1.2.10.toml"), ("loopfix", "1.2.10", "io-loopfix-terratorch-1.2.toml")])
+def test_image_to_image_expectations_are_chosen_by_plugin_and_terratorch_version(plugin, terratorch, file):
+    found = load_expectations("0.32.0", registry=load_registry(mode=None), mode="image-to-image", plugin=plugin,
+                              terratorch_version=terratorch)
+    assert found.source and found.source.endswith(file) and found.warning is None, found.line
+    assert all(entry.id.startswith("POOL-IO-") for entry in found.entries)
+
+
+@pytest.mark.parametrize(("plugin", "terratorch", "why"), [
+    ("stock", "1.2.13", "no image-to-image file covers them"), ("geopool", None, "TerraTorch version is unknown"),
+    ("geopool", "garbage", "TerraTorch version is unknown")])
+def test_an_uncovered_plugin_or_unknown_terratorch_gets_no_expectations_and_a_warning(plugin, terratorch, why):
+    found = load_expectations("0.32.0", mode="image-to-image", plugin=plugin, terratorch_version=terratorch)
+    assert found.entries == () and found.warning and why in found.warning
+
+
+def test_tensor_runs_never_get_an_image_to_image_file():
+    assert load_expectations("0.32.0").source.endswith("vllm-0.32.toml")
