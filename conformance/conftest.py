@@ -76,3 +76,13 @@ def io_guard(request: pytest.FixtureRequest, target: Target, io_valid_input):
     found = IOServerGuard(target, io_valid_input)
     request.config.stash[GUARD_KEY] = found
     return found
+
+
+@pytest.fixture(scope="session")
+def io_reads_files(target: Target, io_valid_input) -> bool:
+    """Whether the server answers a valid GeoTIFF at all: a server that reads no file (D8) refuses every
+    path alike and names none, which says nothing about existence oracles or paths in messages."""
+    from geopool.conformance.io_support import io_post
+    from geopool.geotiff import io_request
+
+    return io_post(target, io_request(target.model, str(io_valid_input))).status == 200

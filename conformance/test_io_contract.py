@@ -16,7 +16,7 @@ def _valid_answer(target, checks, path, requirement: str, *, case: str | None = 
                 **result.evidence())
     if result.status != 200:
         return source, result, None, [], []
-    facts, georeferencing, form = judge_answer(result, source)
+    facts, georeferencing, form = judge_answer(result, source, target.contract.num_classes)
     return source, result, facts, georeferencing, form
 
 
@@ -52,4 +52,4 @@ def test_a_valid_request_to_a_server_of_its_own_dtype_is_answered_and_survived(t
     result = io_post(target, io_request(target.model, str(io_guard.valid_input)))
     checks.that("POOL-IO-012", result.status == 200, f"a valid GeoTIFF was answered {result.status}",
                 server_dtype=target.contract.input_dtype, **result.evidence())
-    io_guard.survives(checks, "POOL-IO-012", "a valid GeoTIFF request")
+    io_guard.survives(checks, "POOL-IO-012", "a valid GeoTIFF request", case="survives")

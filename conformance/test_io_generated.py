@@ -35,7 +35,7 @@ def test_generated_rasters_get_an_answer_or_a_4xx_never_a_5xx(target, io_guard, 
         try:
             result = io_post(target, io_request(target.model, str(path)))
             if result.status == 200:
-                _, georeferencing, form = judge_answer(result, raster_facts(path))
+                _, georeferencing, form = judge_answer(result, raster_facts(path), target.contract.num_classes)
                 checks.that("POOL-IO-005", not georeferencing and not form,
                             f"{case}: a 200 with a wrong answer: {'; '.join(georeferencing + form)}", case=case,
                             spec=repr(spec))
@@ -51,7 +51,7 @@ def test_generated_rasters_get_an_answer_or_a_4xx_never_a_5xx(target, io_guard, 
     each()
     print(f"POOL-IO-005: {len(sent)} generated rasters sent: {', '.join(sent)}")
     assert sent, "Hypothesis generated no raster: POOL-IO-005 was not checked"
-    io_guard.survives(checks, "POOL-IO-005", "generated rasters")
+    io_guard.survives(checks, "POOL-IO-005", "generated rasters", case="survives")
 
 
 @pytest.mark.requirement("POOL-IO-011")

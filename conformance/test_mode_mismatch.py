@@ -21,7 +21,7 @@ def test_a_tensor_request_to_a_plugin_server_is_a_4xx(target, io_guard, checks):
         response = client.post_raw("/pooling", body)
     checks.that("POOL-IO-013", 400 <= response.status_code < 500,
                 f"a tensor-to-tensor request was answered {response.status_code}", server_message=response.text[:300])
-    io_guard.survives(checks, "POOL-IO-013", "a tensor-to-tensor request")
+    io_guard.survives(checks, "POOL-IO-013", "a tensor-to-tensor request", case="survives")
 
 
 @pytest.mark.requirement("POOL-IO-014")

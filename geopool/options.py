@@ -132,7 +132,7 @@ STARTUP_TIMEOUT = Option("--startup-timeout", "Seconds to wait for the embedded 
 
 MODE = Option("--mode", "How the server is served: tensor-to-tensor (tensors in /pooling requests) or "
               "image-to-image (GeoTIFFs through TerraTorch's IO-processor plugin).", choices=MODES,
-              default=TENSOR_TO_TENSOR, env="GEOPOOL_MODE")
+              default=TENSOR_TO_TENSOR)
 PLUGIN = Option("--plugin", "Image-to-image: the embedded server's IO-processor plugin: geopool (TerraTorch's "
                 "terratorch_segmentation with geopool's fixes for D8 and D9, nothing else), loopfix (the D8 fix "
                 "only) or stock (TerraTorch's own).", choices=PLUGINS, default=DEFAULT_PLUGIN)

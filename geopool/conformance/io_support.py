@@ -12,18 +12,14 @@ import httpx
 
 from geopool.conformance.guard import ServerGuard
 from geopool.conformance.target import Target
-from geopool.errors import GeopoolError, MalformedResponseError
-from geopool.geotiff import (
-    RasterFacts,
-    RasterSpec,
-    answer_problems,
-    decode_io_answer,
-    georeferencing_problems,
-    io_request,
-    raster_facts,
-)
+from geopool.errors import GeopoolError
+from geopool.geotiff import RasterFacts, RasterSpec, io_request, judge_io_answer, raster_facts
 
-__all__ = ["IOResult", "IOServerGuard", "io_post", "judge_answer", "write_input"]
+__all__ = ["IOResult", "IOServerGuard", "io_post", "judge_answer", "on_this_host", "write_input"]
+
+#: Hosts that are this machine: only then do a loopback URL and a folder outside the shared one mean the
+#: same thing to the server as to the suite.
+_THIS_HOST = ("127.0.0.1", "localhost", "::1", "[::1]")
 
 #: A request may tile a large raster on 2 CPU cores; a URL fetch may hang (POOL-IO-023 has its own bound).
 IO_TIMEOUT_S = 120.0
@@ -63,8 +59,11 @@ def io_post(target: Target, body: dict[str, Any], *, timeout: float = IO_TIMEOUT
     headers = {"X-Request-Id": request_id, "Connection": "close"}
     if target.api_key:
         headers["Authorization"] = f"Bearer {target.api_key}"
-    with httpx.Client(base_url=target.url, timeout=timeout) as http:
-        response = http.post("/pooling", json=body, headers=headers)
+    try:
+        with httpx.Client(base_url=target.url, timeout=timeout) as http:
+            response = http.post("/pooling", json=body, headers=headers)
+    except httpx.HTTPError as exc:  # the server died or hung: a status of 0, judged like any other failure
+        return IOResult(0, None, f"no answer: {type(exc).__name__}: {exc}", timeout, request_id)
     try:
         parsed = response.json()
     except ValueError:
@@ -72,16 +71,16 @@ def io_post(target: Target, body: dict[str, Any], *, timeout: float = IO_TIMEOUT
     return IOResult(response.status_code, parsed, response.text[:2000], response.elapsed.total_seconds(), request_id)
 
 
-def judge_answer(result: IOResult, source: RasterFacts) -> tuple[RasterFacts | None, list[str], list[str]]:
-    """(the answer's facts, georeferencing problems, form problems) of a 200 answer to ``source``."""
-    try:
-        answer = decode_io_answer(result.body)
-        if answer.geotiff is None:
-            raise MalformedResponseError(f"the answer is a server path ({answer.path}), not b64_json")
-        facts = raster_facts(answer.geotiff, values=True)
-    except MalformedResponseError as exc:
-        return None, [f"the answer does not decode: {exc}"], [f"the answer does not decode: {exc}"]
-    return facts, georeferencing_problems(source, facts), answer_problems(facts)
+def on_this_host(target: Target) -> bool:
+    """Whether the server runs on this machine (its URL's host is loopback)."""
+    return (httpx.URL(target.url).host or "") in _THIS_HOST
+
+
+def judge_answer(result: IOResult, source: RasterFacts, classes: int = 2) -> tuple[RasterFacts | None, list[str],
+                                                                                 list[str]]:
+    """(the answer's facts, georeferencing problems, form problems) of a 200 answer to ``source``, for a model
+    of ``classes`` classes."""
+    return judge_io_answer(result.body, source, classes=classes)
 
 
 class IOServerGuard(ServerGuard):
@@ -94,6 +93,6 @@ class IOServerGuard(ServerGuard):
 
     def valid_answer_problem(self, answer: object) -> str | None:
         result = IOResult(200, answer, "", 0.0, "")
-        _, georeferencing, form = judge_answer(result, self._source)
+        _, georeferencing, form = judge_answer(result, self._source, self.target.contract.num_classes)
         problems = georeferencing + form
         return f"a valid GeoTIFF request now gets a wrong answer: {'; '.join(problems)}" if problems else None

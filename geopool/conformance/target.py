@@ -95,9 +95,17 @@ def resolve_target(
         io_input_dir = io_input_dir or (server.log_dir / f"io-in-{server.port}").resolve()
     elif io:
         input_dtype = input_dtype or "float32"  # no tensor is sent in this mode: the plugin builds them
+    elif io_input_dir is not None or terratorch is not None:
+        raise InvalidArgument("--io-input-dir and --terratorch-version are image-to-image options: add "
+                              "--mode image-to-image")
     if io_input_dir is not None:
         io_input_dir = Path(io_input_dir).resolve()
-        io_input_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            io_input_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            if server is not None:
+                server.stop()
+            raise InvalidArgument(f"--io-input-dir {io_input_dir}: cannot use it as a folder: {exc}") from exc
     if base_url is None:
         # The suite's own server requires a key, so the API-key requirements (POOL-CLI-008/009) are
         # checked in every embedded run; every request of the suite sends it (Target.endpoint).

@@ -9,10 +9,10 @@ from typing import Any
 import pybase64
 
 from geopool.errors import MalformedResponseError
-from geopool.geotiff.raster import RasterFacts
+from geopool.geotiff.raster import RasterFacts, raster_facts
 
 __all__ = ["ANSWER_BANDS", "ANSWER_DTYPE", "ANSWER_NODATA", "IOAnswer", "answer_problems", "decode_io_answer",
-           "georeferencing_problems"]
+           "georeferencing_problems", "judge_io_answer"]
 
 #: The plugin's documented output: one band of uint8 class maps, nodata 0, values class_index × 255.
 ANSWER_BANDS = 1
@@ -53,6 +53,21 @@ def decode_io_answer(body: Any) -> IOAnswer:
     except ValueError as exc:
         raise MalformedResponseError(f"'data.data' is not valid base64: {exc}") from exc
     return IOAnswer(str(body["request_id"]), fmt, geotiff, None)
+
+
+def judge_io_answer(body: Any, source: RasterFacts, *, classes: int = 2) -> tuple[RasterFacts | None, list[str],
+                                                                                  list[str]]:
+    """(the answer's facts, georeferencing problems, form problems) of a parsed 200 answer to the input whose
+    facts are ``source``; an answer that does not decode has no facts and one problem in each list."""
+    try:
+        answer = decode_io_answer(body)
+        if answer.geotiff is None:
+            raise MalformedResponseError(f"the answer is a server path ({answer.path!r}), not the base64 "
+                                         "GeoTIFF out_data_format b64_json asks for")
+        facts = raster_facts(answer.geotiff, values=True)
+    except MalformedResponseError as exc:
+        return None, [f"malformed: {exc}"], [f"malformed: {exc}"]
+    return facts, georeferencing_problems(source, facts), answer_problems(facts, classes=classes)
 
 
 def georeferencing_problems(source: RasterFacts, answer: RasterFacts) -> list[str]:

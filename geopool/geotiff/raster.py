@@ -19,8 +19,8 @@ def rasterio_module() -> Any:
         import rasterio
         import rasterio.io
     except ImportError as exc:
-        raise MissingDependencyError("image-to-image mode reads and writes GeoTIFFs with rasterio: "
-                                     "pip install 'geopool[geotiff]'") from exc
+        raise MissingDependencyError("image-to-image mode reads and writes GeoTIFFs with rasterio, a "
+                                     "dependency of geopool: pip install rasterio") from exc
     return rasterio
 
 

@@ -22,15 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from geopool.errors import MalformedResponseError
-from geopool.geotiff import (
-    RasterFacts,
-    RasterSpec,
-    answer_problems,
-    decode_io_answer,
-    georeferencing_problems,
-    io_request,
-    raster_facts,
-)
+from geopool.geotiff import RasterFacts, RasterSpec, io_request, judge_io_answer, raster_facts
 from geopool.load.scenario import Scenario
 from geopool.load.verify import HTTP_ERROR, OK, VERIFY_FAILED
 from geopool.server import describe_plugin
@@ -97,14 +89,11 @@ def verify_io_response(status: int, body: bytes, source: RasterFacts) -> tuple[s
     if status != 200:
         return HTTP_ERROR, f"HTTP {status}: {bytes(body[:200]).decode('utf-8', 'replace')}"
     try:
-        answer = decode_io_answer(_json(body))
-        if answer.geotiff is None:
-            raise MalformedResponseError(f"the answer is a server path ({answer.path!r}), not the base64 "
-                                         "GeoTIFF out_data_format b64_json asks for")
-        facts = raster_facts(answer.geotiff, values=True)
+        parsed = _json(body)
     except MalformedResponseError as exc:
         return VERIFY_FAILED, f"malformed: {exc}"[:_DETAIL_CHARS]
-    problems = georeferencing_problems(source, facts) + answer_problems(facts)
+    facts, georeferencing, form = judge_io_answer(parsed, source)
+    problems = georeferencing if facts is None else georeferencing + form
     if problems:
         return VERIFY_FAILED, "; ".join(problems)[:_DETAIL_CHARS]
     return OK, ""
