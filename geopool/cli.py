@@ -37,6 +37,7 @@ from geopool.errors import (
     ServerError,
     TargetError,
 )
+from geopool.fixture_models import resolve_model_dir
 from geopool.load import options as load_options
 from geopool.load.sweep import OPTIONS as _SWEEP_OPTIONS
 from geopool.server import EmbeddedServer
@@ -239,6 +240,39 @@ def contract(**contract_options: Any) -> None:
         marker = " (target)" if spec.name == found.target else ""
         click.echo(f"input  {spec.name}: {'×'.join(map(str, spec.shape))} {found.input_dtype}{marker}")
     click.echo(f"output {'×'.join(map(str, found.output_shape))} ({found.num_classes} classes)")
+
+
+@main.command()
+@click.option("--model-config", "model_config", default="prithvi-tiny-tl", show_default=True, metavar="PATH|NAME",
+              help="TerraTorch vLLM config.json, a model folder, or a fixture name.")
+@click.option("--terratorch-version", default=None, metavar="X.Y.Z",
+              help="Check against this TerraTorch version [default: the installed one, which is also built].")
+@shared.click_options((shared.MODE,))
+@click.option("--no-build", is_flag=True, help="Only the known-change rules: do not build the model.")
+@_friendly_errors
+def compat(model_config: str, terratorch_version: str | None, mode: str, no_build: bool) -> None:
+    """Will this model config build and serve on a TerraTorch version? Known changes, and a real build."""
+    from geopool import compat as checks
+    from geopool.server import terratorch_version as installed_version
+
+    config = checks.load_config(model_config)
+    installed = installed_version()
+    version = terratorch_version or installed
+    if version is None:
+        raise InvalidArgument("TerraTorch is not installed here: pass --terratorch-version X.Y.Z")
+    found = checks.config_problems(config, version, mode)
+    for problem in found:
+        click.echo(f"{problem.severity}: {problem.rule}: {problem.where}\n    {problem.why}")
+    built = "not built (--no-build)" if no_build else f"not built (TerraTorch {installed or 'none'} installed here)"
+    failed = any(problem.severity == "incompatible" for problem in found)
+    if not no_build and installed is not None and version == installed:
+        path = Path(model_config) if Path(model_config).is_file() else resolve_model_dir(model_config) / "config.json"
+        error = checks.build_problem(path)
+        built = f"built with TerraTorch {installed}: " + ("ok" if error is None else f"FAILED\n    {error}")
+        failed = failed or error is not None
+    click.echo(f"{built}")
+    click.echo(f"compat: {'INCOMPATIBLE' if failed else 'compatible'} with TerraTorch {version} ({mode})")
+    sys.exit(exitcodes.FAILED if failed else exitcodes.OK)
 
 
 @main.command()
