@@ -3,7 +3,22 @@ sees first, checked without a browser."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from html.parser import HTMLParser
+from pathlib import Path
+
+
+def rendered_dom(page: Path, profile: Path) -> str:
+    """The DOM headless Chromium builds from ``page`` (scripts run, 15 s of virtual time), with a fresh
+    profile folder; fails the test if Debian's chromium is missing."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert chromium, "Debian's chromium is needed for this test: ./run setup installs it (apt-get install chromium)"
+    return subprocess.run(
+        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={profile}", "--virtual-time-budget=15000", "--dump-dom", Path(page).as_uri()],
+        capture_output=True, text=True, timeout=120).stdout
 
 
 class PageText(HTMLParser):

@@ -56,9 +56,7 @@ def io_post(target: Target, body: dict[str, Any], *, timeout: float = IO_TIMEOUT
             request_id: str | None = None) -> IOResult:
     """POST an image-to-image body and keep whatever came back (status, JSON or text); never raises on a status."""
     request_id = request_id or f"geopool-{uuid.uuid4().hex[:16]}"
-    headers = {"X-Request-Id": request_id, "Connection": "close"}
-    if target.api_key:
-        headers["Authorization"] = f"Bearer {target.api_key}"
+    headers = target.endpoint.headers(x_request_id=request_id, connection="close")
     try:
         with httpx.Client(base_url=target.url, timeout=timeout) as http:
             response = http.post("/pooling", json=body, headers=headers)

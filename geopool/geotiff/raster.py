@@ -57,34 +57,28 @@ class RasterSpec:
 
         return from_origin(self.x0, self.y0, self.resolution, self.resolution)
 
+    def profile(self) -> dict[str, Any]:
+        """The GeoTIFF profile rasterio writes (no CRS or nodata key when there is none)."""
+        return {"driver": self.driver, "height": self.height, "width": self.width, "count": self.bands,
+                "dtype": self.dtype, "transform": self.transform(),
+                **({"crs": self.crs} if self.crs is not None else {}),
+                **({"nodata": self.nodata} if self.nodata is not None else {})}
+
     def write(self, path: Path | str) -> Path:
         """Write the raster to ``path`` (parents created) and return the path."""
         rasterio = rasterio_module()
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        profile = {"driver": self.driver, "height": self.height, "width": self.width, "count": self.bands,
-                   "dtype": self.dtype, "transform": self.transform()}
-        if self.crs is not None:
-            profile["crs"] = self.crs
-        if self.nodata is not None:
-            profile["nodata"] = self.nodata
-        with rasterio.open(path, "w", **profile) as dataset:
+        with rasterio.open(path, "w", **self.profile()) as dataset:
             dataset.write(self.pixels())
         return path
 
     def to_bytes(self) -> bytes:
         rasterio = rasterio_module()
         with rasterio.io.MemoryFile() as memory:
-            self.write_to(memory)
+            with memory.open(**self.profile()) as dataset:
+                dataset.write(self.pixels())
             return memory.read()
-
-    def write_to(self, memory: Any) -> None:
-        profile = {"driver": self.driver, "height": self.height, "width": self.width, "count": self.bands,
-                   "dtype": self.dtype, "transform": self.transform(),
-                   **({"crs": self.crs} if self.crs is not None else {}),
-                   **({"nodata": self.nodata} if self.nodata is not None else {})}
-        with memory.open(**profile) as dataset:
-            dataset.write(self.pixels())
 
 
 @dataclasses.dataclass(frozen=True)

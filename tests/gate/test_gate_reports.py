@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import copy
 import json
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
-from page_text import PageText  # tests/ is on sys.path (its conftest.py)
+from page_text import PageText, rendered_dom  # tests/ is on sys.path (its conftest.py)
 
 from geopool.conformance.html import verdict
 from geopool.gate import markdown
@@ -164,14 +162,8 @@ def test_the_gate_text_is_escaped(gate, conformance, tmp_path):
 
 
 def test_headless_chromium_draws_the_verdict_first_the_table_and_the_load_plots(gate, conformance, tmp_path):
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    assert chromium, "Debian's chromium is needed for this test: ./run setup installs it (apt-get install chromium)"
     page = write_gate_html(tmp_path / "gate" / "report.html", gate, conformance, LOAD_DIR)
-    dom = subprocess.run(
-        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=15000", "--dump-dom", page.as_uri()],
-        capture_output=True, text=True, timeout=120).stdout
+    dom = rendered_dom(page, tmp_path / "profile")
     body = dom[dom.index("<body"):]
     drawn = PageText(body)
     assert drawn.text[0] == gate["line"] and drawn.ids[0] == "gate-verdict"  # the first thing on the page

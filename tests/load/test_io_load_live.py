@@ -9,13 +9,12 @@ depend on the machine's speed beyond the SLO's wide bounds.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from page_text import PageText  # tests/ is on sys.path (its conftest.py)
+from page_text import PageText, rendered_dom  # tests/ is on sys.path (its conftest.py)
 
 pytestmark = pytest.mark.live
 
@@ -77,15 +76,8 @@ def test_an_image_to_image_run_passes_the_gate_with_every_answer_verified(io_run
 
 
 def test_the_image_to_image_report_renders_in_headless_chromium(io_run, tmp_path):
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    assert chromium, "Debian's chromium is needed for this test: ./run setup installs it (apt-get install chromium)"
     summary, report_dir = io_run[1], io_run[2]
-    dom = subprocess.run(
-        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=15000", "--dump-dom",
-         (report_dir / "report.html").as_uri()],
-        capture_output=True, text=True, timeout=120).stdout
+    dom = rendered_dom(report_dir / "report.html", tmp_path / "profile")
     body = dom[dom.index("<body"):]
     drawn = PageText(body)
     assert "Verdict: pass (exit 0)" in drawn.text

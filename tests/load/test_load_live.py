@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -18,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+from page_text import rendered_dom  # tests/ is on sys.path (its conftest.py)
 
 from geopool.proxy import FaultProxy
 
@@ -120,15 +120,8 @@ def test_healthy_run_has_the_server_view_and_locust_outputs(healthy_run):
 
 
 def test_report_renders_with_its_plots_in_headless_chromium(healthy_run, tmp_path):
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    assert chromium, "Debian's chromium is needed for this test: ./run setup installs it (apt-get install chromium)"
     report_dir = healthy_run[2]
-    dom = subprocess.run(
-        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=15000", "--dump-dom",
-         (report_dir / "report.html").as_uri()],
-        capture_output=True, text=True, timeout=120).stdout
+    dom = rendered_dom(report_dir / "report.html", tmp_path / "profile")
     assert "Verdict: pass (exit 0)" in dom
     for plot in ("latency", "throughput", "cdf", "queue"):
         start = dom.index(f'id="plot-{plot}"')
