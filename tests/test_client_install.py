@@ -74,10 +74,13 @@ def test_plain_pytest_and_load_run_from_the_client_install(client_venv, embedded
     assert plain.returncode == 0, plain.stdout[-3000:]
     assert {outcome for outcome, _ in _outcomes(tmp_path / "plain.json").values()} >= {"pass"}
     load = subprocess.run([str(client_venv / "bin" / "geopool"), "load", *target, "--scenario", "closed", "--users",
-                           "1", "--duration", "15", "--warmup", "2", "--window-requests", "5",
+                           "1", "--duration", "15", "--warmup", "2", "--window-requests", "3",
+                           # a 15 s run's windows are few and short: tolerate their spread so the run is valid
+                           "--stability-tolerance", "1",
                            "--report-dir", str(tmp_path / "load")], capture_output=True, text=True, cwd=tmp_path,
                           timeout=600)
     summary = json.loads((tmp_path / "load" / "summary.json").read_text())
-    assert load.returncode in (0, 11), load.stdout[-3000:] + load.stderr[-2000:]  # 11: too short for steady state
+    assert load.returncode == 0, load.stdout[-3000:] + load.stderr[-2000:]
+    assert summary["valid"] and summary["verdict"] == "pass", summary["invalid_reasons"]
     counts = summary["requests"]
     assert counts["ok"] > 0 and counts["http_errors"] == 0 and counts["verification_failures"] == 0, counts

@@ -6,6 +6,7 @@ import io
 import json
 
 import numpy as np
+import torch
 import pytest
 
 from geopool import wire
@@ -30,7 +31,6 @@ def test_float64_npy_is_numpy_default_for_every_input():
 
 
 def test_leading_batch_dim_and_completion_bodies():
-    pytest.importorskip("torch")
     pixels = wire.load_tensor_bytes(wire.base64_bytes(wire.image_embeds(_sent("leading-batch-dim"))["pixel_values"]))
     assert pixels.shape == (1, 6, 512, 512)
     assert set(_sent("input-text")) == {"model", "input", "encoding_format"}
@@ -42,7 +42,6 @@ def test_leading_batch_dim_and_completion_bodies():
 
 
 def test_device_saved_payload_names_cuda_and_loads_with_a_map_location():
-    torch = pytest.importorskip("torch")
     raw = wire.base64_bytes(device_saved_payload(np.arange(6.0).reshape(2, 3), dtype="float32"))
     if not torch.cuda.is_available():
         with pytest.raises(RuntimeError, match="CUDA"):
@@ -53,7 +52,6 @@ def test_device_saved_payload_names_cuda_and_loads_with_a_map_location():
 
 
 def test_torch_load_tells_the_device_a_tensor_was_saved_on_and_the_gateway_names_it():
-    pytest.importorskip("torch")
     from geopool.faults.gateway import _read_tensor, _Refused
 
     raw = wire.base64_bytes(device_saved_payload(np.arange(6.0).reshape(2, 3), dtype="float32"))

@@ -176,8 +176,8 @@ def test_numeric_faults_reject_a_non_numeric_parameter():
 @pytest.fixture(scope="module")
 def reference_folder(tmp_path_factory):
     """The tiny fixture's config with a checkpoint of freshly built (random) weights: no cache needed."""
-    torch = pytest.importorskip("torch")
-    utils = pytest.importorskip("terratorch.vllm.utils")
+    import torch
+    from terratorch.vllm import utils
     folder = tmp_path_factory.mktemp("reference")
     shutil.copy(FIXTURES_DIR / DEFAULT_MODEL / "config.json", folder / "config.json")
     config = json.loads((folder / "config.json").read_text())["pretrained_cfg"]

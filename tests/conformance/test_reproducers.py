@@ -63,7 +63,6 @@ def test_embedded_builder_gives_the_bit_identical_npy_body(dtype):
 
 @pytest.mark.parametrize("dtype", ["float32", "float16"])
 def test_torch_save_inputs_are_rebuilt_as_the_same_values_in_npy(dtype):
-    pytest.importorskip("torch")
     arrays = payload().arrays(contract(dtype))
     sent = wire.request_body(MODEL, arrays, dtype=dtype, fmt="torch")
     request, notes = recipes.describe_request(sent)
@@ -138,7 +137,6 @@ def test_oversized_and_pathological_json_bodies():
 
 
 def test_device_saved_and_bfloat16_tensors_are_not_regenerable():
-    pytest.importorskip("torch")
     with pytest.raises(recipes.NotRegenerable, match="cuda"):
         recipes.describe_request({"x": device_saved_payload(np.ones((6, 8, 8)), dtype="float32")})
     bfloat16 = wire.encode_array(np.ones((6, 8, 8)) * np.arange(8), dtype="bfloat16", fmt="torch")

@@ -64,7 +64,11 @@ def test_plain_gate_against_the_embedded_server(plain_conformance_run):
             failing = [test for test in entry["tests"] if test["outcome"] == "expected-fail"]
             assert entry["expected_failure_reason"] and entry["replay"], entry["id"]
             assert failing and all(test["evidence"] for test in failing), entry["id"]
-    assert ET.parse(junit_path).getroot().iter("testcase")
+    # every test the report names is a JUnit test case (classname "conformance.test_x", name "test_y[case]")
+    junit_cases = {f"{case.get('classname').replace('.', '/')}.py::{case.get('name')}"
+                   for case in ET.parse(junit_path).getroot().iter("testcase")}
+    reported = {test["test"] for entry in report["requirements"] for test in entry["tests"]}
+    assert reported and reported <= junit_cases, sorted(reported - junit_cases)[:10]
     assert "geopool conformance" in conformance_output and "requirements:" in conformance_output
     print(f"gate run: {wall:.0f} s wall (two server starts included), conformance report duration "
           f"{report['duration_s']} s, {len(registry)} requirements, summary {report['summary']}; {gate['line']}")

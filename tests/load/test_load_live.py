@@ -93,8 +93,9 @@ def test_gate_passes_on_a_healthy_server(healthy_run):
     # every scheduled arrival (1.2/s for 60 s) was sent, answered, verified and recorded
     assert summary["requests"]["total"] == 72 == len(records(report_dir))
     assert summary["requests"]["ok"] == summary["requests"]["measured"] == 60
-    # the schedule was kept: a send is late only by the time another answer's verification holds the loop
-    assert summary["late_sends"]["max_ms"] < 200
+    # the schedule was kept: a send is late only by the time another answer's verification holds the loop,
+    # far less than the gap between two arrivals (833 ms at 1.2/s) however busy the 2 cores are
+    assert summary["late_sends"]["max_ms"] < 0.5 * 1000 / 1.2
     assert "verdict: pass (exit 0)" in result.stdout
 
 
@@ -191,10 +192,11 @@ def test_answers_can_be_checked_against_the_reference_of_their_own_input(embedde
     # so a lone sender is what makes every answer comparable with its own input's reference.
     result, summary, report_dir = run_load(
         tmp_path, "--base-url", embedded_server.url, "--scenario", "closed", "--users", "1", "--duration", "12",
-        "--warmup", "0", "--pool-size", "3", "--verify", "reference",
+        "--warmup", "0", "--pool-size", "3", "--verify", "reference", "--window-requests", "3",
+        "--stability-tolerance", "1",  # a valid run (steady state) with 12 s of a lone sender
         "--model-config", str(embedded_server.served_dir / "config.json"),
         "--reference-dir", str(embedded_server.served_dir), "--numeric-bounds", "same-kernels", slo=ERROR_SLO)
-    assert result.returncode in (0, 11), check_lines(result.stdout)  # invalid only for want of steady state
+    assert result.returncode == 0, check_lines(result.stdout) + str(summary["invalid_reasons"])
     assert summary["requests"]["ok"] >= 5 and summary["requests"]["verification_failures"] == 0
     assert {r["item"] for r in records(report_dir)} == {0, 1, 2}
 
@@ -245,6 +247,7 @@ def test_plain_locust_master_and_two_workers_split_the_schedule(embedded_server,
          "--expect-workers", "2", "--expect-workers-max-wait", "60", "--headless", "--host", embedded_server.url,
          "--input-dtype", "float32",
          "--scenario", "open-constant", "--rate", "2", "-t", "20s", "--warmup", "2", "--window-requests", "8",
+         "--stability-tolerance", "1",
          "--report-dir", str(report_dir)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path, start_new_session=True)
     workers = [subprocess.Popen([sys.executable, "-m", "locust", *common[:2], "--worker", "--master-port", str(port)],
@@ -259,7 +262,7 @@ def test_plain_locust_master_and_two_workers_split_the_schedule(embedded_server,
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGKILL)
     summary = json.loads((report_dir / "summary.json").read_text())
-    assert master.returncode in (0, 11), output[-3000:]  # pass or invalid (steady state), never a crash
+    assert master.returncode == 0, output[-3000:] + str(summary["invalid_reasons"])
     assert summary["slots"] == 2
     rows = records(report_dir)
     by_slot = {slot: sorted(r["seq"] for r in rows if r["slot"] == slot) for slot in (0, 1)}

@@ -23,14 +23,15 @@ async def _release_times(fault, exchanges):
 
 
 def test_pooling_requests_are_spaced_one_over_rate_and_others_are_not_held():
-    fault = parse_fault("rate-limit:20")
+    # Bounds in slots, not in wall time a busy 2-core box sets: a 200 ms grid, and "not held" = within half a slot.
+    fault = parse_fault("rate-limit:5")
     pooling = [Exchange("POST", "/pooling", b"{}") for _ in range(4)]
     released = sorted(asyncio.run(_release_times(fault, pooling)))
     gaps = [later - earlier for earlier, later in itertools.pairwise(released)]
-    # slots lie on a fixed 50 ms grid, so a late wake-up delays one release without shifting the next
-    assert all(gap >= 0.04 for gap in gaps) and 0.14 <= released[-1] - released[0] < 0.5, gaps
+    # slots lie on a fixed grid, so a late wake-up delays one release without shifting the next
+    assert all(gap >= 0.15 for gap in gaps) and 0.55 <= released[-1] - released[0] < 2.0, gaps
     other = asyncio.run(_release_times(fault, [Exchange("GET", "/health", b"") for _ in range(4)]))
-    assert max(other) < 0.02
+    assert max(other) < 0.1
 
 
 @pytest.mark.parametrize("spec", ["rate-limit:0", "rate-limit:-1", "rate-limit:fast"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from geopool import wire
 from geopool.errors import CodecError, MalformedResponseError
@@ -11,7 +12,6 @@ from geopool.errors import CodecError, MalformedResponseError
 
 @pytest.mark.parametrize(("embed_dtype", "torch_name"), [("fp8_e4m3", "float8_e4m3fn"), ("fp8_e5m2", "float8_e5m2")])
 def test_every_byte_decodes_as_torch_reads_it(embed_dtype, torch_name):
-    torch = pytest.importorskip("torch")
     expected = torch.arange(256, dtype=torch.uint8).view(getattr(torch, torch_name)).to(torch.float32).numpy()
     assert np.array_equal(wire.decode_fp8(bytes(range(256)), embed_dtype=embed_dtype), expected, equal_nan=True)
 

@@ -11,24 +11,21 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from vllm.utils.serial_utils import tensor2binary
 
 from geopool import wire
 from geopool.errors import MalformedResponseError
 
 TORCH_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-VIEW_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.float16}
 
 shapes = hnp.array_shapes(min_dims=1, max_dims=4, min_side=1, max_side=6)
 values = st.floats(width=32, allow_nan=True, allow_infinity=True)
 
 
 def server_bytes(array: np.ndarray, embed_dtype: str, endianness: str) -> bytes:
-    """What vLLM 0.32's tensor2binary writes (utils/serial_utils.py), reproduced with torch."""
+    """What vLLM writes: its own ``tensor2binary`` (vllm/utils/serial_utils.py), imported, not copied."""
     tensor = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
-    raw = tensor.to(TORCH_DTYPES[embed_dtype]).flatten().contiguous().view(VIEW_DTYPES[embed_dtype]).numpy()
-    if endianness == "big":
-        raw = raw.byteswap()
-    return raw.tobytes()
+    return tensor2binary(tensor, embed_dtype, endianness)
 
 
 def expected_values(array: np.ndarray, embed_dtype: str) -> np.ndarray:
@@ -42,8 +39,7 @@ def expected_values(array: np.ndarray, embed_dtype: str) -> np.ndarray:
     endianness=st.sampled_from(wire.ENDIANNESSES),
 )
 def test_base64_response_round_trip(array, embed_dtype, endianness):
-    wire_order = "big" if endianness == "big" else "little"
-    text = base64.b64encode(server_bytes(array, embed_dtype, wire_order)).decode()
+    text = base64.b64encode(server_bytes(array, embed_dtype, endianness)).decode()
     body = {"data": [{"index": 0, "object": "pooling", "data": text}]}
     decoded = wire.decode_json_response(body, array.shape, embed_dtype=embed_dtype, endianness=endianness)
     assert decoded.dtype == np.float32 and decoded.shape == array.shape

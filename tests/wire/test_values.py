@@ -8,12 +8,11 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from vllm.utils.serial_utils import tensor2binary
 
 from geopool import wire
 from geopool.errors import CodecError, MalformedResponseError
 
-TORCH_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-VIEW_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.float16}
 EDGES = np.array([0.0, -0.0, 1.0, -2.5, 1e-45, 1.1754944e-38, 65504.0, 65520.0, 3.4e38, -3.4e38,
                   np.inf, -np.inf, np.nan], np.float32)
 
@@ -22,10 +21,8 @@ arrays = hnp.arrays(np.float32, hnp.array_shapes(min_dims=1, max_dims=3, max_sid
 
 
 def vllm_bytes(array: np.ndarray, embed_dtype: str, endianness: str) -> bytes:
-    """vLLM 0.32's tensor2binary (utils/serial_utils.py) with torch, as in test_response.server_bytes."""
-    tensor = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
-    raw = tensor.to(TORCH_DTYPES[embed_dtype]).flatten().contiguous().view(VIEW_DTYPES[embed_dtype]).numpy()
-    return (raw.byteswap() if endianness == "big" else raw).tobytes()
+    """What vLLM writes: its own ``tensor2binary`` (vllm/utils/serial_utils.py), imported, not copied."""
+    return tensor2binary(torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)), embed_dtype, endianness)
 
 
 @pytest.mark.parametrize("endianness", wire.ENDIANNESSES)
