@@ -98,6 +98,17 @@ def count_pooling_requests(url: str) -> float:
     return wire.counter_total(families, "http_requests_total", handler="/pooling") or 0.0
 
 
+#: Environment variables that would point a conformance run at a target, or change how pytest loads plugins.
+TARGET_ENVIRONMENT = ("PYTEST_BASE_URL", "GEOPOOL_API_KEY", "CI", "PYTEST_PLUGINS", "PYTEST_DISABLE_PLUGIN_AUTOLOAD")
+
+
+@pytest.fixture
+def no_target_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test's in-process or pytester runs see no target, key or plugin settings from the caller's shell."""
+    for name in TARGET_ENVIRONMENT:
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture(scope="session")
 def gate_command_for() -> Callable[..., list[str]]:
     """:func:`gate_command`, for test modules outside this folder."""

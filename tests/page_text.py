@@ -21,6 +21,16 @@ def rendered_dom(page: Path, profile: Path) -> str:
         capture_output=True, text=True, timeout=120).stdout
 
 
+def assert_plots_drawn(dom: str, plots: tuple[str, ...] | list[str]) -> None:
+    """Each ``plot-NAME`` div became a drawn plotly SVG with data traces, in the DOM Chromium built."""
+    for plot in plots:
+        start = dom.index(f'id="plot-{plot}"')
+        following = dom[start:start + 200_000]
+        assert 'class="main-svg"' in following and ('class="scatterlayer' in following
+                                                    or 'class="barlayer' in following), plot
+    assert dom.count('class="main-svg"') >= 2 * len(plots)  # two SVG layers per plot
+
+
 class PageText(HTMLParser):
     """Visible text in order, and element ids in order."""
 

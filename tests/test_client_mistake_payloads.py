@@ -6,8 +6,8 @@ import io
 import json
 
 import numpy as np
-import torch
 import pytest
+import torch
 
 from geopool import wire
 from geopool.contract import SEN1FLOODS11

@@ -31,10 +31,7 @@ OURS = ("-p", "geopool.pytest_plugin", "-p", "geopool.conformance.plugin")
 COMMON = ("-p", "no:cacheprovider", "-o", "asyncio_default_fixture_loop_scope=function")
 
 
-@pytest.fixture(autouse=True)
-def no_target_from_the_environment(monkeypatch):
-    for name in ("PYTEST_BASE_URL", "GEOPOOL_API_KEY", "CI", "PYTEST_PLUGINS", "PYTEST_DISABLE_PLUGIN_AUTOLOAD"):
-        monkeypatch.delenv(name, raising=False)
+pytestmark = pytest.mark.usefixtures("no_target_from_the_environment")
 
 
 @pytest.fixture

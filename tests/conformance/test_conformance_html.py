@@ -50,10 +50,7 @@ def byteswap_report() -> dict:
     return json.loads((DATA / "conformance-byteswap.json").read_text())
 
 
-@pytest.fixture(autouse=True)
-def no_target_from_the_environment(monkeypatch):
-    for name in ("PYTEST_BASE_URL", "GEOPOOL_API_KEY", "CI"):
-        monkeypatch.delenv(name, raising=False)
+pytestmark = pytest.mark.usefixtures("no_target_from_the_environment")
 
 
 # ----------------------------------------------------------------------------------------- verdict

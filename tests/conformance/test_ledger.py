@@ -18,10 +18,7 @@ from geopool.conformance.registry import load_registry
 from geopool.conformance.report import NOT_EVALUATED
 
 
-@pytest.fixture(autouse=True)
-def no_target_from_the_environment(monkeypatch):
-    for name in ("PYTEST_BASE_URL", "GEOPOOL_API_KEY", "CI"):
-        monkeypatch.delenv(name, raising=False)
+pytestmark = pytest.mark.usefixtures("no_target_from_the_environment")
 
 
 def run(pytester, suite: str, expectations: str = "", *args: str):

@@ -41,10 +41,7 @@ def test_plain():
 """
 
 
-@pytest.fixture(autouse=True)
-def no_target_from_the_environment(monkeypatch):
-    for name in ("PYTEST_BASE_URL", "GEOPOOL_API_KEY", "CI"):
-        monkeypatch.delenv(name, raising=False)
+pytestmark = pytest.mark.usefixtures("no_target_from_the_environment")
 
 
 def test_every_option_and_the_ini_key_are_registered(pytester):

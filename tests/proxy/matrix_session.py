@@ -1,0 +1,74 @@
+"""Every fault-matrix row's conformance run in one Python process: ``python tests/proxy/matrix_session.py PLAN``.
+
+Each row is still the run a user would do (``pytest conformance/...`` through a proxy planting the row's
+fault, with the row's expectations file and report), but as :func:`pytest.main` in one process instead of a
+process per row: ~50 rows each paid an interpreter start and the imports of torch, TerraTorch, Hypothesis
+and geopool (and the reference model's load) before sending a request. The conformance plugin keeps its
+state in each session's ``config.stash``, so sessions do not leak into one another.
+
+PLAN is a JSON file: ``{"upstream", "dtype", "model", "served_dir", "out", "rows": [{"row", "selection",
+"expectations", "destructive", "report"}]}``. One JSON line per finished row is appended to ``out`` as it
+finishes, so the rows done before a crash are kept.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from geopool.contract import load_contract
+from geopool.proxy import FaultProxy
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def pytest_arguments(plan: dict, row: dict, url: str) -> list[str]:
+    report = Path(row["report"])
+    return ["-p", "no:cacheprovider", "-q", "--hypothesis-profile", "fast",
+            *[f"conformance/{path}" for path in row["selection"]], "--base-url", url, "--input-dtype", plan["dtype"],
+            "--model", plan["model"], "--reference-checkpoint", plan["served_dir"],
+            "--numeric-bounds", "same-kernels",  # the proxied server is the embedded CPU build
+            "--expectations", row["expectations"], "--conformance-report", str(report),
+            "--junitxml", str(report.with_suffix(".xml")), *(["--destructive"] if row["destructive"] else [])]
+
+
+def run_row(plan: dict, row: dict, contract) -> dict:
+    started = time.monotonic()
+    output = io.StringIO()
+    with FaultProxy(plan["upstream"], row["row"], max_seconds=900, contract=contract) as proxy:
+        with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
+            returncode = int(pytest.main(pytest_arguments(plan, row, proxy.url)))
+        forwarded = proxy.requests
+    result = {"row": row["row"], "returncode": returncode, "requests": forwarded,
+              "seconds": time.monotonic() - started, "stdout": output.getvalue()[-6000:]}
+    report = Path(row["report"])
+    if not report.is_file():
+        return result | {"requirements": None, "tests": []}
+    entries = json.loads(report.read_text())["requirements"]
+    errors = sorted({f"{test['test']}: {item.get('message', '')[:300]}" for entry in entries
+                     for test in entry["tests"] if test["outcome"] == "error" for item in test["evidence"]})
+    return result | {"stdout": "\n".join([result["stdout"], *errors]),
+                     "requirements": {entry["id"]: entry["outcome"] for entry in entries},
+                     "tests": [[entry["id"], test["test"], test["outcome"]] for entry in entries
+                               for test in entry["tests"]]}
+
+
+def main(plan_path: str) -> int:
+    plan = json.loads(Path(plan_path).read_text())
+    contract = load_contract(Path(plan["served_dir"]), input_dtype=plan["dtype"])
+    out = Path(plan["out"])
+    for row in plan["rows"]:
+        result = run_row(plan, row, contract)
+        with out.open("a") as stream:
+            stream.write(json.dumps(result) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))
