@@ -1,16 +1,22 @@
-"""Scheduling of the project's slowest test: the plain gate run shares the machine with the fault
-matrix instead of queueing behind it.
+"""Shared fixtures of the project's tests, and the scheduling of its two longest live runs.
 
-The plain run is ``geopool gate`` with no URL, as a user runs it: the conformance suite starts its own
-server and restarts it after each of the inputs that kill vLLM 0.32 (~9 minutes, nearly all of it vLLM
-start-ups, each on one core), then the load phase starts another and runs a minute of load. The
-fault matrix is ~6 minutes of requests to another server. Both judge verdicts, not timings, so the
-matrix module starts the plain run in the background, and the plain run's test, moved to the end of
-the session, waits for it. Run on its own, the test starts it itself.
+The whole conformance suite is judged against the session's embedded server twice over, at the cost of
+few vLLM start-ups:
+
+- the fault matrix's baseline (:func:`fault_matrix_runs`): every tensor-mode test through the fault proxy's
+  ``die-on-killer`` with ``--destructive``: the inputs that kill vLLM 0.32's engine get the 500 and the
+  death it gives them (a restart each, ~50 s, if they were sent), everything else reaches the real server;
+- the plain gate (:class:`BackgroundSuiteRun`): ``geopool gate`` with no URL, as a user runs it, selecting
+  what only an owned server shows: one real engine kill of each kind (its restart included), the API-key,
+  canary-file and keep-alive checks; then the load phase starts another server.
+
+Both judge verdicts, not timings, so the matrix module starts the plain run in the background, and the
+plain run's test, moved to the end of the session, waits for it. Run on its own, the test starts it itself.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import signal
 import subprocess
@@ -27,18 +33,29 @@ from geopool.resources import DATA_PACKAGES, suite_dir
 from geopool.server import IMAGE_TO_IMAGE, EmbeddedServer
 
 PLAIN_RUN_TEST = "test_plain_gate_against_the_embedded_server"
+MATRIX_SESSION = Path(__file__).parent / "proxy" / "matrix_session.py"
+#: The one test die-on-killer cannot stand in for: a batch of two sizes kills the engine only once the
+#: engine batched them, which the proxy cannot see (the plain gate sends it to its own server).
+MIXED_BATCH_TEST = "conformance/test_client_mistakes.py::test_concurrent_requests_of_different_sizes"
+#: What the plain gate selects (pytest -k): one real engine kill of each kind, each followed by a restart
+#: (model inputs: an extra input key; chat structure: empty messages; a completion-style body; a batch of
+#: two sizes), and the checks only a server the suite starts shows: its API key, the canary file a pickle
+#: would write on its machine, keep-alive after a real 5xx (a proxy keeps its own connections alive).
+REAL_KILLS_SELECTION = ("extra-input-key or empty-messages or input-token-ids or different_sizes or "
+                        "code_running_pickle_never_runs or api_key_guards or keep_alive_connection_survives")
 
 
-#: The gate's load phase in the project's tests: the gate scenario with the tolerance the load tests use
-#: (window means of 20 requests drift up to ~15 % on 2 cores shared with the server and other tests).
+#: The gate's load phase in the project's tests: the gate scenario, shorter, with windows and a tolerance
+#: a 2-user loop on 2 busy cores meets (window means drift up to ~15-50 % when other servers work).
 CI_GATE_SCENARIO = """
 [scenario.ci-gate]
-description = "the gate scenario, with a steady-state tolerance for 2 busy cores"
+description = "the gate scenario, short, with a steady-state tolerance for 2 busy cores"
 mode = "closed"
 users = 2
-duration_s = 60
-warmup_s = 10
-stability_tolerance = 0.25
+duration_s = 30
+warmup_s = 5
+window_requests = 5
+stability_tolerance = 0.5
 """
 
 
@@ -53,8 +70,9 @@ def gate_command(folder: Path, *args: str) -> list[str]:
 class BackgroundSuiteRun:
     """One plain gate run (no URL: the embedded server) in a child process, started once, waited for once."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, waivers: Path) -> None:
         self.folder = folder / "gate"
+        self.waivers = waivers
         self.report = self.folder / "conformance" / "conformance.json"
         self.junit = self.folder / "conformance" / "junit.xml"
         self._stdout, self._stderr = folder / "stdout.txt", folder / "stderr.txt"
@@ -66,7 +84,8 @@ class BackgroundSuiteRun:
             return
         self.started = time.monotonic()
         with open(self._stdout, "wb") as out, open(self._stderr, "wb") as err:
-            self._process = subprocess.Popen(gate_command(self.folder), stdout=out, stderr=err,
+            self._process = subprocess.Popen(gate_command(self.folder, "--waivers", str(self.waivers), "--",
+                                                          "-k", REAL_KILLS_SELECTION), stdout=out, stderr=err,
                                              cwd=self.folder.parent)  # its reports/ (logs, killers) of its own
 
     def result(self, timeout: float) -> subprocess.CompletedProcess[str]:
@@ -152,9 +171,20 @@ def io_server() -> Iterator[EmbeddedServer]:
         yield server
 
 
+def waive_every_must(path: Path, reason: str) -> Path:
+    """A waiver file naming every MUST requirement: for runs that select a few tests and judge the rest."""
+    from geopool.conformance.registry import load_registry
+
+    path.write_text("".join(f'[[waiver]]\nid = "{rid}"\nreason = "{reason}"\n\n'
+                            for rid, requirement in load_registry().items() if requirement.level == "MUST"))
+    return path
+
+
 @pytest.fixture(scope="session")
 def plain_conformance_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BackgroundSuiteRun]:
-    run = BackgroundSuiteRun(tmp_path_factory.mktemp("plain-conformance-run"))
+    folder = tmp_path_factory.mktemp("plain-conformance-run")
+    run = BackgroundSuiteRun(folder, waive_every_must(folder / "waivers.toml", "the fault matrix's baseline "
+                                                      "checks the rest of the suite"))
     yield run
     run.stop()
 
@@ -164,6 +194,47 @@ def plain_conformance_run_alongside(request: pytest.FixtureRequest) -> None:
     """Used by a module whose tests may share the machine with the plain run: starts it, if selected."""
     if any(item.name == PLAIN_RUN_TEST for item in request.session.items):
         request.getfixturevalue("plain_conformance_run").start()
+
+
+@pytest.fixture(scope="session")
+def fault_matrix_runs(embedded_server, request: pytest.FixtureRequest,
+                      tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
+    """The fault matrix's conformance runs, all in one child process (tests/proxy/matrix_session.py): the
+    ``baseline`` row (the whole tensor-mode suite through ``die-on-killer``, ``--destructive``, vLLM 0.32's
+    expectations) and the matrix rows this session selected; row → its result (report path included)."""
+    from geopool.conformance.matrix import CONTROLS, MATRIX, options_of
+    from geopool.conformance.registry import EXPECTATIONS_DIR
+
+    folder = tmp_path_factory.mktemp("matrix")
+    selected = {item.callspec.params.get("fault") or item.callspec.params.get("repair")
+                for item in request.session.items
+                if item.module.__name__.endswith("test_fault_matrix") and hasattr(item, "callspec")}
+
+    def expectations(row: str) -> str:
+        stem = options_of(row).expectations
+        return "none" if stem == "none" else str(EXPECTATIONS_DIR / f"{stem}.toml")
+
+    rows = [{"row": "baseline", "fault": "die-on-killer", "selection": [""], "destructive": True,
+             "extra": ["--deselect", MIXED_BATCH_TEST], "expectations": expectations("baseline")}]
+    rows += [{"row": row, "selection": list(selection), "destructive": options_of(row).destructive,
+              "expectations": expectations(row)}
+             for row, (selection, _) in {**MATRIX, **CONTROLS}.items() if row in selected]
+    for index, row in enumerate(rows):
+        row["report"] = str(folder / f"{index}.json")
+    plan = {"upstream": embedded_server.url, "dtype": embedded_server.dtype, "model": embedded_server.model_name,
+            "served_dir": str(embedded_server.served_dir), "out": str(folder / "results.jsonl"), "rows": rows}
+    (folder / "plan.json").write_text(json.dumps(plan))
+    repo = suite_dir().parent
+    child = subprocess.run([sys.executable, str(MATRIX_SESSION), str(folder / "plan.json")], capture_output=True,
+                           text=True, cwd=repo, timeout=3600)
+    results = {}
+    if (folder / "results.jsonl").is_file():
+        results = {line["row"]: line for line in map(json.loads, (folder / "results.jsonl").read_text().splitlines())}
+    if child.returncode != 0 or len(results) != len(rows):
+        missing = [row["row"] for row in rows if row["row"] not in results]
+        pytest.fail(f"the matrix session stopped (exit {child.returncode}) before rows {missing}:\n"
+                    + child.stdout[-3000:] + child.stderr[-3000:])
+    return results
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

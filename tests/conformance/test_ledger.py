@@ -17,7 +17,6 @@ from geopool import exitcodes
 from geopool.conformance.registry import load_registry
 from geopool.conformance.report import NOT_EVALUATED
 
-
 pytestmark = pytest.mark.usefixtures("no_target_from_the_environment")
 
 

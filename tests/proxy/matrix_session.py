@@ -6,8 +6,9 @@ process per row: ~50 rows each paid an interpreter start and the imports of torc
 and geopool (and the reference model's load) before sending a request. The conformance plugin keeps its
 state in each session's ``config.stash``, so sessions do not leak into one another.
 
-PLAN is a JSON file: ``{"upstream", "dtype", "model", "served_dir", "out", "rows": [{"row", "selection",
-"expectations", "destructive", "report"}]}``. One JSON line per finished row is appended to ``out`` as it
+PLAN is a JSON file: ``{"upstream", "dtype", "model", "served_dir", "out", "rows": [{"row", "fault",
+"selection", "extra", "expectations", "destructive", "report"}]}`` (``fault``: the proxy's spec, default the
+row's name; ``extra``: more pytest arguments). One JSON line per finished row is appended to ``out`` as it
 finishes, so the rows done before a crash are kept.
 """
 
@@ -35,17 +36,18 @@ def pytest_arguments(plan: dict, row: dict, url: str) -> list[str]:
             "--model", plan["model"], "--reference-checkpoint", plan["served_dir"],
             "--numeric-bounds", "same-kernels",  # the proxied server is the embedded CPU build
             "--expectations", row["expectations"], "--conformance-report", str(report),
-            "--junitxml", str(report.with_suffix(".xml")), *(["--destructive"] if row["destructive"] else [])]
+            "--junitxml", str(report.with_suffix(".xml")), *(["--destructive"] if row["destructive"] else []),
+            *row.get("extra", ())]
 
 
 def run_row(plan: dict, row: dict, contract) -> dict:
     started = time.monotonic()
     output = io.StringIO()
-    with FaultProxy(plan["upstream"], row["row"], max_seconds=900, contract=contract) as proxy:
+    with FaultProxy(plan["upstream"], row.get("fault", row["row"]), max_seconds=1800, contract=contract) as proxy:
         with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
             returncode = int(pytest.main(pytest_arguments(plan, row, proxy.url)))
         forwarded = proxy.requests
-    result = {"row": row["row"], "returncode": returncode, "requests": forwarded,
+    result = {"row": row["row"], "report": row["report"], "returncode": returncode, "requests": forwarded,
               "seconds": time.monotonic() - started, "stdout": output.getvalue()[-6000:]}
     report = Path(row["report"])
     if not report.is_file():
