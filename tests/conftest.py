@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from selections import BASELINE_SELECTION, REAL_KILLS_SELECTION  # tests/ is on sys.path
 
 from geopool import wire
 from geopool.client import PROBE_TIMEOUT, PoolingClient
@@ -34,17 +35,6 @@ from geopool.server import IMAGE_TO_IMAGE, EmbeddedServer
 
 PLAIN_RUN_TEST = "test_plain_gate_against_the_embedded_server"
 MATRIX_SESSION = Path(__file__).parent / "proxy" / "matrix_session.py"
-#: The one test die-on-killer cannot stand in for: a batch of two sizes kills the engine only once the
-#: engine batched them, which the proxy cannot see (the plain gate sends it to its own server).
-MIXED_BATCH_TEST = "conformance/test_client_mistakes.py::test_concurrent_requests_of_different_sizes"
-#: What the plain gate selects (pytest -k): one real engine kill of each kind, each followed by a restart
-#: (model inputs: an extra input key; chat structure: empty messages; a completion-style body; a batch of
-#: two sizes), and the checks only a server the suite starts shows: its API key, the canary file a pickle
-#: would write on its machine, keep-alive after a real 5xx (a proxy keeps its own connections alive).
-REAL_KILLS_SELECTION = ("extra-input-key or empty-messages or input-token-ids or different_sizes or "
-                        "code_running_pickle_never_runs or api_key_guards or keep_alive_connection_survives")
-
-
 #: The gate's load phase in the project's tests: the gate scenario, shorter, with windows and a tolerance
 #: a 2-user loop on 2 busy cores meets (window means drift up to ~15-50 % when other servers work).
 CI_GATE_SCENARIO = """
@@ -215,7 +205,7 @@ def fault_matrix_runs(embedded_server, request: pytest.FixtureRequest,
         return "none" if stem == "none" else str(EXPECTATIONS_DIR / f"{stem}.toml")
 
     rows = [{"row": "baseline", "fault": "die-on-killer", "selection": [""], "destructive": True,
-             "extra": ["--deselect", MIXED_BATCH_TEST], "expectations": expectations("baseline")}]
+             "extra": list(BASELINE_SELECTION), "expectations": expectations("baseline")}]
     rows += [{"row": row, "selection": list(selection), "destructive": options_of(row).destructive,
               "expectations": expectations(row)}
              for row, (selection, _) in {**MATRIX, **CONTROLS}.items() if row in selected]

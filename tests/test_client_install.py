@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import venv
 from pathlib import Path
 
 import pytest
+from selections import BASELINE_SELECTION  # tests/ is on sys.path
 
-from geopool import resources
+from geopool.contract import load_contract
+from geopool.proxy import FaultProxy
 
 pytestmark = pytest.mark.live
 REPO = Path(__file__).resolve().parents[1]
@@ -44,18 +45,22 @@ def test_the_client_install_has_no_vllm_terratorch_or_torch(client_venv):
         assert found.returncode != 0 and "ModuleNotFoundError" in found.stderr, module
 
 
-def test_conformance_from_the_client_install_gives_the_in_repo_verdicts(client_venv, embedded_server, tmp_path):
-    target = ["--base-url", embedded_server.url, "--input-dtype", embedded_server.dtype]
+def test_conformance_from_the_client_install_gives_the_in_repo_verdicts(client_venv, embedded_server,
+                                                                         fault_matrix_runs, tmp_path):
+    """The in-repo run is the fault matrix's baseline (tests/conftest.py): the whole suite through
+    die-on-killer with --destructive; the client runs the same through the same fault, from outside."""
     outside = tmp_path / "runner"
     outside.mkdir()
-    client = subprocess.run([str(client_venv / "bin" / "geopool"), "conformance", *target, "-p", "no:cacheprovider",
-                             "--conformance-report", str(outside / "client.json")],
-                            capture_output=True, text=True, cwd=outside, timeout=1200)
-    in_repo = subprocess.run([sys.executable, "-m", "pytest", str(resources.suite_dir()), *target,
-                              "-p", "no:cacheprovider", "--conformance-report", str(tmp_path / "repo.json")],
-                             capture_output=True, text=True, cwd=tmp_path, timeout=1200)
-    assert client.returncode == in_repo.returncode == 0, client.stdout[-3000:] + in_repo.stdout[-3000:]
-    ours, theirs = _outcomes(outside / "client.json"), _outcomes(tmp_path / "repo.json")
+    contract = load_contract(embedded_server.served_dir, input_dtype=embedded_server.dtype)
+    with FaultProxy(embedded_server.url, "die-on-killer", max_seconds=1800, contract=contract) as proxy:
+        client = subprocess.run([str(client_venv / "bin" / "geopool"), "conformance", "--base-url", proxy.url,
+                                 "--input-dtype", embedded_server.dtype, "--destructive", *BASELINE_SELECTION,
+                                 "--hypothesis-profile", "fast", "-p", "no:cacheprovider",
+                                 "--conformance-report", str(outside / "client.json")],
+                                capture_output=True, text=True, cwd=outside, timeout=1200)
+    in_repo = fault_matrix_runs["baseline"]
+    assert client.returncode == in_repo["returncode"] == 0, client.stdout[-3000:] + in_repo["stdout"][-3000:]
+    ours, theirs = _outcomes(outside / "client.json"), _outcomes(Path(in_repo["report"]))
     assert set(ours) == set(theirs)
     not_checked = {rid for rid, (outcome, tests) in ours.items()
                    if outcome != theirs[rid][0] and outcome == "skip" and "not checked" in tests}

@@ -94,6 +94,11 @@ def _not_json(raw: bytes) -> Problem:
 def _the_image_embeds(body: dict[str, Any]) -> Any:
     """``image_embeds`` of the one image part, or _Refused naming what is wrong with the structure."""
     messages = body.get("messages")
+    if messages is None and isinstance(body.get("input"), list):
+        # The completions API's token-id form (the seed's [1]) with the tensors beside it: vLLM 0.32 runs
+        # it without the image and its engine dies (POOL-CLI-004, case input-token-ids).
+        raise _Refused(Problem(400, "input as token ids is not supported: send the tensors as one "
+                                    f"{wire.IMAGE_EMBEDS} part of a chat message", "input", kills=True))
     if not isinstance(messages, list):
         raise _Refused(Problem(400, "messages must be a list of chat messages (this server takes chat-style "
                                     f"requests), got {type(messages).__name__}", "messages"))

@@ -15,7 +15,7 @@ from geopool import wire
 from geopool.contract import SEN1FLOODS11
 from geopool.errors import FaultSpecError
 from geopool.faults import FAULTS, Exchange, parse_fault
-from geopool.invalid import bad_requests, code_running_payload, sparse_payload
+from geopool.invalid import bad_requests, client_mistakes, code_running_payload, sparse_payload
 from geopool.proxy import _json_or_none
 
 
@@ -272,3 +272,13 @@ def test_bytes_no_metadata_drops_the_header():
     exchange = Exchange("POST", "/pooling", b"{}", {"encoding_format": "bytes"}, 200,
                         {"content-type": "application/octet-stream", "metadata": "{}"}, VALUES.tobytes())
     assert "metadata" not in apply("bytes-no-metadata", exchange).headers
+
+
+@pytest.mark.parametrize("case", [pytest.param(case, id=case.name) for case in client_mistakes() if case.destructive])
+def test_die_on_killer_never_forwards_a_destructive_client_mistake(case):
+    """The fault matrix's baseline sends these to the shared server through die-on-killer: forwarded, one
+    would take the session's server down (input-token-ids did, before die-on-killer knew it)."""
+    fault = bound("die-on-killer")
+    exchange = model_request(case.body(seed_body(), CONTRACT))
+    assert asyncio.run(fault.intercept(exchange)) is True
+    assert exchange.status == 500 and "EngineCore" in wire.parse_error(exchange.body)["message"]

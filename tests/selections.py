@@ -1,0 +1,12 @@
+"""How the two whole-suite live runs split the conformance suite (tests/conftest.py)."""
+
+#: The fault matrix's baseline: the whole tensor-mode suite but the one test die-on-killer cannot stand in
+#: for: a batch of two sizes kills the engine only once the engine batched them, which the proxy cannot
+#: see (the plain gate sends it to its own server).
+BASELINE_SELECTION = ("-k", "not test_concurrent_requests_of_different_sizes")
+#: What the plain gate selects (pytest -k): one real engine kill of each kind, each followed by a restart
+#: (model inputs: an extra input key; chat structure: empty messages; a completion-style body; a batch of
+#: two sizes), and the checks only a server the suite starts shows: its API key, the canary file a pickle
+#: would write on its machine, keep-alive after a real 5xx (a proxy keeps its own connections alive).
+REAL_KILLS_SELECTION = ("extra-input-key or empty-messages or input-token-ids or different_sizes or "
+                        "code_running_pickle_never_runs or api_key_guards or keep_alive_connection_survives")
