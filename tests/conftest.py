@@ -23,8 +23,9 @@ import pytest
 
 from geopool import wire
 from geopool.client import PROBE_TIMEOUT, PoolingClient
+from geopool.modes import IMAGE_TO_IMAGE
 from geopool.resources import DATA_PACKAGES, suite_dir
-from geopool.server import IMAGE_TO_IMAGE, EmbeddedServer
+from geopool.server import EmbeddedServer
 
 PLAIN_RUN_TEST = "test_plain_gate_against_the_embedded_server"
 

@@ -36,8 +36,9 @@ from geopool.conformance.registry import Expectations, load_expectations, load_r
 from geopool.conformance.report import RequirementLedger, terminal_table, unchecked_line, write_report
 from geopool.conformance.target import Target, resolve_target
 from geopool.errors import EmbeddedServerError, GeopoolError, ServerError, TargetError
+from geopool.modes import TENSOR_TO_TENSOR
 from geopool.resources import SUITE_PACKAGE, suite_dir
-from geopool.server import DEFAULT_PLUGIN, TENSOR_TO_TENSOR
+from geopool.server import DEFAULT_PLUGIN
 
 _slow_network = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large],
                  "print_blob": True}

@@ -10,9 +10,10 @@ from geopool.client import PROBE_TIMEOUT, Endpoint, PoolingClient
 from geopool.contract import ModelContract, load_contract
 from geopool.errors import GeopoolError, InvalidArgument, TargetError
 from geopool.i2i_plugin import PLUGINS as IO_PLUGINS
+from geopool.modes import IMAGE_TO_IMAGE, TENSOR_TO_TENSOR
 from geopool.numerics import bounds_for
 from geopool.options import missing_input_dtype
-from geopool.server import DEFAULT_PLUGIN, IMAGE_TO_IMAGE, TENSOR_TO_TENSOR, EmbeddedServer, terratorch_version
+from geopool.server import DEFAULT_PLUGIN, EmbeddedServer, terratorch_version
 
 __all__ = ["Target", "TargetError", "resolve_target"]
 

@@ -26,9 +26,10 @@ from geopool.load.options import (
     resolve,
 )
 from geopool.load.slo import EXIT_NO_TARGET, load_slo
+from geopool.modes import IMAGE_TO_IMAGE
 from geopool.numerics import bounds_for
 from geopool.progress import LoadTally, ProgressLine, watch_child
-from geopool.server import DEFAULT_PLUGIN, IMAGE_TO_IMAGE
+from geopool.server import DEFAULT_PLUGIN
 
 __all__ = ["check_load_values", "child_values", "locust_command", "run_child", "run_load", "target"]
 

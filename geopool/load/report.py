@@ -19,7 +19,7 @@ from geopool.load import goodput, serverview, slo, stats
 from geopool.load.records import read_records
 from geopool.load.scenario import Scenario, scenario_from
 from geopool.load.schedule import arrival_offsets
-from geopool.server import IMAGE_TO_IMAGE, TENSOR_TO_TENSOR
+from geopool.modes import IMAGE_TO_IMAGE, TENSOR_TO_TENSOR
 
 __all__ = ["build_plots", "finalize", "render_html", "section_context", "template_environment", "write_failure"]
 
