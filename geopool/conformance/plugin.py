@@ -239,6 +239,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         pytest.exit(f"geopool conformance: {exc}", returncode=exitcodes.USAGE)
     if target.server is not None:
         config.add_cleanup(target.server.stop)
+    if isinstance(target, Target):
+        config.add_cleanup(target.close)
     config.stash[TARGET_KEY] = target
     config.stash[EXPECT_KEY] = expectations
     config.stash[LEDGER_KEY].expectations = expectations
