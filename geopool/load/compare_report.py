@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from geopool.load import report
-
-if TYPE_CHECKING:
-    from geopool.load.compare import Run
+from geopool.load.finished_run import Run
 
 __all__ = ["print_table", "render"]
 

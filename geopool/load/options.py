@@ -23,8 +23,7 @@ from typing import Any
 
 from geopool import options as shared
 from geopool.errors import ConfigError, InvalidArgument
-from geopool.load.scenario import ARRIVALS, PAYLOADS, RESPONSE_ENCODINGS, VERIFY, Scenario, resolve_scenario
-from geopool.load.stats import STABILITY
+from geopool.load.scenario import ARRIVALS, PAYLOADS, RESPONSE_ENCODINGS, STABILITY, VERIFY, Scenario, resolve_scenario
 from geopool.modes import IMAGE_TO_IMAGE, TENSOR_TO_TENSOR
 from geopool.options import Option
 

@@ -13,22 +13,18 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from geopool.load.scenario import STABILITY, Scenario
 from geopool.load.verify import HTTP_ERROR, OK, TRANSPORT_ERROR, UNFINISHED, VERIFY_FAILED
 
 __all__ = ["PERCENTILES", "early_stopping_check", "measured_latencies_ms", "measured_ok_records", "min_samples",
            "summarize", "under_latency_needed"]
 
-if TYPE_CHECKING:
-    from geopool.load.scenario import Scenario
-
 PERCENTILES = (50.0, 90.0, 95.0, 99.0, 99.9)
 CONFIDENCE = 0.99
-STABILITY = 0.10
-"""Default steady-state tolerance (perf_analyzer's): the one place it is written."""
 STABLE_WINDOWS = 3
 
 

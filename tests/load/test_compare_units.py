@@ -14,7 +14,8 @@ import pytest
 from geopool import exitcodes
 from geopool.errors import ConfigError
 from geopool.load import comparison, stats
-from geopool.load.compare import compare_runs, read_run
+from geopool.load.compare import compare_runs
+from geopool.load.finished_run import read_run
 from geopool.load.scenario import Scenario
 
 T0 = 1_700_000_000.0

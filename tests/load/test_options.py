@@ -14,8 +14,7 @@ from geopool.errors import ConfigError
 from geopool.load import options
 from geopool.load.command import locust_command, run_load
 from geopool.load.runtime import configure
-from geopool.load.scenario import Scenario
-from geopool.load.stats import STABILITY
+from geopool.load.scenario import STABILITY, Scenario
 
 
 class RecordingParser:
