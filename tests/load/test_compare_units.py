@@ -13,10 +13,11 @@ import pytest
 
 from geopool import exitcodes
 from geopool.errors import ConfigError
-from geopool.load import comparison, stats
-from geopool.load.compare import compare_runs
-from geopool.load.finished_run import read_run
+from geopool.load.judge import stats
 from geopool.load.scenario import Scenario
+from geopool.load.study import comparison
+from geopool.load.study.compare import compare_runs
+from geopool.load.study.finished_run import read_run
 
 T0 = 1_700_000_000.0
 
@@ -222,7 +223,7 @@ def test_skipped_tail_percentiles_are_named(tmp_path):
 
 
 def test_goodput_under_slo_is_recomputed_from_the_records_with_its_bound(tmp_path):
-    from geopool.load import slo
+    from geopool.load.judge import slo
 
     run = read_run(write_run(tmp_path / "base", _gamma(1, 100)))
     spec = slo.slo_from({"goodput": {"max_latency_ms": 10_000.0, "min_share": 0.5}})

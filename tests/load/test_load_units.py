@@ -12,11 +12,11 @@ from hypothesis import strategies as st
 
 from geopool.contract import SEN1FLOODS11
 from geopool.errors import ConfigError
-from geopool.load import serverview, slo, stats
+from geopool.load.judge import serverview, slo, stats
+from geopool.load.judge.verify import HTTP_ERROR, OK, VERIFY_FAILED, verify_response
 from geopool.load.records import RecordLog, read_records
 from geopool.load.scenario import Scenario, load_scenarios, scenario_from
 from geopool.load.schedule import arrival_offsets, quota_share, slot_share
-from geopool.load.verify import HTTP_ERROR, OK, VERIFY_FAILED, verify_response
 
 # ------------------------------------------------------------------------------------ scenarios
 
@@ -256,14 +256,14 @@ def test_verification_separates_http_errors_from_wrong_tensors():
 
 @pytest.mark.parametrize("verdict", [OK, VERIFY_FAILED, HTTP_ERROR])
 def test_report_is_written_whatever_the_verdicts(tmp_path, verdict, capsys):
-    from geopool.load import report
+    from geopool.load.report import run_report
 
     scenario = Scenario("o", mode="open", rate=1.0, duration_s=40.0, warmup_s=5.0, window_requests=5)
     log = RecordLog(tmp_path / "records.jsonl")
     log.append(_record(0, i, 1000.0 + i, 1000.0 + i, 1000.5 + i, verdict=verdict) for i in range(40))
     log.close()
     spec = slo.slo_from({"latency": {"corrected": {"p50": 1000.0}}, "errors": {"max_error_rate": 0.0}})
-    code = report.finalize(tmp_path, scenario=scenario, slo_spec=spec, target={"url": "http://127.0.0.1:1"},
+    code = run_report.finalize(tmp_path, scenario=scenario, slo_spec=spec, target={"url": "http://127.0.0.1:1"},
                            samples=[], slots={0: {"t0": 1000.0}})
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert (tmp_path / "report.html").stat().st_size > 100_000  # plotly.js is inlined

@@ -8,9 +8,9 @@ from types import SimpleNamespace
 import gevent
 import pytest
 
-from geopool.load import slo
-from geopool.load.master import Master, RunSettings, target_facts
-from geopool.load.plan import MSG_CLOSE, MSG_PLAN, Plan
+from geopool.load.judge import slo
+from geopool.load.run.master import Master, RunSettings, target_facts
+from geopool.load.run.plan import MSG_CLOSE, MSG_PLAN, Plan
 from geopool.load.scenario import Scenario
 
 

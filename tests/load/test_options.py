@@ -11,9 +11,9 @@ from click.testing import CliRunner
 
 from geopool.cli import main
 from geopool.errors import ConfigError
-from geopool.load import options
-from geopool.load.command import locust_command, run_load
-from geopool.load.runtime import configure
+from geopool.load.run import options
+from geopool.load.run.command import locust_command, run_load
+from geopool.load.run.runtime import configure
 from geopool.load.scenario import STABILITY, Scenario
 
 

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from geopool.client import Endpoint, PoolingClient
-from geopool.load import serverview
+from geopool.load.judge import serverview
 
 DATA = Path(__file__).with_name("data")
 BEFORE = (DATA / "vllm032_metrics_before.txt").read_text()

@@ -9,12 +9,13 @@ import gevent
 import pytest
 
 from geopool.errors import ConfigError
-from geopool.load import breach, options
-from geopool.load.master import Master, RunSettings
-from geopool.load.plan import Plan
+from geopool.load.judge import breach
+from geopool.load.judge.slo import slo_from
+from geopool.load.judge.verify import VERIFY_FAILED
+from geopool.load.run import options
+from geopool.load.run.master import Master, RunSettings
+from geopool.load.run.plan import Plan
 from geopool.load.scenario import Scenario
-from geopool.load.slo import slo_from
-from geopool.load.verify import VERIFY_FAILED
 
 T0 = 1_700_000_000.0
 

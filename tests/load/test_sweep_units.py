@@ -12,11 +12,12 @@ import pytest
 
 from geopool import exitcodes
 from geopool.errors import ConfigError
-from geopool.load import goodput, knee, slo
+from geopool.load.judge import goodput, slo
+from geopool.load.judge.verify import HTTP_ERROR, OK, UNFINISHED, VERIFY_FAILED
 from geopool.load.records import RecordLog
 from geopool.load.scenario import Scenario, Stage
-from geopool.load.sweep import SweepStep, result_of, step_from_summary, step_rates, sweep_document
-from geopool.load.verify import HTTP_ERROR, OK, UNFINISHED, VERIFY_FAILED
+from geopool.load.study import knee
+from geopool.load.study.sweep import SweepStep, result_of, step_from_summary, step_rates, sweep_document
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -89,14 +90,14 @@ def test_goodput_share_is_judged_by_early_stopping_and_the_rate_like_throughput(
 
 
 def test_report_carries_goodput_in_summary_console_and_html(tmp_path, capsys):
-    from geopool.load import report
+    from geopool.load.report import run_report
 
     scenario = Scenario("o", mode="open", rate=1.0, duration_s=40.0, warmup_s=5.0, window_requests=5)
     log = RecordLog(tmp_path / "records.jsonl")
     log.append(_record(i, 1000.0 + i, 1000.0 + i, 1000.0 + i + (0.2 if i % 4 else 0.9)) for i in range(40))
     log.close()
     spec = slo.slo_from({"latency": {"corrected": {"p50": 1000.0}}, "goodput": {"max_latency_ms": 500}})
-    report.finalize(tmp_path, scenario=scenario, slo_spec=spec, target={"url": "http://127.0.0.1:1"}, samples=[],
+    run_report.finalize(tmp_path, scenario=scenario, slo_spec=spec, target={"url": "http://127.0.0.1:1"}, samples=[],
                     slots={0: {"t0": 1000.0}})
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["goodput"]["of"] == 35 and summary["goodput"]["good"] == 27  # 8 of them took 900 ms
@@ -211,7 +212,7 @@ def test_saturation_is_the_first_rate_throughput_does_not_follow():
 
 
 def test_sweep_report_shows_the_result_and_both_plots(tmp_path):
-    from geopool.load.sweep_report import render_sweep_html
+    from geopool.load.report.sweep_report import render_sweep_html
 
     def figures(p50, throughput):
         return {"latency_ms": {"mean": p50, "p50": p50, "p90": p50 * 2, "p99": p50 * 3},
@@ -258,14 +259,14 @@ def test_sweep_without_slo_is_a_usage_error(tmp_path):
 
 
 def test_a_staged_run_reports_its_stages_in_summary_console_and_html(tmp_path, capsys):
-    from geopool.load import report
+    from geopool.load.report import run_report
 
     scenario, records = _step_run()
     log = RecordLog(tmp_path / "records.jsonl")
     log.append(records)
     log.close()
     spec = slo.slo_from({"latency": {"corrected": {"p50": 500}}})
-    code = report.finalize(tmp_path, scenario=scenario, slo_spec=spec, target={"url": "http://127.0.0.1:1"},
+    code = run_report.finalize(tmp_path, scenario=scenario, slo_spec=spec, target={"url": "http://127.0.0.1:1"},
                            samples=[], slots={0: {"t0": 100.0}})
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert [stage["slo_breached"] for stage in summary["stages"]] == [False, True]

@@ -12,13 +12,13 @@ import gevent
 import numpy as np
 
 from geopool.contract import SEN1FLOODS11
-from geopool.load.payloads import PayloadItem
-from geopool.load.plan import Plan
+from geopool.load.judge.verify import OK, TRANSPORT_ERROR, UNFINISHED
 from geopool.load.records import clock
+from geopool.load.run.payloads import PayloadItem
+from geopool.load.run.plan import Plan
+from geopool.load.run.worker import Worker, failed_batch
 from geopool.load.scenario import Scenario
 from geopool.load.schedule import arrival_offsets
-from geopool.load.verify import OK, TRANSPORT_ERROR, UNFINISHED
-from geopool.load.worker import Worker, failed_batch
 
 POOL = [PayloadItem(index, b'{"model": "m"}') for index in range(3)]
 

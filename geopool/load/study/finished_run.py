@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from geopool.errors import ConfigError
-from geopool.load import stats
+from geopool.load.judge import stats
 from geopool.load.records import read_records
 from geopool.load.scenario import Scenario, scenario_from
 

@@ -15,7 +15,7 @@ import jinja2
 import numpy as np
 
 from geopool import resources
-from geopool.load import goodput, serverview, slo, stats
+from geopool.load.judge import goodput, serverview, slo, stats
 from geopool.load.records import read_records
 from geopool.load.scenario import Scenario, scenario_from
 from geopool.load.schedule import arrival_offsets
@@ -38,7 +38,7 @@ def finalize(report_dir: Path, *, scenario: Scenario, slo_spec: slo.Slo | None, 
     """Compute everything from the run's records, write summary.json and report.html, print, return the exit code.
 
     ``mode``: the serving mode; ``io``: image-to-image's plugin, input folder and inputs
-    (:func:`geopool.load.io_payloads.io_summary`)."""
+    (:func:`geopool.load.run.io_payloads.io_summary`)."""
     records = read_records(report_dir / "records.jsonl")
     starts = [s["t0"] for s in slots.values() if s.get("t0") is not None]
     t0 = min(starts) if starts else min((r["sent"] for r in records), default=0.0)

@@ -1,8 +1,8 @@
 """geopool's state in one Locust process, held per Locust ``Environment`` (no module state).
 
 :class:`Runtime` connects Locust's events to the units: on the master or only process it holds the
-:class:`~geopool.load.master.RunSettings` and the current run's :class:`~geopool.load.master.Master`;
-on every load-generating process, the current run's :class:`~geopool.load.worker.Worker`. A new run
+:class:`~geopool.load.run.master.RunSettings` and the current run's :class:`~geopool.load.run.master.Master`;
+on every load-generating process, the current run's :class:`~geopool.load.run.worker.Worker`. A new run
 builds new ones. :func:`attach` / :func:`runtime_of` keep the Runtime of each Environment.
 """
 
@@ -19,11 +19,11 @@ import gevent
 from geopool import client
 from geopool.client import Endpoint
 from geopool.errors import ConfigError, GeopoolError
-from geopool.load import options as load_options
-from geopool.load.master import Master, RunSettings
-from geopool.load.plan import MSG_RECORDS, Plan
-from geopool.load.slo import EXIT_USAGE, load_slo
-from geopool.load.worker import Worker, failed_batch
+from geopool.load.judge.slo import EXIT_USAGE, load_slo
+from geopool.load.run import options as load_options
+from geopool.load.run.master import Master, RunSettings
+from geopool.load.run.plan import MSG_RECORDS, Plan
+from geopool.load.run.worker import Worker, failed_batch
 from geopool.numerics import bounds_for
 
 __all__ = ["Runtime", "attach", "configure", "runtime_of"]

@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from geopool.load.judge.verify import HTTP_ERROR, OK, TRANSPORT_ERROR, UNFINISHED, VERIFY_FAILED
 from geopool.load.scenario import STABILITY, Scenario
-from geopool.load.verify import HTTP_ERROR, OK, TRANSPORT_ERROR, UNFINISHED, VERIFY_FAILED
 
 __all__ = ["PERCENTILES", "early_stopping_check", "measured_latencies_ms", "measured_ok_records", "min_samples",
            "summarize", "under_latency_needed"]

@@ -1,10 +1,10 @@
 """One load-generating process's share of a run: its schedule or quota, the send, its records.
 
-A :class:`Worker` is built from a :class:`~geopool.load.plan.Plan` when the run starts (a new run is
+A :class:`Worker` is built from a :class:`~geopool.load.run.plan.Plan` when the run starts (a new run is
 a new Worker). Its users ask :meth:`Worker.next_job` what to send next (an open loop waits for the
 arrival's intended time), :meth:`Worker.send` it with their own HTTP client and keep one record per
 request. :meth:`Worker.batch` hands the records gathered since the last batch to whoever collects
-them (the master's :meth:`~geopool.load.master.Master.receive`, in this process or over Locust's
+them (the master's :meth:`~geopool.load.run.master.Master.receive`, in this process or over Locust's
 messages); :meth:`Worker.drain` stops new requests and waits, bounded, for those in flight.
 """
 
@@ -21,11 +21,11 @@ import numpy as np
 
 from geopool.contract import ModelContract, load_contract
 from geopool.errors import ConfigError
-from geopool.load.payloads import PayloadItem, build_pool
-from geopool.load.plan import Plan
+from geopool.load.judge.verify import TRANSPORT_ERROR, UNFINISHED, verify_response
 from geopool.load.records import clock
+from geopool.load.run.payloads import PayloadItem, build_pool
+from geopool.load.run.plan import Plan
 from geopool.load.schedule import arrival_offsets, quota_share, slot_share
-from geopool.load.verify import TRANSPORT_ERROR, UNFINISHED, verify_response
 
 __all__ = ["Job", "Verifier", "Worker", "failed_batch"]
 
@@ -72,9 +72,9 @@ class Worker:
     @classmethod
     def prepare(cls, plan: Plan) -> Worker:
         """Load the contract and encode the payload pool (the slow part), then start the clock.
-        Image-to-image: write the GeoTIFFs and keep their facts (:mod:`geopool.load.io_payloads`)."""
+        Image-to-image: write the GeoTIFFs and keep their facts (:mod:`geopool.load.run.io_payloads`)."""
         if plan.image_to_image:
-            from geopool.load import io_payloads  # rasterio, only in this mode
+            from geopool.load.run import io_payloads  # rasterio, only in this mode
 
             if plan.io_input_dir is None:
                 raise ConfigError("image-to-image needs the folder the server reads its inputs from "

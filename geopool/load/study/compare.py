@@ -2,8 +2,8 @@
 
 BASE and NEW are folders of ``geopool load`` runs (``records.jsonl`` + ``summary.json``), or gate
 folders (their ``load/``). The figures come from the per-request records, selected exactly as the run's
-own statistics select them (:func:`geopool.load.stats.measured_ok_records`: verified OK, sent after
-warm-up); the statistics are :mod:`geopool.load.comparison`'s (moving-block bootstrap: see there why).
+own statistics select them (:func:`geopool.load.judge.stats.measured_ok_records`: verified OK, sent after
+warm-up); the statistics are :mod:`geopool.load.study.comparison`'s (moving-block bootstrap: see there why).
 
 Runs that cannot be compared are refused (exit 4): an open-loop run against a closed-loop one (their
 main latencies are different clocks: corrected vs uncorrected, and an open loop's throughput is the
@@ -23,9 +23,11 @@ from typing import Any
 
 from geopool import exitcodes
 from geopool.errors import ConfigError
-from geopool.load import compare_report, comparison, goodput, slo
-from geopool.load.finished_run import Run, read_run
-from geopool.load.report import json_safe
+from geopool.load.judge import goodput, slo
+from geopool.load.report import compare_report
+from geopool.load.report.run_report import json_safe
+from geopool.load.study import comparison
+from geopool.load.study.finished_run import Run, read_run
 
 __all__ = ["compare_runs", "run_compare", "verdict_line"]
 
@@ -108,7 +110,7 @@ def compare_runs(base: Run, new: Run, *, confidence: float = comparison.DEFAULT_
     code = exitcodes.worst(codes)
     result: dict[str, Any] = {
         "base": _facts(base), "new": _facts(new), "latency": kind, "confidence": confidence, "threshold": threshold,
-        "method": "moving-block bootstrap, percentile intervals (geopool.load.comparison)",
+        "method": "moving-block bootstrap, percentile intervals (geopool.load.study.comparison)",
         "figures": rows, "shift": comparison.shift_test(base.latencies_ms[kind], new.latencies_ms[kind]),
         "warnings": warnings, "invalid": invalid, "verdict": verdict, "exit_code": code,
         "exit_name": exitcodes.name(code),

@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from geopool.load import slo, stats
+from geopool.load.judge import slo, stats
+from geopool.load.judge.verify import OK, UNFINISHED
 from geopool.load.scenario import Scenario
-from geopool.load.verify import OK, UNFINISHED
 
 __all__ = ["SETTLE_FRACTION", "SETTLE_MAX_S", "effective_latencies_ms", "goodput_figures", "stage_summaries"]
 

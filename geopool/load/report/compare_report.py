@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from geopool.load import report
-from geopool.load.finished_run import Run
+from geopool.load.report import run_report
+from geopool.load.study.finished_run import Run
 
 __all__ = ["print_table", "render"]
 
@@ -74,6 +74,6 @@ def cdf_plot(base: Run, new: Run, kind: str) -> str:
 def render(result: Mapping[str, Any], base: Run, new: Run) -> str:
     from plotly.offline import get_plotlyjs
 
-    return report.template_environment().get_template(TEMPLATE).render(
+    return run_report.template_environment().get_template(TEMPLATE).render(
         result=result, cdf=cdf_plot(base, new, result["latency"]), plotlyjs=get_plotlyjs(),
-        result_json=json.dumps(report.json_safe(result), indent=2))
+        result_json=json.dumps(run_report.json_safe(result), indent=2))
