@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from synthetic_records import record, write_records  # tests/ is on sys.path (its conftest.py)
 
 from geopool import exitcodes
 from geopool.errors import ConfigError
@@ -112,11 +113,10 @@ def write_run(folder: Path, latencies_ms: np.ndarray, *, mode: str = "closed", v
     records, now = [], T0 + 1.0
     for seq, latency in enumerate(latencies_ms):
         done = now + latency / 1000.0
-        records.append({"seq": seq, "item": 0, "intended": now if mode == "open" else None, "sent": now,
-                        "first_byte": done, "done": done, "verdict": "ok", "status": 200, "detail": None})
+        records.append(record(now, done, first_byte=done, intended=now if mode == "open" else None, seq=seq))
         now = done
     folder.mkdir(parents=True)
-    (folder / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    write_records(folder / "records.jsonl", records)
     summary = stats.summarize(records, scenario, T0)
     summary.update(scenario=scenario.to_dict(), t0=T0, target={"url": "http://127.0.0.1:8000",
                                                                 "vllm_version": "0.32.0", "model": "m"})

@@ -154,7 +154,7 @@ def test_the_worker_of_an_image_to_image_plan_sends_the_pool_and_verifies_with_i
             index = int(json.loads(body)["data"]["data"].removesuffix(".tif").rsplit("-", 1)[1])
             return Answer(answers[0 if index == 2 else index])  # item 2 gets item 0's answer
 
-    verdicts = [worker.send(worker.next_job(), HTTP(), "/pooling")[0]["verdict"] for _ in range(3)]
+    verdicts = [worker.send(worker.next_job(), HTTP(), "/pooling")[0].verdict for _ in range(3)]
     assert verdicts == [OK, OK, VERIFY_FAILED]  # item 2's input has another transform than item 0's
 
 

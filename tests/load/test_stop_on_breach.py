@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 import gevent
 import pytest
+from synthetic_records import record  # tests/ is on sys.path (its conftest.py)
 
 from geopool.errors import ConfigError
 from geopool.load.judge import breach
@@ -24,7 +25,7 @@ def _records(latencies_ms, *, start=T0, verdict="ok"):
     out, now = [], start
     for seq, latency in enumerate(latencies_ms):
         done = now + latency / 1000.0
-        out.append({"seq": seq, "intended": None, "sent": now, "first_byte": done, "done": done, "verdict": verdict})
+        out.append(record(now, done, first_byte=done, seq=seq, verdict=verdict))
         now = done
     return out
 

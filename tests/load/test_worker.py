@@ -95,16 +95,16 @@ def test_send_records_a_verified_answer_with_the_endpoints_headers():
     method, path, sent_body, headers = http.calls[0]
     assert (method, path, sent_body) == ("POST", "/pooling", POOL[0].body)
     assert headers["Authorization"] == "Bearer sekrit" and headers["Content-Type"] == "application/json"
-    assert record["verdict"] == OK and record["status"] == 200 and record["bytes"] == len(body)
-    assert record["sent"] <= record["first_byte"] <= record["done"]
+    assert record.verdict == OK and record.status == 200 and record.bytes == len(body)
+    assert record.sent <= record.first_byte <= record.done
     assert worker.batch(final=True)["records"] == [record] and worker.buffer == []
 
 
 def test_send_records_a_transport_error_instead_of_raising():
     worker = _worker(Scenario("c", duration_s=10.0, warmup_s=0.0))
     record, body = worker.send(worker.next_job(), FakeHTTP(error=ConnectionResetError("peer reset")), "/pooling")
-    assert body == b"" and record["verdict"] == TRANSPORT_ERROR and record["status"] == 0
-    assert record["detail"] == "ConnectionResetError: peer reset" and record["done"] is not None
+    assert body == b"" and record.verdict == TRANSPORT_ERROR and record.status == 0
+    assert record.detail == "ConnectionResetError: peer reset" and record.done is not None
     assert not worker.in_flight and worker.buffer == [record]
 
 
@@ -116,8 +116,8 @@ def test_drain_records_requests_still_in_flight_as_unfinished():
     assert len(worker.in_flight) == 1
     worker.drain()  # waits at most the plan's grace (0.2 s)
     batch = worker.batch(final=True)
-    assert [r["verdict"] for r in batch["records"]] == [UNFINISHED]
-    assert batch["records"][0]["detail"] == "still in flight when the run stopped" and batch["final"]
+    assert [r.verdict for r in batch["records"]] == [UNFINISHED]
+    assert batch["records"][0].detail == "still in flight when the run stopped" and batch["final"]
     assert worker.next_job() is None  # closing: nothing new
     sender.kill()
 

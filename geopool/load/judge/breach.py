@@ -36,6 +36,7 @@ import numpy as np
 from geopool.load.judge import slo as slo_module
 from geopool.load.judge.stats import measured_latencies_ms, measured_ok_records, measured_records
 from geopool.load.judge.verify import VERIFY_FAILED
+from geopool.load.records import Record
 
 __all__ = ["CHECK_INTERVAL_S", "CONFIDENCE", "breach_beyond_doubt", "latency_breach", "remaining_requests"]
 
@@ -91,11 +92,11 @@ def remaining_requests(max_requests: int, answered: int, scheduled: int | None =
     return max(budget - answered, 0)
 
 
-def breach_beyond_doubt(spec: slo_module.Slo, scenario: Any, records: Sequence[dict[str, Any]], t0: float, *,
+def breach_beyond_doubt(spec: slo_module.Slo, scenario: Any, records: Sequence[Record], t0: float, *,
                         remaining: int | None, looks: int) -> dict[str, str] | None:
     """The first bound breached beyond doubt, as ``{"bound", "why"}``; None while every bound can still hold."""
     measured = measured_records(records, scenario, t0)
-    failures = sum(1 for r in measured if r["verdict"] == VERIFY_FAILED)
+    failures = sum(1 for r in measured if r.verdict == VERIFY_FAILED)
     if failures > spec.max_verification_failures:
         return {"bound": f"verification failures <= {spec.max_verification_failures}",
                 "why": f"{failures} responses failed verification"}

@@ -139,14 +139,14 @@ class PoolingUser(User):
             gevent.sleep(IDLE_S)
             return
         record, body = worker.send(job, self.http, self.path)
-        if record["verdict"] == TRANSPORT_ERROR:
+        if record.verdict == TRANSPORT_ERROR:
             self.http.close()
             self._connect()
-        failure = None if record["verdict"] == OK else RequestFailed(f"{record['verdict']}: {record['detail']}")
+        failure = None if record.verdict == OK else RequestFailed(f"{record.verdict}: {record.detail}")
         self.environment.events.request.fire(
-            request_type="POST", name="/pooling", response_time=(record["done"] - record["sent"]) * 1000.0,
-            response_length=len(body), exception=failure, context={"item": record["item"]}, response=None,
-            url=self.path, start_time=record["sent"])
+            request_type="POST", name="/pooling", response_time=(record.done - record.sent) * 1000.0,
+            response_length=len(body), exception=failure, context={"item": record.item}, response=None,
+            url=self.path, start_time=record.sent)
 
 
 class ScenarioShape(LoadTestShape):

@@ -25,7 +25,7 @@ import gevent
 from geopool import client
 from geopool.client import Endpoint
 from geopool.load.judge import breach, serverview, slo
-from geopool.load.records import RecordLog, clock
+from geopool.load.records import Record, RecordLog, clock, record_from
 from geopool.load.report import run_report
 from geopool.load.run.plan import MSG_CLOSE, MSG_PLAN, Plan
 from geopool.load.run.shape import shape_tick
@@ -104,7 +104,7 @@ class Master:
         self.exit_code: int | None = None
         self._kept_scraper = serverview.Scraper() if scrape is None else None  # one connection for the run
         #: --stop-on-breach: every record so far (the watcher's sample) and, once it stops the run, why.
-        self.seen: list[dict[str, Any]] | None = [] if settings.stop_on_breach and settings.slo else None
+        self.seen: list[Record] | None = [] if settings.stop_on_breach and settings.slo else None
         self.stopped_early: dict[str, Any] | None = None
         self._probe, self._scrape, self._final_wait_s = probe, scrape or self._kept_scraper, final_wait_s
         self._scraper: gevent.Greenlet | None = None
@@ -145,9 +145,10 @@ class Master:
         state = self.slots.setdefault(slot, SlotState())
         if data.get("error"):
             self.fail(slo.EXIT_USAGE, f"worker {slot}: {data['error']}")
-        self.records.append(data["records"])
+        records = [record_from(found) for found in data["records"]]  # plain data when from another process
+        self.records.append(records)
         if self.seen is not None:
-            self.seen.extend(data["records"])
+            self.seen.extend(records)
         state.t0 = state.t0 or data.get("t0")
         state.issued = data.get("issued") or 0
         state.finished = state.finished or data.get("finished", False)

@@ -15,7 +15,7 @@ import numpy as np
 
 from geopool.errors import ConfigError
 from geopool.load.judge import stats
-from geopool.load.records import read_records
+from geopool.load.records import Record, read_records
 from geopool.load.scenario import Scenario, scenario_from
 
 __all__ = ["Run", "read_run"]
@@ -31,7 +31,7 @@ class Run:
     latencies_ms: dict[str, np.ndarray]
     done: np.ndarray
     measure_from: float
-    records: list[dict[str, Any]] = dataclasses.field(default_factory=list, repr=False)
+    records: list[Record] = dataclasses.field(default_factory=list, repr=False)
 
     @property
     def main_latency(self) -> str:
@@ -55,14 +55,17 @@ def read_run(path: str | Path) -> Run:
     if not isinstance(summary, dict) or "requests" not in summary or "scenario" not in summary:
         why = summary.get("error") if isinstance(summary, dict) else None
         raise ConfigError(f"{str(folder)!r}: the run produced no statistics" + (f" ({why})" if why else ""))
-    records = read_records(folder / "records.jsonl")
+    try:
+        records = read_records(folder / "records.jsonl")
+    except ConfigError as exc:  # a torn or foreign line, said as the rest of a damaged folder is
+        raise ConfigError(f"{str(folder)!r}: summary.json or records.jsonl is not a geopool run's ({exc})") from None
     try:
         settings = summary["scenario"]
         scenario = scenario_from(settings["name"], {key: value for key, value in settings.items() if key != "name"})
         t0 = float(summary["t0"])
-        ok = sorted(stats.measured_ok_records(records, scenario, t0), key=lambda record: float(record["done"]))
+        ok = sorted(stats.measured_ok_records(records, scenario, t0), key=lambda record: float(record.done))
         latencies = stats.measured_latencies_ms(ok, scenario, t0)
-        done = np.array([record["done"] for record in ok], dtype=float)
+        done = np.array([record.done for record in ok], dtype=float)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:  # a hand-edited or foreign folder
         raise ConfigError(f"{str(folder)!r}: summary.json or records.jsonl is not a geopool run's "
                           f"({type(exc).__name__}: {exc})") from None
