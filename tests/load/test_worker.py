@@ -9,14 +9,15 @@ import base64
 import json
 
 import gevent
+import msgpack
 import numpy as np
 
 from geopool.contract import SEN1FLOODS11
 from geopool.load.judge.verify import OK, TRANSPORT_ERROR, UNFINISHED
-from geopool.load.records import clock
+from geopool.load.records import clock, record_from
 from geopool.load.run.payloads import PayloadItem
 from geopool.load.run.plan import Plan
-from geopool.load.run.worker import Worker, failed_batch
+from geopool.load.run.worker import Worker, as_message, failed_batch
 from geopool.load.scenario import Scenario
 from geopool.load.schedule import arrival_offsets
 
@@ -98,6 +99,19 @@ def test_send_records_a_verified_answer_with_the_endpoints_headers():
     assert record.verdict == OK and record.status == 200 and record.bytes == len(body)
     assert record.sent <= record.first_byte <= record.done
     assert worker.batch(final=True)["records"] == [record] and worker.buffer == []
+
+
+def test_a_batch_reaches_a_master_in_another_process_as_the_same_records():
+    """Locust packs a message's data with msgpack, which knows no Struct: the records travel as plain data and
+    the master types them again, unchanged."""
+    worker = _worker(Scenario("c", duration_s=10.0, warmup_s=0.0))
+    worker.send(worker.next_job(), FakeHTTP(FakeResponse(200, _good_answer())), "/pooling")
+    worker.send(worker.next_job(), FakeHTTP(error=ConnectionResetError("peer reset")), "/pooling")
+    batch = worker.batch(final=True)
+    carried = msgpack.unpackb(msgpack.packb(as_message(batch)))
+    assert [record_from(found) for found in carried["records"]] == batch["records"]
+    assert {key: value for key, value in carried.items() if key != "records"} == \
+        {key: value for key, value in batch.items() if key != "records"}
 
 
 def test_send_records_a_transport_error_instead_of_raising():
