@@ -33,7 +33,7 @@ from geopool.load.judge.verify import OK
 from geopool.load.records import read_records
 
 ROOT = Path(__file__).resolve().parent.parent
-LOCUSTFILE = ROOT / "geopool" / "load" / "locustfile.py"
+LOCUSTFILE = ROOT / "geopool" / "load" / "run" / "locustfile.py"
 GENERATORS = ("geopool", "geopool-bytes", "locust-plain", "vllm-bench")
 BODY_ENV = "GEOPOOL_BENCH_BODY"
 WINDOW_ENV = "GEOPOOL_BENCH_WINDOW"
