@@ -113,5 +113,24 @@ def test_geopool_has_no_import_cycle():
         " <-> ".join(component) for component in found)
 
 
+#: geopool.load's rooms, top to bottom (geopool/load/__init__.py): each imports only from rooms below it;
+#: its own modules (scenario, schedule, records) are the floor.
+LOAD_ROOMS = ("study", "run", "report", "judge")
+
+
+def test_the_load_rooms_import_only_downwards():
+    def room(module: str) -> int | None:
+        parts = module.split(".")
+        if parts[:2] != ["geopool", "load"] or len(parts) < 3:
+            return None
+        return LOAD_ROOMS.index(parts[2]) if parts[2] in LOAD_ROOMS else len(LOAD_ROOMS)
+
+    upwards = sorted(f"{module} -> {imported}" for module, imports in import_graph().items() for imported in imports
+                     if room(module) is not None and room(imported) is not None and room(imported) < room(module))
+    assert upwards == [], f"geopool.load's rooms import only from the rooms below them: {upwards}"
+    assert {path.name for path in (ROOT / "load").iterdir() if path.is_dir() and path.name != "__pycache__"} == \
+        set(LOAD_ROOMS), "a new room of geopool.load goes into LOAD_ROOMS (and geopool/load/__init__.py's table)"
+
+
 def test_the_serving_modes_module_imports_nothing_from_geopool():
     assert import_graph()["geopool.modes"] == set()

@@ -15,10 +15,10 @@ from synthetic_records import record, write_records  # tests/ is on sys.path (it
 from geopool import exitcodes
 from geopool.errors import ConfigError
 from geopool.load.judge import stats
+from geopool.load.judge.finished_run import read_run
 from geopool.load.scenario import Scenario
 from geopool.load.study import comparison
 from geopool.load.study.compare import compare_runs
-from geopool.load.study.finished_run import read_run
 
 T0 = 1_700_000_000.0
 

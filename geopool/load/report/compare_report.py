@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from geopool.load.judge.finished_run import Run
 from geopool.load.report import run_report
-from geopool.load.study.finished_run import Run
 
 __all__ = ["print_table", "render"]
 

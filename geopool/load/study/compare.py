@@ -24,10 +24,10 @@ from typing import Any
 from geopool import exitcodes
 from geopool.errors import ConfigError
 from geopool.load.judge import goodput, slo
+from geopool.load.judge.finished_run import Run, read_run
 from geopool.load.report import compare_report
 from geopool.load.report.run_report import json_safe
 from geopool.load.study import comparison
-from geopool.load.study.finished_run import Run, read_run
 
 __all__ = ["compare_runs", "run_compare", "verdict_line"]
 
