@@ -22,7 +22,8 @@ __all__ = ["DEFAULT_SCENARIO_FILE", "Scenario", "Stage", "load_scenarios", "reso
 
 DEFAULT_SCENARIO_FILE = resources.scenarios_file()
 
-MODES = ("closed", "open")
+#: A scenario's loop (its ``mode`` field), not to be confused with the serving modes of :mod:`geopool.modes`.
+LOOP_MODES = ("closed", "open")
 ARRIVALS = ("constant", "poisson")
 PAYLOADS = ("pool", "seed")
 VERIFY = ("contract", "reference")
@@ -71,7 +72,7 @@ class Scenario:
 
     def __post_init__(self) -> None:
         where = f"scenario {self.name!r}"
-        _choice(where, "mode", self.mode, MODES)
+        _choice(where, "mode", self.mode, LOOP_MODES)
         _choice(where, "arrival", self.arrival, ARRIVALS)
         _choice(where, "payload", self.payload, PAYLOADS)
         _choice(where, "verify", self.verify, VERIFY)
