@@ -29,9 +29,11 @@ import psutil
 from geopool import wire
 from geopool.client import PROBE_TIMEOUT, Endpoint, PoolingClient
 from geopool.errors import GeopoolError
+from geopool.load.judge.verify import OK
+from geopool.load.records import read_records
 
 ROOT = Path(__file__).resolve().parent.parent
-LOCUSTFILE = ROOT / "geopool" / "load" / "locustfile.py"
+LOCUSTFILE = ROOT / "geopool" / "load" / "run" / "locustfile.py"
 GENERATORS = ("geopool", "geopool-bytes", "locust-plain", "vllm-bench")
 BODY_ENV = "GEOPOOL_BENCH_BODY"
 WINDOW_ENV = "GEOPOOL_BENCH_WINDOW"
@@ -249,17 +251,17 @@ def run_geopool(s: Setup, res: Result, encoding: str = "base64") -> tuple[float,
     records_path = report_dir / "records.jsonl"
     if not records_path.exists():
         raise BenchError(f"exit {code}, no records.jsonl: {last_error(tail)}")
-    records = [json.loads(line) for line in records_path.read_text().splitlines() if line.strip()]
-    finished = [r for r in records if r.get("sent") is not None and r.get("done") is not None]
-    ok = [r for r in finished if r.get("verdict") == "ok"]
+    records = read_records(records_path)
+    finished = [r for r in records if r.sent is not None and r.done is not None]
+    ok = [r for r in finished if r.verdict == OK]
     if not ok:
-        verdicts = sorted({str(r.get("verdict")) for r in records})
+        verdicts = sorted({r.verdict for r in records})
         raise BenchError(f"exit {code}, no verified request among {len(records)} records (verdicts: {verdicts})")
     res.completed, res.failed = len(ok), len(records) - len(ok)
-    res.client_mean_ms = statistics.fmean(r["done"] - r["sent"] for r in ok) * 1e3
+    res.client_mean_ms = statistics.fmean(r.done - r.sent for r in ok) * 1e3
     if code not in (0, 4):
         res.note = f"exit {code}"
-    return min(r["sent"] for r in finished), max(r["done"] for r in finished), samples
+    return min(r.sent for r in finished), max(r.done for r in finished), samples
 
 
 def run_plain(s: Setup, res: Result) -> tuple[float, float, list[tuple[float, float]]]:

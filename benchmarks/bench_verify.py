@@ -19,7 +19,7 @@ from collections.abc import Callable
 import numpy as np
 
 from geopool.contract import load_contract
-from geopool.load.verify import verify_response
+from geopool.load.judge.verify import verify_response
 from geopool.resources import fixture_models_dir
 from geopool.wire import response
 

@@ -20,7 +20,7 @@ from geopool.client import PoolingClient
 from geopool.contract import ModelContract, load_contract
 from geopool.fixture_models import DEFAULT_MODEL, prepare_model
 from geopool.golden import load_golden
-from geopool.load.payloads import item_recipe
+from geopool.load.run.payloads import item_recipe
 from geopool.numerics import compare_to_reference
 from geopool.proxy import FaultProxy
 from geopool.reference import ReferenceModel

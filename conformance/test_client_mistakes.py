@@ -70,7 +70,7 @@ def test_client_mistake_is_refused_or_answered(target, client, guard, baseline, 
 def _judge(target, checks: Checks, case: BadRequest, response: httpx.Response, baseline: np.ndarray) -> None:
     rid, name, status = case.requirement, case.name, response.status_code
     error = wire.parse_error(response.content)
-    message = str((error or {}).get("message") or response.text)[:300]
+    message = str(wire.error_message(error) or response.text)[:300]
     checks.context.update(status=status, server_message=message)
     if status == 200 and case.may_answer:
         try:

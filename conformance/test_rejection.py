@@ -34,7 +34,7 @@ def check_rejection(checks: Checks, case: BadRequest, response, sent: str) -> No
     """Status, error body shape and message of one rejection."""
     checks.context.update(request=sent, status=response.status_code)
     error = wire.parse_error(response.content)
-    message = error.get("message") if error is not None else None
+    message = wire.error_message(error)
     checks.context["server_message"] = str(message if message is not None else response.text)[:300]
     checks.that(case.requirement, response.status_code in case.statuses,
                 f"{case.name}: answered {response.status_code}, expected {' or '.join(map(str, case.statuses))}",

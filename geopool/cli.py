@@ -38,8 +38,8 @@ from geopool.errors import (
     TargetError,
 )
 from geopool.fixture_models import resolve_model_dir
-from geopool.load import options as load_options
-from geopool.load.sweep import OPTIONS as _SWEEP_OPTIONS
+from geopool.load.run import options as load_options
+from geopool.load.study.sweep import OPTIONS as _SWEEP_OPTIONS
 from geopool.server import EmbeddedServer
 
 
@@ -359,7 +359,7 @@ def load(embedded_model: str, embedded_dtype: str, device: str, max_num_seqs: in
     Exit codes (geopool's table): 0 pass, 4 bad usage or config, 10 SLO breached, 11 invalid run,
     12 no target / run failed.
     """
-    from geopool.load.command import run_load
+    from geopool.load.run.command import run_load
 
     _sigterm_as_interrupt()
     code = run_load(values, embedded={"model": embedded_model, "dtype": embedded_dtype, "device": device,
@@ -379,7 +379,7 @@ def sweep(embedded_model: str, embedded_dtype: str, device: str, max_num_seqs: i
     Exit codes (geopool's table): 0 a rate found, 4 bad usage, 10 no step met the SLO (one breached),
     11 no step was valid, 12 target unusable.
     """
-    from geopool.load.sweep import run_sweep
+    from geopool.load.study.sweep import run_sweep
 
     _sigterm_as_interrupt()
     sys.exit(run_sweep(values, embedded={"model": embedded_model, "dtype": embedded_dtype, "device": device,
@@ -407,7 +407,7 @@ def compare(base: Path, new: Path, slo_file: Path | None, threshold: float, conf
     Per-percentile and throughput differences with block-bootstrap intervals from the per-request
     records. Exit codes: 0 no regression, 14 regressed, 11 a run is invalid, 4 bad usage.
     """
-    from geopool.load.compare import run_compare
+    from geopool.load.study.compare import run_compare
 
     sys.exit(run_compare(base, new, slo_file=slo_file, threshold=threshold / 100.0, confidence=confidence,
                          report=report_dir, allow_invalid=allow_invalid))

@@ -23,7 +23,7 @@ from packaging.version import InvalidVersion, Version
 
 from geopool.errors import ContractError, InvalidArgument
 from geopool.fixture_models import resolve_model_dir
-from geopool.server import IMAGE_TO_IMAGE, MODES, TENSOR_TO_TENSOR
+from geopool.modes import IMAGE_TO_IMAGE, MODES, TENSOR_TO_TENSOR
 
 __all__ = ["Incompatibility", "build_problem", "config_problems", "load_config"]
 

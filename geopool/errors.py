@@ -86,7 +86,10 @@ class PoolingHTTPError(ServerError):
         self.body = body
         self.error = error
         self.path = path
-        message = (error or {}).get("message") if isinstance(error, dict) else None
+        # Imported here, not at the top: geopool.wire's package imports this module while it loads.
+        from geopool.wire.error_body import error_message
+
+        message = error_message(error)
         super().__init__(f"{path} answered HTTP {status}: {message or body[:300]!r}")
 
 

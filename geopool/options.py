@@ -36,16 +36,8 @@ from typing import Any
 
 from geopool.contract import INPUT_DTYPES
 from geopool.fixture_models import DEFAULT_MODEL
-from geopool.server import (
-    DEFAULT_DEVICE,
-    DEFAULT_DTYPE,
-    DEFAULT_MAX_NUM_SEQS,
-    DEFAULT_PLUGIN,
-    DEVICES,
-    MODES,
-    PLUGINS,
-    TENSOR_TO_TENSOR,
-)
+from geopool.modes import MODES, TENSOR_TO_TENSOR
+from geopool.server import DEFAULT_DEVICE, DEFAULT_DTYPE, DEFAULT_MAX_NUM_SEQS, DEFAULT_PLUGIN, DEVICES, PLUGINS
 
 __all__ = ["API_KEY", "BASE_URL", "DEVICE", "EMBEDDED", "EMBEDDED_DTYPE", "EMBEDDED_MODEL", "INPUT_DTYPE",
            "IO_INPUT_DIR", "IO_MODE", "MODE", "MODEL", "PLUGIN",

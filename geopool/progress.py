@@ -22,7 +22,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
+import msgspec
 import numpy as np
+
+from geopool.load.judge.verify import OK, UNFINISHED
+from geopool.load.records import decode_record
 
 __all__ = ["LoadTally", "ProgressLine", "json_lines", "watch_child"]
 
@@ -149,16 +153,16 @@ class LoadTally:
         self._offset += len(complete)
         for line in complete.splitlines():
             try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
+                record = decode_record(line)
+            except msgspec.DecodeError:  # not a record (a foreign line): the tally is a progress hint, not a verdict
                 continue
             self._count += 1
-            sent = row.get("sent") or 0.0
+            sent = record.sent or 0.0
             self._first_sent = sent if self._first_sent is None else min(self._first_sent, sent)
-            self._last = max(self._last, row.get("done") or sent)
-            if row.get("verdict") == "ok" and row.get("done"):
-                self._latencies.append(row["done"] - sent)
-            elif row.get("verdict") != "unfinished":
+            self._last = max(self._last, record.done or sent)
+            if record.verdict == OK and record.done:
+                self._latencies.append(record.done - sent)
+            elif record.verdict != UNFINISHED:
                 self._errors += 1
 
     def line(self) -> str:

@@ -9,8 +9,8 @@ The data stays in the top-level folders users know; the build (``[tool.setuptool
       expectations/*.toml)
     load/scenarios.toml, load/slo/*.toml   geopool_load            scenarios_file(), slo_examples()
     fixtures/models/<name>/config.json     geopool_fixtures        fixture_models_dir(), fixture_configs()
-    geopool/load/report.html.j2            geopool.load            report_template()
-    geopool/{load,conformance,gate}/*.j2   (the same packages)     templates(), template_folder()
+    geopool/load/report/report.html.j2     geopool.load.report     report_template()
+    geopool/{load/report,conformance,gate}/*.j2  (the same)        templates(), template_folder()
 
 An installed geopool finds them through the import system: each data package's own locations
 (``importlib.util.find_spec``), and :func:`importlib.resources.files` for the template. When geopool itself is imported
@@ -133,7 +133,7 @@ def fixture_configs() -> list[Path]:
 
 def report_template() -> Path:
     """The Jinja template of a load run's ``report.html``."""
-    found = importlib.resources.files("geopool.load") / "report.html.j2"
+    found = importlib.resources.files("geopool.load.report") / "report.html.j2"
     if not isinstance(found, Path):
         raise InstallError("geopool is not installed as files (a zip?): install it with pip, which unpacks it")
     return found
@@ -141,7 +141,7 @@ def report_template() -> Path:
 
 #: The packages whose Jinja templates (``*.j2``) draw geopool's HTML reports: the load run's page, the
 #: conformance run's page, the gate's page (which imports the other two's sections).
-TEMPLATE_PACKAGES = ("geopool.load", "geopool.conformance", "geopool.gate")
+TEMPLATE_PACKAGES = ("geopool.load.report", "geopool.conformance", "geopool.gate")
 
 
 def template_folder(package: str) -> Path:

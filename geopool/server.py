@@ -32,10 +32,11 @@ from geopool.contract import INPUT_DTYPES, ModelContract, load_contract
 from geopool.errors import EmbeddedServerError, InvalidArgument, MissingDependencyError, ServerError
 from geopool.fixture_models import DEFAULT_MODEL, prepare_model, resolve_model_dir
 from geopool.i2i_plugin import PLUGINS as IO_PLUGINS
+from geopool.modes import IMAGE_TO_IMAGE, MODES, TENSOR_TO_TENSOR
 from geopool.resources import reports_dir
 
 __all__ = ["DEFAULT_DEVICE", "DEFAULT_DTYPE", "DEFAULT_IO_MODEL", "DEFAULT_MAX_NUM_SEQS", "DEFAULT_PLUGIN", "DEVICES",
-           "EmbeddedServer", "IMAGE_TO_IMAGE", "MODES", "PLUGINS", "TENSOR_TO_TENSOR", "describe_plugin",
+           "EmbeddedServer", "PLUGINS", "describe_plugin",
            "installed_device", "launch_spec", "resolve_device", "terratorch_version"]
 
 DEFAULT_DTYPE = "float32"
@@ -47,8 +48,6 @@ DEFAULT_MEMORY_FRACTION = 0.05
 DEVICES = ("auto", "cpu", "cuda")
 DEFAULT_DEVICE = "auto"
 _WATCHDOG = Path(__file__).resolve().parent / "_watchdog.py"
-TENSOR_TO_TENSOR, IMAGE_TO_IMAGE = "tensor-to-tensor", "image-to-image"
-MODES = (TENSOR_TO_TENSOR, IMAGE_TO_IMAGE)
 #: The image-to-image fixture: prithvi-tiny-tl's contract plus the datamodule section the plugin needs,
 #: with a neck instead of UperNet's decoder_scale_modules, which TerraTorch 1.2.13 no longer builds.
 DEFAULT_IO_MODEL = "prithvi-tiny-tl-seg"

@@ -4,6 +4,6 @@
     locust -f load/locustfile.py --headless --host URL --scenario open-poisson --slo load/slo/example.toml
 """
 
-from geopool.load.locustfile import PoolingUser, ScenarioShape
+from geopool.load.run.locustfile import PoolingUser, ScenarioShape
 
 __all__ = ["PoolingUser", "ScenarioShape"]

@@ -30,8 +30,9 @@ from selections import BASELINE_SELECTION, REAL_KILLS_SELECTION  # tests/ is on 
 
 from geopool import wire
 from geopool.client import PROBE_TIMEOUT, PoolingClient
+from geopool.modes import IMAGE_TO_IMAGE
 from geopool.resources import DATA_PACKAGES, suite_dir
-from geopool.server import IMAGE_TO_IMAGE, EmbeddedServer
+from geopool.server import EmbeddedServer
 
 PLAIN_RUN_TEST = "test_plain_gate_against_the_embedded_server"
 MATRIX_SESSION = Path(__file__).parent / "proxy" / "matrix_session.py"

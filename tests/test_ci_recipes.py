@@ -27,9 +27,9 @@ from ci_recipes import (
 )
 
 from geopool import exitcodes
+from geopool.load.judge.slo import load_slo
+from geopool.load.judge.stats import min_samples
 from geopool.load.scenario import load_scenarios
-from geopool.load.slo import load_slo
-from geopool.load.stats import min_samples
 from geopool.server import free_port
 
 REPO = Path(__file__).resolve().parent.parent

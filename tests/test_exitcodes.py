@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from geopool import exitcodes
-from geopool.load import slo
+from geopool.load.judge import slo
 
 
 def test_pytest_codes_keep_pytest_meanings_and_geopool_codes_are_others():

@@ -14,14 +14,15 @@ from setuptools import find_namespace_packages
 from geopool import resources
 from geopool.conformance import registry
 from geopool.fixture_models import FIXTURES_DIR, fixture_names, resolve_model_dir
-from geopool.load import report, scenario
+from geopool.load import scenario
+from geopool.load.report import run_report
 from geopool.server import EmbeddedServer
 
 REPO = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
 #: Every data file in the source tree that geopool reads (globs, so a new file must be shipped too).
 DATA_GLOBS = ["conformance/requirements.toml", "conformance/expectations/*.toml", "load/scenarios.toml",
-              "load/slo/*.toml", "fixtures/models/*/config.json", "geopool/*/*.j2"]
+              "load/slo/*.toml", "fixtures/models/*/config.json", "geopool/**/*.j2"]
 
 
 def _source_data_files() -> set[Path]:
@@ -53,7 +54,7 @@ def test_the_modules_that_read_data_take_their_paths_from_resources():
     assert fixture_names() == [path.parent.name for path in resources.fixture_configs()]
     assert resolve_model_dir("prithvi-tiny-tl") == resources.fixture_models_dir() / "prithvi-tiny-tl"
     assert scenario.DEFAULT_SCENARIO_FILE == resources.scenarios_file()
-    assert report.TEMPLATE == resources.report_template() and report.TEMPLATE in resources.templates()
+    assert run_report.TEMPLATE == resources.report_template() and run_report.TEMPLATE in resources.templates()
 
 
 def test_reports_go_under_the_current_directory(tmp_path, monkeypatch):

@@ -51,7 +51,7 @@ def test_every_renderer_gives_the_same_flags_and_choices():
 
 def test_the_same_concept_has_one_name_in_cli_pytest_and_locust():
     from geopool.conformance import plugin
-    from geopool.load.options import OPTIONS
+    from geopool.load.run.options import OPTIONS
 
     load_flags = {entry.flag for entry in OPTIONS}
     for shared in (options.BASE_URL, options.MODEL, options.MODEL_CONFIG, options.INPUT_DTYPE, options.API_KEY,

@@ -14,6 +14,7 @@ from geopool.conformance.guard import ServerGuard
 from geopool.conformance.target import Target
 from geopool.errors import GeopoolError
 from geopool.geotiff import RasterFacts, RasterSpec, io_request, judge_io_answer, raster_facts
+from geopool.wire.error_body import error_message, parse_error
 
 __all__ = ["IOResult", "IOServerGuard", "io_post", "judge_answer", "on_this_host", "write_input"]
 
@@ -35,8 +36,7 @@ class IOResult:
 
     @property
     def message(self) -> str:
-        error = self.body.get("error") if isinstance(self.body, dict) else None
-        found = error.get("message") if isinstance(error, dict) else None
+        found = error_message(parse_error(self.body))
         return str(found if found is not None else self.text)[:500]
 
     def evidence(self) -> dict[str, Any]:
@@ -57,9 +57,8 @@ def io_post(target: Target, body: dict[str, Any], *, timeout: float = IO_TIMEOUT
     """POST an image-to-image body and keep whatever came back (status, JSON or text); never raises on a status."""
     request_id = request_id or f"geopool-{uuid.uuid4().hex[:16]}"
     headers = target.endpoint.headers(x_request_id=request_id, connection="close")
-    try:
-        with httpx.Client(base_url=target.url, timeout=timeout) as http:
-            response = http.post("/pooling", json=body, headers=headers)
+    try:  # the session's one client (Connection: close still gives each request its own connection)
+        response = target.http().post(target.endpoint.url("/pooling"), json=body, headers=headers, timeout=timeout)
     except httpx.HTTPError as exc:  # the server died or hung: a status of 0, judged like any other failure
         return IOResult(0, None, f"no answer: {type(exc).__name__}: {exc}", timeout, request_id)
     try:

@@ -11,7 +11,7 @@ from packaging.version import InvalidVersion, Version
 
 from geopool import resources
 from geopool.errors import RegistryError
-from geopool.server import IMAGE_TO_IMAGE, MODES, TENSOR_TO_TENSOR
+from geopool.modes import IMAGE_TO_IMAGE, MODES, TENSOR_TO_TENSOR
 from geopool.tomlfile import read_toml
 
 __all__ = ["Expectations", "ExpectedFailure", "Requirement", "load_registry", "load_expectations", "parse_version",

@@ -81,6 +81,7 @@ def judge_rejection(http, recipe, answer, request_id):
     expect = recipe["expect"]
     print("expected:", expect["statuses"] or "a 4xx", "with vLLM's error object, naming one of", expect["names"])
     print("error body:", answer.text[:400])
+    # Read here, not through geopool.wire.error_message: a reproducer runs with httpx and numpy only.
     try:
         error = answer.json()["error"]
         message = str(error["message"])

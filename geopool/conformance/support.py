@@ -26,7 +26,7 @@ def body_for(target: Target, arrays: Mapping[str, np.ndarray], *, fmt: wire.Inpu
 
 def evidence_of(error: GeopoolError) -> dict[str, Any]:
     if isinstance(error, PoolingHTTPError):
-        return {"status": error.status, "message": ((error.error or {}).get("message") or error.body)[:500]}
+        return {"status": error.status, "message": (wire.error_message(error.error) or error.body)[:500]}
     return {"error": f"{type(error).__name__}: {error}"[:500]}
 
 

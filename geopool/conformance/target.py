@@ -6,13 +6,16 @@ import dataclasses
 import secrets
 from pathlib import Path
 
+import httpx
+
 from geopool.client import PROBE_TIMEOUT, Endpoint, PoolingClient
 from geopool.contract import ModelContract, load_contract
 from geopool.errors import GeopoolError, InvalidArgument, TargetError
 from geopool.i2i_plugin import PLUGINS as IO_PLUGINS
+from geopool.modes import IMAGE_TO_IMAGE, TENSOR_TO_TENSOR
 from geopool.numerics import bounds_for
 from geopool.options import missing_input_dtype
-from geopool.server import DEFAULT_PLUGIN, IMAGE_TO_IMAGE, TENSOR_TO_TENSOR, EmbeddedServer, terratorch_version
+from geopool.server import DEFAULT_PLUGIN, EmbeddedServer, terratorch_version
 
 __all__ = ["Target", "TargetError", "resolve_target"]
 
@@ -35,6 +38,8 @@ class Target:
     plugin: str | None = None
     terratorch_version: str | None = None
     io_input_dir: Path | None = None
+    #: The plain httpx client of :meth:`http` (None until first used).
+    _http: httpx.Client | None = dataclasses.field(default=None, init=False, repr=False, compare=False)
 
     @property
     def image_to_image(self) -> bool:
@@ -63,6 +68,24 @@ class Target:
 
     def client(self) -> PoolingClient:
         return PoolingClient(self.endpoint)
+
+    def http(self) -> httpx.Client:
+        """One plain httpx client for the whole session, for requests whose answer is judged whatever its status
+        (image-to-image bodies): built on first use, closed by :meth:`close`.
+
+        It carries no base URL, headers or timeout of its own: each request names the full URL and takes its
+        headers from :attr:`endpoint` and its own timeout, so a restarted server or a per-check bound needs no
+        new client.
+        """
+        if self._http is None:
+            self._http = httpx.Client()
+        return self._http
+
+    def close(self) -> None:
+        """Close :meth:`http`'s client, if one was made."""
+        if self._http is not None:
+            self._http.close()
+            self._http = None
 
     def describe(self) -> dict:
         return {"url": self.url, "model": self.model, "vllm_version": self.version, "embedded": self.embedded,

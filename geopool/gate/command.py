@@ -25,8 +25,8 @@ from geopool.errors import ConfigError
 from geopool.gate import progress_plugin
 from geopool.gate.verdict import judge
 from geopool.gate.waivers import load_waivers
-from geopool.load.command import check_load_values
-from geopool.load.options import resolve
+from geopool.load.run.command import check_load_values
+from geopool.load.run.options import resolve
 from geopool.progress import LoadTally, ProgressLine, json_lines, watch_child
 
 __all__ = ["GateOptions", "run_gate", "default_report_dir"]

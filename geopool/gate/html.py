@@ -1,6 +1,6 @@
 """The gate's one page, ``report.html``: the verdict line at the very top, the reasons, then the
 conformance section (:func:`geopool.conformance.html.render_conformance_section`) and the load section
-(the load report's own body and plots, :func:`geopool.load.report.section_context`).
+(the load report's own body and plots, :func:`geopool.load.report.run_report.section_context`).
 
 Self-contained: plotly.js is inlined once (only when there are plots); everything else is HTML and CSS.
 """
@@ -14,7 +14,7 @@ from typing import Any
 
 from geopool import resources
 from geopool.conformance.html import render_conformance_section
-from geopool.load import report as load_report
+from geopool.load.report import run_report as load_report
 
 __all__ = ["render_gate_html", "write_gate_html"]
 

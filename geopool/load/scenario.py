@@ -16,19 +16,24 @@ from typing import Any
 
 from geopool import resources
 from geopool.errors import ConfigError
-from geopool.load.stats import STABILITY
 from geopool.tomlfile import read_toml
 
 __all__ = ["DEFAULT_SCENARIO_FILE", "Scenario", "Stage", "load_scenarios", "resolve_scenario", "scenario_from"]
 
 DEFAULT_SCENARIO_FILE = resources.scenarios_file()
 
-MODES = ("closed", "open")
+#: A scenario's loop (its ``mode`` field), not to be confused with the serving modes of :mod:`geopool.modes`.
+LOOP_MODES = ("closed", "open")
 ARRIVALS = ("constant", "poisson")
 PAYLOADS = ("pool", "seed")
 VERIFY = ("contract", "reference")
 #: The ``encoding_format`` the load suite asks for: base64 JSON answers, or raw bytes with a metadata header.
 RESPONSE_ENCODINGS = ("base64", "bytes")
+
+#: Default steady-state tolerance (perf_analyzer's -s: the last windows' max/min within 1.10): the one place
+#: it is written. It lives with the scenario, whose field it defaults, so that the statistics (which read a
+#: Scenario) sit above this module and never the other way round.
+STABILITY = 0.10
 
 #: Longest a closing process waits for requests in flight.
 MAX_GRACE_S = 30.0
@@ -67,7 +72,7 @@ class Scenario:
 
     def __post_init__(self) -> None:
         where = f"scenario {self.name!r}"
-        _choice(where, "mode", self.mode, MODES)
+        _choice(where, "mode", self.mode, LOOP_MODES)
         _choice(where, "arrival", self.arrival, ARRIVALS)
         _choice(where, "payload", self.payload, PAYLOADS)
         _choice(where, "verify", self.verify, VERIFY)

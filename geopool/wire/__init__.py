@@ -10,7 +10,8 @@ module             what it knows
 ``request``        request bodies: ``pooling_request`` (the seed body), ``request_body`` (arrays → body),
                    ``seed_inputs``, and where the inputs sit (``image_embeds``)
 ``response``       answers → arrays: ``decode_json_response`` (base64) and ``decode_bytes_response`` (bytes)
-``error_body``     vLLM's ``{"error": {...}}`` body: ``error_json`` builds it, ``parse_error`` finds it
+``error_body``     vLLM's ``{"error": {...}}`` body: ``error_json`` builds it, ``parse_error`` finds it,
+                   ``error_message`` reads its message
 ``metrics``        the Prometheus ``/metrics`` reader: ``read_metrics``, ``counter_total``, ``gauge``,
                    ``histogram``
 =================  =====================================================================================
@@ -22,7 +23,7 @@ Server bytes are only ever read with ``numpy.frombuffer`` and tensors only loade
 
 from __future__ import annotations
 
-from geopool.wire.error_body import error_body, error_json, parse_error, well_formed_error
+from geopool.wire.error_body import error_body, error_json, error_message, parse_error, well_formed_error
 from geopool.wire.metrics import counter_total, gauge, histogram, read_metrics
 from geopool.wire.request import (
     IMAGE_EMBEDS,
@@ -85,6 +86,7 @@ __all__ = [
     "encode_values",
     "error_body",
     "error_json",
+    "error_message",
     "gauge",
     "histogram",
     "image_embeds",

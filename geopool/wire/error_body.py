@@ -2,12 +2,15 @@
 
 vLLM (0.10 and later) answers every rejected request with this object; ``code`` repeats the HTTP
 status. The fault proxy builds it (:func:`error_json`), the client finds it in a non-2xx answer
-(:func:`parse_error`), and the rejection suite checks a server's is well formed (:func:`well_formed_error`).
+(:func:`parse_error`), the one place its ``message`` is read is :func:`error_message`, and the rejection
+suite checks a server's is well formed (:func:`well_formed_error`).
 
 >>> parse_error(error_json("no such model", type="NotFoundError", code=404))["code"]
 404
 >>> parse_error(b'{"detail": "Not Found"}') is None
 True
+>>> error_message(parse_error(error_json("bad base64", type="BadRequestError", code=400)))
+'bad base64'
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["error_body", "error_json", "parse_error", "well_formed_error"]
+__all__ = ["error_body", "error_json", "error_message", "parse_error", "well_formed_error"]
 
 
 def error_body(message: str, *, type: str, code: int, param: str | None = None) -> dict[str, Any]:
@@ -42,6 +45,16 @@ def parse_error(body: bytes | str | Any) -> dict[str, Any] | None:
         return None
     error = body.get("error")
     return error if isinstance(error, dict) else None
+
+
+def error_message(error: Mapping[str, Any] | None) -> Any:
+    """The ``message`` of an error object (what :func:`parse_error` returns, or ``PoolingHTTPError.error``) as
+    the server sent it, or None when there is no object or no message.
+
+    It is returned as sent, not coerced to text: a message that is not a string is itself a finding (the
+    rejection suite judges it), so each caller decides what to show instead (``or`` the raw body, usually).
+    """
+    return error.get("message") if isinstance(error, Mapping) else None
 
 
 def well_formed_error(error: Any, status: int) -> bool:

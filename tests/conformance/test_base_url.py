@@ -6,6 +6,7 @@ before or after geopool's plugin; no network, nothing installed.
 
 from __future__ import annotations
 
+import importlib.metadata
 from types import SimpleNamespace
 
 import pytest
@@ -108,7 +109,7 @@ def test_base_url_plugin_detection(monkeypatch, manager, installed, environ, own
     for name, value in environ.items():
         monkeypatch.setenv(name, value)
     entries = [SimpleNamespace(name="base_url")] if installed else [SimpleNamespace(name="timeout")]
-    monkeypatch.setattr(plugin.importlib.metadata, "entry_points", lambda group: entries)
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda group: entries)
     assert plugin.base_url_plugin_owns_the_option(manager) is owns
 
 

@@ -151,12 +151,12 @@ def _config_with(reporter: _Reporter) -> SimpleNamespace:
 
 
 def test_the_plugin_prints_the_line_and_flags_a_warning(tmp_path):
-    from geopool.conformance import plugin
+    from geopool.conformance.hooks import session
 
     write(tmp_path, "0.32")
     reporter = _Reporter()
-    plugin._say_expectations(_config_with(reporter), load_expectations("0.33.0", directory=tmp_path))
-    plugin._say_expectations(_config_with(reporter), load_expectations("0.31.0", directory=tmp_path))
+    session.say_expectations(_config_with(reporter), load_expectations("0.33.0", directory=tmp_path))
+    session.say_expectations(_config_with(reporter), load_expectations("0.31.0", directory=tmp_path))
     assert reporter.lines[0] == (APPLIED_032.format(v="0.33.0") + FIXED.format(v="0.33.0"), {})
     line, markup = reporter.lines[1]
     assert line.startswith("warning: expectations: none for vLLM 0.31.0 (older than every file") and markup["yellow"]

@@ -15,6 +15,7 @@ from types import SimpleNamespace
 import pytest
 
 from geopool.conformance import plugin
+from geopool.conformance.hooks import session
 from geopool.conformance.registry import load_registry
 from geopool.resources import SUITE_PACKAGE, suite_dir
 from geopool.server import free_port
@@ -130,7 +131,7 @@ def test_runs_the_suite_recognises_the_suite_on_the_command_line(args, pyargs, s
     # A stand-in config: pytester.parseconfig would import the suite's conftest as ``conformance.conftest``,
     # which this session's ``conformance`` (tests/conformance) does not hold.
     config = SimpleNamespace(args=args(), option=SimpleNamespace(pyargs=pyargs))
-    assert plugin._runs_the_suite(config) is suite
+    assert session.runs_the_suite(config) is suite
 
 
 def test_running_the_suite_writes_junit_beside_the_report(pytester):
@@ -146,7 +147,6 @@ def test_a_torch_only_test_is_skipped_as_not_checked_without_torch(monkeypatch):
     from types import SimpleNamespace
 
     from geopool import wire
-    from geopool.conformance import plugin
 
     item = SimpleNamespace(get_closest_marker=lambda name: object() if name == "needs_torch" else None)
     monkeypatch.setattr(wire, "torch_available", lambda: False)

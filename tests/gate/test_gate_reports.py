@@ -19,7 +19,7 @@ from page_text import PageText, assert_plots_drawn, rendered_dom  # tests/ is on
 from geopool.conformance.html import verdict
 from geopool.gate import markdown
 from geopool.gate.html import write_gate_html
-from geopool.load import report as load_report
+from geopool.load.report import run_report as load_report
 
 HERE = Path(__file__).parent
 LOAD_DIR = HERE / "data" / "load"

@@ -6,7 +6,11 @@ from __future__ import annotations
 import io
 import json
 
+import msgspec
+from synthetic_records import record  # tests/ is on sys.path (its conftest.py)
+
 from geopool.gate.command import _conformance_progress
+from geopool.load.judge.verify import HTTP_ERROR
 from geopool.progress import LoadTally, ProgressLine
 
 
@@ -39,12 +43,12 @@ def test_the_figures_come_from_the_files_the_phases_write(tmp_path):
         json.dumps({"outcome": o}) + "\n" for o in ("passed", "failed", "xfailed")) + '{"outc')
     assert _conformance_progress(tally) == "3/4 tests, 1 failed, 1 expected failures"
     records = tmp_path / "records.jsonl"
-    rows = [{"sent": 100.0 + i, "done": 100.5 + i, "verdict": "ok"} for i in range(9)]
-    rows.append({"sent": 110.0, "done": 111.0, "verdict": "http"})
+    rows = [msgspec.json.encode(record(100.0 + i, 100.5 + i, seq=i)).decode() for i in range(9)]
+    rows.append(msgspec.json.encode(record(110.0, 111.0, seq=9, verdict=HTTP_ERROR)).decode())
     tally = LoadTally(records, 200, 60)
     assert tally.line().startswith("starting")
-    records.write_text("".join(json.dumps(row) + "\n" for row in rows[:9]) + '{"sent": 1')  # a line half written
+    records.write_text("".join(row + "\n" for row in rows[:9]) + rows[9][:20])  # a line half written
     assert tally.line() == "9 requests (at most 200), 8/60 s, p50 0.50 s, p99 0.50 s, 0 errors"
     with records.open("w") as file:  # the rest of that line and one more: read from where it stopped
-        file.write("".join(json.dumps(row) + "\n" for row in rows[:9]) + json.dumps(rows[9]) + "\n")
+        file.write("".join(row + "\n" for row in rows))
     assert tally.line() == "10 requests (at most 200), 11/60 s, p50 0.50 s, p99 0.50 s, 1 errors"

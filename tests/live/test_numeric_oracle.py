@@ -19,7 +19,7 @@ import pytest
 from geopool import wire
 from geopool.client import PoolingClient
 from geopool.golden import GOLDEN_CRITERIA, load_golden
-from geopool.load.payloads import item_recipe
+from geopool.load.run.payloads import item_recipe
 from geopool.numerics import CRITERIA, compare_to_reference
 from geopool.proxy import FaultProxy
 

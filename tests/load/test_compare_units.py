@@ -10,12 +10,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from synthetic_records import record, write_records  # tests/ is on sys.path (its conftest.py)
 
 from geopool import exitcodes
 from geopool.errors import ConfigError
-from geopool.load import comparison, stats
-from geopool.load.compare import compare_runs, read_run
+from geopool.load.judge import stats
+from geopool.load.judge.finished_run import read_run
 from geopool.load.scenario import Scenario
+from geopool.load.study import comparison
+from geopool.load.study.compare import compare_runs
 
 T0 = 1_700_000_000.0
 
@@ -110,11 +113,10 @@ def write_run(folder: Path, latencies_ms: np.ndarray, *, mode: str = "closed", v
     records, now = [], T0 + 1.0
     for seq, latency in enumerate(latencies_ms):
         done = now + latency / 1000.0
-        records.append({"seq": seq, "item": 0, "intended": now if mode == "open" else None, "sent": now,
-                        "first_byte": done, "done": done, "verdict": "ok", "status": 200, "detail": None})
+        records.append(record(now, done, first_byte=done, intended=now if mode == "open" else None, seq=seq))
         now = done
     folder.mkdir(parents=True)
-    (folder / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    write_records(folder / "records.jsonl", records)
     summary = stats.summarize(records, scenario, T0)
     summary.update(scenario=scenario.to_dict(), t0=T0, target={"url": "http://127.0.0.1:8000",
                                                                 "vllm_version": "0.32.0", "model": "m"})
@@ -221,7 +223,7 @@ def test_skipped_tail_percentiles_are_named(tmp_path):
 
 
 def test_goodput_under_slo_is_recomputed_from_the_records_with_its_bound(tmp_path):
-    from geopool.load import slo
+    from geopool.load.judge import slo
 
     run = read_run(write_run(tmp_path / "base", _gamma(1, 100)))
     spec = slo.slo_from({"goodput": {"max_latency_ms": 10_000.0, "min_share": 0.5}})

@@ -1,4 +1,4 @@
-"""geopool's HTTP/1.1 response reader (geopool/load/http.py), fed raw response bytes over a socket pair.
+"""geopool's HTTP/1.1 response reader (geopool/load/run/http.py), fed raw response bytes over a socket pair.
 
 No server here: these check the parser alone (lengths, chunks, trailers, keep-alive, malformed bytes); the live
 load tests run the same client against the real vLLM server.
@@ -11,7 +11,7 @@ import threading
 
 import pytest
 
-from geopool.load.http import Answer, Connection, ProtocolError
+from geopool.load.run.http import Answer, Connection, ProtocolError
 
 
 def read(raw: bytes, *, close_after: bool = True) -> tuple[Answer, bool, Connection]:
@@ -63,7 +63,7 @@ def test_interim_1xx_answers_are_skipped_for_the_real_one():
 
 
 def test_a_connection_idle_too_long_or_closed_by_the_server_is_opened_anew(monkeypatch):
-    import geopool.load.http as http
+    import geopool.load.run.http as http
 
     ours, theirs = socket.socketpair()
     connection = Connection("127.0.0.1", 1, connect_timeout=1, read_timeout=5)

@@ -22,14 +22,15 @@ from rasterio.transform import from_origin
 from geopool import exitcodes
 from geopool.errors import ConfigError
 from geopool.geotiff import raster_facts
-from geopool.load import options, report
-from geopool.load.command import check_load_values
-from geopool.load.io_payloads import build_io_pool, input_spec, io_summary, verify_io_response
-from geopool.load.plan import Plan
-from geopool.load.runtime import configure
+from geopool.load.judge.verify import HTTP_ERROR, OK, VERIFY_FAILED
+from geopool.load.report import run_report
+from geopool.load.run import options
+from geopool.load.run.command import check_load_values
+from geopool.load.run.io_payloads import build_io_pool, input_spec, io_summary, verify_io_response
+from geopool.load.run.plan import Plan
+from geopool.load.run.runtime import configure
+from geopool.load.run.worker import Worker
 from geopool.load.scenario import Scenario
-from geopool.load.verify import HTTP_ERROR, OK, VERIFY_FAILED
-from geopool.load.worker import Worker
 
 URL = "http://127.0.0.1:9"
 
@@ -153,7 +154,7 @@ def test_the_worker_of_an_image_to_image_plan_sends_the_pool_and_verifies_with_i
             index = int(json.loads(body)["data"]["data"].removesuffix(".tif").rsplit("-", 1)[1])
             return Answer(answers[0 if index == 2 else index])  # item 2 gets item 0's answer
 
-    verdicts = [worker.send(worker.next_job(), HTTP(), "/pooling")[0]["verdict"] for _ in range(3)]
+    verdicts = [worker.send(worker.next_job(), HTTP(), "/pooling")[0].verdict for _ in range(3)]
     assert verdicts == [OK, OK, VERIFY_FAILED]  # item 2's input has another transform than item 0's
 
 
@@ -228,9 +229,9 @@ def test_the_summary_names_the_plugin_and_the_inputs():
     assert embedded["plugin"].startswith("geopool_segmentation = terratorch_segmentation + geopool's fixes")
     assert embedded["inputs"] == 4 and embedded["raster"] == "512x512, 6 bands of int16, EPSG:32633"
     through = f"image-to-image through {embedded['plugin']}"
-    assert report.mode_text({"mode": "image-to-image", "io": embedded}) == through
-    assert report.mode_text({"mode": "image-to-image", "io": io_summary(scenario, "/in", None)}) == (
+    assert run_report.mode_text({"mode": "image-to-image", "io": embedded}) == through
+    assert run_report.mode_text({"mode": "image-to-image", "io": io_summary(scenario, "/in", None)}) == (
         "image-to-image through the server's IO-processor plugin (a server at a URL does not name it)")
-    assert report.mode_text({"mode": "tensor-to-tensor"}) == "tensor-to-tensor"
-    assert report.mode_text({}) is None  # a summary written before modes existed
+    assert run_report.mode_text({"mode": "tensor-to-tensor"}) == "tensor-to-tensor"
+    assert run_report.mode_text({}) is None  # a summary written before modes existed
     assert input_spec(0, 1).x0 - input_spec(0, 0).x0 == 5120.0

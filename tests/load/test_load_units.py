@@ -9,14 +9,15 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from synthetic_records import record  # tests/ is on sys.path (its conftest.py)
 
 from geopool.contract import SEN1FLOODS11
 from geopool.errors import ConfigError
-from geopool.load import serverview, slo, stats
+from geopool.load.judge import serverview, slo, stats
+from geopool.load.judge.verify import HTTP_ERROR, OK, VERIFY_FAILED, verify_response
 from geopool.load.records import RecordLog, read_records
 from geopool.load.scenario import Scenario, load_scenarios, scenario_from
 from geopool.load.schedule import arrival_offsets, quota_share, slot_share
-from geopool.load.verify import HTTP_ERROR, OK, VERIFY_FAILED, verify_response
 
 # ------------------------------------------------------------------------------------ scenarios
 
@@ -122,17 +123,13 @@ def test_early_stopping_check_states():
     assert stats.early_stopping_check(slow, 90, 200)["state"] == "breached"
 
 
-def _record(slot, seq, intended, sent, done, verdict=OK):
-    return {"slot": slot, "seq": seq, "item": 0, "intended": intended, "sent": sent, "first_byte": sent + 0.01,
-            "done": done, "status": 200 if verdict == OK else 503, "bytes": 10, "verdict": verdict, "detail": ""}
-
 
 def test_summary_excludes_warmup_and_separates_corrected_latency():
     scenario = Scenario("o", mode="open", rate=1.0, duration_s=100.0, warmup_s=10.0, window_requests=10)
-    records = [_record(0, i, 1000.0 + i, 1000.0 + i, 1000.0 + i + 0.5) for i in range(100)]
-    records[50] = _record(0, 50, 1050.0, 1052.0, 1052.5)  # sent 2 s late: corrected 2.5 s, uncorrected 0.5 s
-    records[12] = _record(0, 12, 1012.0, 1012.0, 1012.1, verdict=HTTP_ERROR)
-    records[13] = _record(0, 13, 1013.0, 1013.0, 1013.2, verdict=VERIFY_FAILED)
+    records = [record(1000.0 + i, 1000.0 + i + 0.5, seq=i, intended=1000.0 + i) for i in range(100)]
+    records[50] = record(1052.0, 1052.5, seq=50, intended=1050.0)  # sent 2 s late: corrected 2.5 s, uncorrected 0.5 s
+    records[12] = record(1012.0, 1012.1, seq=12, intended=1012.0, verdict=HTTP_ERROR)
+    records[13] = record(1013.0, 1013.2, seq=13, intended=1013.0, verdict=VERIFY_FAILED)
     summary = stats.summarize(records, scenario, t0=1000.0)
     assert summary["requests"]["warmup_excluded"] == 10
     assert summary["requests"]["measured"] == 90
@@ -151,7 +148,7 @@ def test_unsteady_run_is_invalid():
     latency = [0.5] * 20 + [2.0] * 10  # the last window is four times slower
     t, records = 0.0, []
     for i, value in enumerate(latency):
-        records.append(_record(0, i, None, t, t + value))
+        records.append(record(t, t + value, seq=i))
         t += value
     summary = stats.summarize(records, scenario, t0=0.0)
     assert not summary["valid"]
@@ -160,7 +157,7 @@ def test_unsteady_run_is_invalid():
 
 def test_no_success_is_invalid():
     scenario = Scenario("c", duration_s=100.0, warmup_s=0.0)
-    records = [_record(0, i, None, float(i), i + 0.1, verdict=HTTP_ERROR) for i in range(30)]
+    records = [record(float(i), i + 0.1, seq=i, verdict=HTTP_ERROR) for i in range(30)]
     summary = stats.summarize(records, scenario, t0=0.0)
     assert summary["error_rate"] == 1.0
     assert "no successful request after warm-up" in summary["invalid_reasons"]
@@ -210,14 +207,31 @@ def test_slo_gate_verdicts_and_exit_codes():
 
 def test_records_survive_a_torn_last_line(tmp_path):
     log = RecordLog(tmp_path / "records.jsonl")
-    log.append([{"seq": 1}, {"seq": 2}])
+    log.append([record(1.0, 1.5, seq=1), record(2.0, 2.5, seq=2)])
     log.close()
     with (tmp_path / "records.jsonl").open("a") as file:
-        file.write('{"seq": 3, "verd')  # the writer died mid-line
-    assert [r["seq"] for r in read_records(tmp_path / "records.jsonl")] == [1, 2]
-    (tmp_path / "bad.jsonl").write_text('{"seq": 1}\nnot json\n{"seq": 2}\n')
+        file.write('{"slot": 0, "seq": 3, "verd')  # the writer died mid-line
+    assert [r.seq for r in read_records(tmp_path / "records.jsonl")] == [1, 2]
+    good = (tmp_path / "records.jsonl").read_text().splitlines()[0]
+    (tmp_path / "bad.jsonl").write_text(f"{good}\nnot json\n{good}\n")
     with pytest.raises(ConfigError, match=r"bad.jsonl:2 is not a JSON record"):
         read_records(tmp_path / "bad.jsonl")
+    (tmp_path / "foreign.jsonl").write_text(f'{good}\n{{"seq": 2}}\n')  # JSON, but not a record
+    with pytest.raises(ConfigError, match=r"foreign.jsonl:2 is not a geopool record"):
+        read_records(tmp_path / "foreign.jsonl")
+
+
+def test_a_record_is_written_as_the_same_json_object_as_before_it_had_a_type(tmp_path):
+    """records.jsonl's form is the dict the worker used to write: the same keys, in the same order."""
+    log = RecordLog(tmp_path / "records.jsonl")
+    log.append([record(1.0, 1.5, intended=0.5, seq=7, item=3, verdict=HTTP_ERROR, detail="HTTP 503")])
+    log.close()
+    line = (tmp_path / "records.jsonl").read_text()
+    assert line == json.dumps({"slot": 0, "seq": 7, "item": 3, "intended": 0.5, "sent": 1.0, "first_byte": 1.01,
+                               "done": 1.5, "status": 503, "bytes": 10, "verdict": HTTP_ERROR, "detail": "HTTP 503"},
+                              separators=(",", ":")) + "\n"
+    assert read_records(tmp_path / "records.jsonl") == [record(1.0, 1.5, intended=0.5, seq=7, item=3,
+                                                                verdict=HTTP_ERROR, detail="HTTP 503")]
 
 
 def test_bucket_quantile_is_the_bucket_upper_bound():
@@ -256,14 +270,14 @@ def test_verification_separates_http_errors_from_wrong_tensors():
 
 @pytest.mark.parametrize("verdict", [OK, VERIFY_FAILED, HTTP_ERROR])
 def test_report_is_written_whatever_the_verdicts(tmp_path, verdict, capsys):
-    from geopool.load import report
+    from geopool.load.report import run_report
 
     scenario = Scenario("o", mode="open", rate=1.0, duration_s=40.0, warmup_s=5.0, window_requests=5)
     log = RecordLog(tmp_path / "records.jsonl")
-    log.append(_record(0, i, 1000.0 + i, 1000.0 + i, 1000.5 + i, verdict=verdict) for i in range(40))
+    log.append(record(1000.0 + i, 1000.5 + i, seq=i, intended=1000.0 + i, verdict=verdict) for i in range(40))
     log.close()
     spec = slo.slo_from({"latency": {"corrected": {"p50": 1000.0}}, "errors": {"max_error_rate": 0.0}})
-    code = report.finalize(tmp_path, scenario=scenario, slo_spec=spec, target={"url": "http://127.0.0.1:1"},
+    code = run_report.finalize(tmp_path, scenario=scenario, slo_spec=spec, target={"url": "http://127.0.0.1:1"},
                            samples=[], slots={0: {"t0": 1000.0}})
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert (tmp_path / "report.html").stat().st_size > 100_000  # plotly.js is inlined

@@ -6,11 +6,14 @@ import json
 from types import SimpleNamespace
 
 import gevent
+import msgspec
 import pytest
+from synthetic_records import record  # tests/ is on sys.path (its conftest.py)
 
-from geopool.load import slo
-from geopool.load.master import Master, RunSettings, target_facts
-from geopool.load.plan import MSG_CLOSE, MSG_PLAN, Plan
+from geopool.load.judge import slo
+from geopool.load.records import read_records
+from geopool.load.run.master import Master, RunSettings, target_facts
+from geopool.load.run.plan import MSG_CLOSE, MSG_PLAN, Plan
 from geopool.load.scenario import Scenario
 
 
@@ -76,17 +79,17 @@ def test_receive_starts_the_clock_at_the_last_worker_and_finishes_when_all_are_d
     master = _master(tmp_path, FakeRunner("a", "b"))
     master.start()
     master._scraper.kill()
-    master.receive(_batch(0, [{"seq": 0}], t0=100.0))
+    # records from another process come as plain data (Locust's messages), and are typed again
+    master.receive(_batch(0, [msgspec.to_builtins(record(100.0, 100.5, seq=0))], t0=100.0))
     assert master.run_t0 is None  # slot 1 is not ready yet
     master.receive(_batch(1, t0=102.0))
     assert master.run_t0 == 102.0
-    master.receive(_batch(0, [{"seq": 2}], finished=True))
+    master.receive(_batch(0, [msgspec.to_builtins(record(101.0, 101.5, seq=2))], finished=True))
     assert not master.all_finished
-    master.receive(_batch(1, [{"seq": 1}], finished=True, final=True))
+    master.receive(_batch(1, [msgspec.to_builtins(record(102.0, 102.5, seq=1, slot=1))], finished=True, final=True))
     assert master.all_finished and master.slots[1].final and master.slots[0].t0 == 100.0
     master.records.close()
-    assert [json.loads(line)["seq"] for line in (tmp_path / "run" / "records.jsonl").read_text().splitlines()] \
-        == [0, 2, 1]
+    assert [found.seq for found in read_records(tmp_path / "run" / "records.jsonl")] == [0, 2, 1]
 
 
 def test_close_asks_workers_and_names_the_slots_that_never_answered(tmp_path):
@@ -130,8 +133,7 @@ def test_a_local_run_computes_the_verdict_from_its_records(tmp_path, capsys):
     assert master.start()
     plan = master.local_plan()
     assert (plan.slot, plan.slots, plan.model) == (0, 1, "served")
-    records = [{"slot": 0, "seq": i, "item": 0, "intended": None, "sent": 1000.0 + i, "first_byte": 1000.1 + i,
-                "done": 1000.5 + i, "status": 200, "bytes": 10, "verdict": "ok", "detail": ""} for i in range(30)]
+    records = [record(1000.0 + i, 1000.5 + i, first_byte=1000.1 + i, seq=i) for i in range(30)]
     master.receive(_batch(0, records, t0=1000.0, finished=True, final=True))
     master.close()
     code = master.finish()

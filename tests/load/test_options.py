@@ -11,11 +11,10 @@ from click.testing import CliRunner
 
 from geopool.cli import main
 from geopool.errors import ConfigError
-from geopool.load import options
-from geopool.load.command import locust_command, run_load
-from geopool.load.runtime import configure
-from geopool.load.scenario import Scenario
-from geopool.load.stats import STABILITY
+from geopool.load.run import options
+from geopool.load.run.command import locust_command, run_load
+from geopool.load.run.runtime import configure
+from geopool.load.scenario import STABILITY, Scenario
 
 
 class RecordingParser:

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from synthetic_records import record  # tests/ is on sys.path (its conftest.py)
 
 from geopool.client import Endpoint, PoolingClient
-from geopool.load import serverview
+from geopool.load.judge import serverview
 
 DATA = Path(__file__).with_name("data")
 BEFORE = (DATA / "vllm032_metrics_before.txt").read_text()
@@ -33,17 +34,14 @@ def scraped(texts: list[str]) -> list[dict]:
         return [serverview.scrape(endpoint, client=client) for _ in texts]
 
 
-def record(sent: float, done: float, status: int = 200) -> dict:
-    return {"sent": sent, "done": done, "status": status}
-
-
 def test_overhead_is_client_mean_minus_the_http_histogram_delta():
     first, last = scraped([BEFORE, AFTER])
     last = {**last, "t": first["t"] + 10.0}  # the scrapes' own times, a few ms apart, must not decide the window
     requests = pooling_figure(AFTER, "count") - pooling_figure(BEFORE, "count")
     server_ms = (pooling_figure(AFTER, "sum") - pooling_figure(BEFORE, "sum")) / requests * 1000
     assert requests == 1 and 2000 < server_ms < 2300  # what the capture holds: one 2.1 s request
-    inside = [record(first["t"] + 0.001, first["t"] + 0.002), record(first["t"] + 0.001, first["t"] + 0.005, 503)]
+    inside = [record(first["t"] + 0.001, first["t"] + 0.002),
+              record(first["t"] + 0.001, first["t"] + 0.005, status=503)]
     outside = [record(first["t"] - 1, first["t"] + 0.001), record(first["t"] + 0.001, last["t"] + 1),
                record(first["t"] + 0.001, first["t"] + 0.002, status=0)]  # transport error: no answer
     overhead = serverview.overhead([first, last], inside + outside)

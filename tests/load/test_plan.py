@@ -7,7 +7,7 @@ import json
 import pytest
 
 from geopool.errors import InvalidArgument
-from geopool.load.plan import Plan
+from geopool.load.run.plan import Plan
 from geopool.load.scenario import Scenario, Stage
 
 

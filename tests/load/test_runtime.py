@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 from types import SimpleNamespace
 
-from geopool.load import slo
-from geopool.load.master import RunSettings
-from geopool.load.plan import Plan
-from geopool.load.runtime import Runtime
+from geopool.load.judge import slo
+from geopool.load.run.master import RunSettings
+from geopool.load.run.plan import Plan
+from geopool.load.run.runtime import Runtime
 from geopool.load.scenario import Scenario
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from geopool.load.run.shape import shape_tick, tail_end_s
 from geopool.load.scenario import Scenario, Stage, load_scenarios
-from geopool.load.shape import shape_tick, tail_end_s
 
 
 def _tick(scenario, elapsed, *, all_finished=False, spawn_rate=None):

@@ -7,14 +7,16 @@ from types import SimpleNamespace
 
 import gevent
 import pytest
+from synthetic_records import record  # tests/ is on sys.path (its conftest.py)
 
 from geopool.errors import ConfigError
-from geopool.load import breach, options
-from geopool.load.master import Master, RunSettings
-from geopool.load.plan import Plan
+from geopool.load.judge import breach
+from geopool.load.judge.slo import slo_from
+from geopool.load.judge.verify import VERIFY_FAILED
+from geopool.load.run import options
+from geopool.load.run.master import Master, RunSettings
+from geopool.load.run.plan import Plan
 from geopool.load.scenario import Scenario
-from geopool.load.slo import slo_from
-from geopool.load.verify import VERIFY_FAILED
 
 T0 = 1_700_000_000.0
 
@@ -23,7 +25,7 @@ def _records(latencies_ms, *, start=T0, verdict="ok"):
     out, now = [], start
     for seq, latency in enumerate(latencies_ms):
         done = now + latency / 1000.0
-        out.append({"seq": seq, "intended": None, "sent": now, "first_byte": done, "done": done, "verdict": verdict})
+        out.append(record(now, done, first_byte=done, seq=seq, verdict=verdict))
         now = done
     return out
 

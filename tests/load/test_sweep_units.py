@@ -9,21 +9,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from synthetic_records import record  # tests/ is on sys.path (its conftest.py)
 
 from geopool import exitcodes
 from geopool.errors import ConfigError
-from geopool.load import goodput, knee, slo
+from geopool.load.judge import goodput, slo
+from geopool.load.judge.verify import HTTP_ERROR, UNFINISHED, VERIFY_FAILED
 from geopool.load.records import RecordLog
 from geopool.load.scenario import Scenario, Stage
-from geopool.load.sweep import SweepStep, result_of, step_from_summary, step_rates, sweep_document
-from geopool.load.verify import HTTP_ERROR, OK, UNFINISHED, VERIFY_FAILED
+from geopool.load.study import knee
+from geopool.load.study.sweep import SweepStep, result_of, step_from_summary, step_rates, sweep_document
 
 REPO = Path(__file__).resolve().parents[2]
 
-
-def _record(seq, intended, sent, done, verdict=OK):
-    return {"slot": 0, "seq": seq, "item": 0, "intended": intended, "sent": sent, "first_byte": sent + 0.01,
-            "done": done, "status": 200 if verdict == OK else 503, "bytes": 10, "verdict": verdict, "detail": ""}
 
 
 # ------------------------------------------------------------------------------------- goodput bounds
@@ -58,9 +56,12 @@ def test_goodput_limit_defaults_to_the_smallest_latency_bound_and_is_absent_with
 
 def test_goodput_counts_verified_requests_within_the_bound_among_finished_ones():
     scenario = Scenario("o", mode="open", rate=1.0, duration_s=100.0, warmup_s=0.0)
-    records = [_record(0, 10.0, 10.0, 10.2), _record(1, 11.0, 11.5, 11.7),  # 200 ms; 700 ms corrected
-               _record(2, 12.0, 12.0, 12.1, VERIFY_FAILED), _record(3, 13.0, 13.0, 13.1, HTTP_ERROR),
-               _record(4, 14.0, 14.0, None, UNFINISHED), _record(5, 5.0, 5.0, 5.1)]  # unfinished; before 10 s
+    records = [record(10.0, 10.2, seq=0, intended=10.0),  # 200 ms
+               record(11.5, 11.7, seq=1, intended=11.0),  # 700 ms corrected
+               record(12.0, 12.1, seq=2, intended=12.0, verdict=VERIFY_FAILED),
+               record(13.0, 13.1, seq=3, intended=13.0, verdict=HTTP_ERROR),
+               record(14.0, None, seq=4, intended=14.0, verdict=UNFINISHED),  # unfinished
+               record(5.0, 5.1, seq=5, intended=5.0)]  # before 10 s
     effective = goodput.effective_latencies_ms(records, scenario, measure_from=10.0)
     assert sorted(effective.round(6).tolist()) == [200.0, 700.0, np.inf, np.inf]
     figures = goodput.goodput_figures(effective, 500.0, span_s=4.0, open_loop=True)
@@ -89,14 +90,14 @@ def test_goodput_share_is_judged_by_early_stopping_and_the_rate_like_throughput(
 
 
 def test_report_carries_goodput_in_summary_console_and_html(tmp_path, capsys):
-    from geopool.load import report
+    from geopool.load.report import run_report
 
     scenario = Scenario("o", mode="open", rate=1.0, duration_s=40.0, warmup_s=5.0, window_requests=5)
     log = RecordLog(tmp_path / "records.jsonl")
-    log.append(_record(i, 1000.0 + i, 1000.0 + i, 1000.0 + i + (0.2 if i % 4 else 0.9)) for i in range(40))
+    log.append(record(1000.0 + i, 1000.0 + i + (0.2 if i % 4 else 0.9), seq=i, intended=1000.0 + i) for i in range(40))
     log.close()
     spec = slo.slo_from({"latency": {"corrected": {"p50": 1000.0}}, "goodput": {"max_latency_ms": 500}})
-    report.finalize(tmp_path, scenario=scenario, slo_spec=spec, target={"url": "http://127.0.0.1:1"}, samples=[],
+    run_report.finalize(tmp_path, scenario=scenario, slo_spec=spec, target={"url": "http://127.0.0.1:1"}, samples=[],
                     slots={0: {"t0": 1000.0}})
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["goodput"]["of"] == 35 and summary["goodput"]["good"] == 27  # 8 of them took 900 ms
@@ -111,7 +112,7 @@ def _step_run():
     """Two 20 s stages at 1 req/s: 100 ms answers in the first, 2 s in the second (1 s after its start)."""
     scenario = Scenario("s", mode="open", arrival="constant", duration_s=40.0, warmup_s=2.0, window_requests=3,
                         stability_tolerance=1.0, stages=(Stage(20.0, 1, 1.0), Stage(40.0, 1, 1.0)))
-    records = [_record(i, 100.0 + i, 100.0 + i, 100.0 + i + (0.1 if i < 21 else 2.0)) for i in range(40)]
+    records = [record(100.0 + i, 100.0 + i + (0.1 if i < 21 else 2.0), seq=i, intended=100.0 + i) for i in range(40)]
     return scenario, records
 
 
@@ -137,7 +138,7 @@ def test_a_stage_is_invalid_with_too_few_samples_for_the_slo_and_is_judged_separ
 
 def test_a_scenario_without_stages_has_none():
     scenario = Scenario("o", mode="open", rate=1.0, duration_s=40.0, warmup_s=5.0)
-    assert goodput.stage_summaries([_record(0, 1.0, 1.0, 1.1)], scenario, 0.0, None) == []
+    assert goodput.stage_summaries([record(1.0, 1.1, seq=0, intended=1.0)], scenario, 0.0, None) == []
 
 
 # ------------------------------------------------------------------------------------- sweep logic
@@ -211,7 +212,7 @@ def test_saturation_is_the_first_rate_throughput_does_not_follow():
 
 
 def test_sweep_report_shows_the_result_and_both_plots(tmp_path):
-    from geopool.load.sweep_report import render_sweep_html
+    from geopool.load.report.sweep_report import render_sweep_html
 
     def figures(p50, throughput):
         return {"latency_ms": {"mean": p50, "p50": p50, "p90": p50 * 2, "p99": p50 * 3},
@@ -258,14 +259,14 @@ def test_sweep_without_slo_is_a_usage_error(tmp_path):
 
 
 def test_a_staged_run_reports_its_stages_in_summary_console_and_html(tmp_path, capsys):
-    from geopool.load import report
+    from geopool.load.report import run_report
 
     scenario, records = _step_run()
     log = RecordLog(tmp_path / "records.jsonl")
     log.append(records)
     log.close()
     spec = slo.slo_from({"latency": {"corrected": {"p50": 500}}})
-    code = report.finalize(tmp_path, scenario=scenario, slo_spec=spec, target={"url": "http://127.0.0.1:1"},
+    code = run_report.finalize(tmp_path, scenario=scenario, slo_spec=spec, target={"url": "http://127.0.0.1:1"},
                            samples=[], slots={0: {"t0": 100.0}})
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert [stage["slo_breached"] for stage in summary["stages"]] == [False, True]

@@ -9,16 +9,17 @@ import base64
 import json
 
 import gevent
+import msgpack
 import numpy as np
 
 from geopool.contract import SEN1FLOODS11
-from geopool.load.payloads import PayloadItem
-from geopool.load.plan import Plan
-from geopool.load.records import clock
+from geopool.load.judge.verify import OK, TRANSPORT_ERROR, UNFINISHED
+from geopool.load.records import clock, record_from
+from geopool.load.run.payloads import PayloadItem
+from geopool.load.run.plan import Plan
+from geopool.load.run.worker import Worker, as_message, failed_batch
 from geopool.load.scenario import Scenario
 from geopool.load.schedule import arrival_offsets
-from geopool.load.verify import OK, TRANSPORT_ERROR, UNFINISHED
-from geopool.load.worker import Worker, failed_batch
 
 POOL = [PayloadItem(index, b'{"model": "m"}') for index in range(3)]
 
@@ -95,16 +96,29 @@ def test_send_records_a_verified_answer_with_the_endpoints_headers():
     method, path, sent_body, headers = http.calls[0]
     assert (method, path, sent_body) == ("POST", "/pooling", POOL[0].body)
     assert headers["Authorization"] == "Bearer sekrit" and headers["Content-Type"] == "application/json"
-    assert record["verdict"] == OK and record["status"] == 200 and record["bytes"] == len(body)
-    assert record["sent"] <= record["first_byte"] <= record["done"]
+    assert record.verdict == OK and record.status == 200 and record.bytes == len(body)
+    assert record.sent <= record.first_byte <= record.done
     assert worker.batch(final=True)["records"] == [record] and worker.buffer == []
+
+
+def test_a_batch_reaches_a_master_in_another_process_as_the_same_records():
+    """Locust packs a message's data with msgpack, which knows no Struct: the records travel as plain data and
+    the master types them again, unchanged."""
+    worker = _worker(Scenario("c", duration_s=10.0, warmup_s=0.0))
+    worker.send(worker.next_job(), FakeHTTP(FakeResponse(200, _good_answer())), "/pooling")
+    worker.send(worker.next_job(), FakeHTTP(error=ConnectionResetError("peer reset")), "/pooling")
+    batch = worker.batch(final=True)
+    carried = msgpack.unpackb(msgpack.packb(as_message(batch)))
+    assert [record_from(found) for found in carried["records"]] == batch["records"]
+    assert {key: value for key, value in carried.items() if key != "records"} == \
+        {key: value for key, value in batch.items() if key != "records"}
 
 
 def test_send_records_a_transport_error_instead_of_raising():
     worker = _worker(Scenario("c", duration_s=10.0, warmup_s=0.0))
     record, body = worker.send(worker.next_job(), FakeHTTP(error=ConnectionResetError("peer reset")), "/pooling")
-    assert body == b"" and record["verdict"] == TRANSPORT_ERROR and record["status"] == 0
-    assert record["detail"] == "ConnectionResetError: peer reset" and record["done"] is not None
+    assert body == b"" and record.verdict == TRANSPORT_ERROR and record.status == 0
+    assert record.detail == "ConnectionResetError: peer reset" and record.done is not None
     assert not worker.in_flight and worker.buffer == [record]
 
 
@@ -116,8 +130,8 @@ def test_drain_records_requests_still_in_flight_as_unfinished():
     assert len(worker.in_flight) == 1
     worker.drain()  # waits at most the plan's grace (0.2 s)
     batch = worker.batch(final=True)
-    assert [r["verdict"] for r in batch["records"]] == [UNFINISHED]
-    assert batch["records"][0]["detail"] == "still in flight when the run stopped" and batch["final"]
+    assert [r.verdict for r in batch["records"]] == [UNFINISHED]
+    assert batch["records"][0].detail == "still in flight when the run stopped" and batch["final"]
     assert worker.next_job() is None  # closing: nothing new
     sender.kill()
 

@@ -25,6 +25,18 @@ def test_other_shapes_have_no_error_object(body):
     assert wire.parse_error(body) is None
 
 
+@pytest.mark.parametrize(("body", "message"), [
+    (b'{"error": {"message": "bad base64", "type": "BadRequestError"}}', "bad base64"),
+    (b'{"error": {"message": "", "type": "BadRequestError"}}', ""),  # empty is a message: callers decide
+    (b'{"error": {"message": 42}}', 42),  # as sent: a message that is not text is itself a finding
+    (b'{"error": {"type": "BadRequestError"}}', None),
+    (b'{"detail": "Not Found"}', None),
+    (b"not json", None),
+])
+def test_the_message_is_read_in_one_place_as_sent(body, message):
+    assert wire.error_message(wire.parse_error(body)) == message
+
+
 def test_a_parsed_body_gives_its_own_dict_to_edit():
     body = {"error": {"message": "x"}}
     wire.parse_error(body)["message"] = ""

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from geopool import wire
 from geopool.errors import MalformedResponseError
-from geopool.load.verify import OK, VERIFY_FAILED, verify_response
+from geopool.load.judge.verify import OK, VERIFY_FAILED, verify_response
 from geopool.wire import response
 
 SHAPE = (1, 2, 4, 4)

@@ -7,7 +7,7 @@ import pytest
 
 from geopool import wire
 from geopool.client import Endpoint, PoolingClient
-from geopool.load import serverview
+from geopool.load.judge import serverview
 
 # Trimmed from vLLM 0.32's /metrics (two engines for the histogram, to check the sums over label sets).
 SAMPLE = """\

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from geopool.load import report
-
-if TYPE_CHECKING:
-    from geopool.load.compare import Run
+from geopool.load.judge.finished_run import Run
+from geopool.load.report import run_report
 
 __all__ = ["print_table", "render"]
 
@@ -76,6 +74,6 @@ def cdf_plot(base: Run, new: Run, kind: str) -> str:
 def render(result: Mapping[str, Any], base: Run, new: Run) -> str:
     from plotly.offline import get_plotlyjs
 
-    return report.template_environment().get_template(TEMPLATE).render(
+    return run_report.template_environment().get_template(TEMPLATE).render(
         result=result, cdf=cdf_plot(base, new, result["latency"]), plotlyjs=get_plotlyjs(),
-        result_json=json.dumps(report.json_safe(result), indent=2))
+        result_json=json.dumps(run_report.json_safe(result), indent=2))

@@ -4,7 +4,7 @@
 Start in the web UI) is a new :class:`Master` with its own folder. In a distributed run the master
 gives each connected worker a slot and the plan, receives their record batches, asks them to close
 when the run stops and waits (bounded) for their final batches; alone, it receives the batches of its
-own process's :class:`~geopool.load.worker.Worker` the same way. Then it computes, reports and gates.
+own process's :class:`~geopool.load.run.worker.Worker` the same way. Then it computes, reports and gates.
 
 ``runner`` is anything with ``send_message(type, data, client_id=None)``, ``clients.all`` (items with
 an ``id``; read only when ``distributed``) and ``quit()`` — Locust's runner, or a fake in a test.
@@ -24,11 +24,12 @@ import gevent
 
 from geopool import client
 from geopool.client import Endpoint
-from geopool.load import breach, report, serverview, slo
-from geopool.load.plan import MSG_CLOSE, MSG_PLAN, Plan
-from geopool.load.records import RecordLog, clock
+from geopool.load.judge import breach, serverview, slo
+from geopool.load.records import Record, RecordLog, clock, record_from
+from geopool.load.report import run_report
+from geopool.load.run.plan import MSG_CLOSE, MSG_PLAN, Plan
+from geopool.load.run.shape import shape_tick
 from geopool.load.schedule import arrival_offsets
-from geopool.load.shape import shape_tick
 
 __all__ = ["Master", "RunSettings", "SlotState", "target_facts"]
 
@@ -103,7 +104,7 @@ class Master:
         self.exit_code: int | None = None
         self._kept_scraper = serverview.Scraper() if scrape is None else None  # one connection for the run
         #: --stop-on-breach: every record so far (the watcher's sample) and, once it stops the run, why.
-        self.seen: list[dict[str, Any]] | None = [] if settings.stop_on_breach and settings.slo else None
+        self.seen: list[Record] | None = [] if settings.stop_on_breach and settings.slo else None
         self.stopped_early: dict[str, Any] | None = None
         self._probe, self._scrape, self._final_wait_s = probe, scrape or self._kept_scraper, final_wait_s
         self._scraper: gevent.Greenlet | None = None
@@ -144,9 +145,10 @@ class Master:
         state = self.slots.setdefault(slot, SlotState())
         if data.get("error"):
             self.fail(slo.EXIT_USAGE, f"worker {slot}: {data['error']}")
-        self.records.append(data["records"])
+        records = [record_from(found) for found in data["records"]]  # plain data when from another process
+        self.records.append(records)
         if self.seen is not None:
-            self.seen.extend(data["records"])
+            self.seen.extend(records)
         state.t0 = state.t0 or data.get("t0")
         state.issued = data.get("issued") or 0
         state.finished = state.finished or data.get("finished", False)
@@ -185,14 +187,14 @@ class Master:
             if self._kept_scraper is not None:
                 self._kept_scraper.close()
             self.exit_code = self.fatal[0]
-            report.write_failure(self.report_dir, self.fatal[1], self.plan.scenario, self.target)
+            run_report.write_failure(self.report_dir, self.fatal[1], self.plan.scenario, self.target)
             print(f"geopool: run failed: {self.fatal[1]} (exit {self.exit_code}; {self.report_dir})", flush=True)
             return self.exit_code
         self.samples.append(self._scrape(self.endpoint))
         if self._kept_scraper is not None:
             self._kept_scraper.close()
         try:
-            self.exit_code = report.finalize(
+            self.exit_code = run_report.finalize(
                 self.report_dir, scenario=self.plan.scenario, slo_spec=self.settings.slo,
                 target={**self.target, "model": self.plan.model}, samples=self.samples,
                 slots={slot: dataclasses.asdict(state) for slot, state in self.slots.items()},
@@ -208,7 +210,7 @@ class Master:
     def _io_summary(self) -> dict[str, Any] | None:
         if not self.plan.image_to_image:
             return None
-        from geopool.load.io_payloads import io_summary  # rasterio's module, only in this mode
+        from geopool.load.run.io_payloads import io_summary  # rasterio's module, only in this mode
 
         return io_summary(self.plan.scenario, self.plan.io_input_dir, self.plan.io_plugin)
 
@@ -221,7 +223,7 @@ class Master:
         gevent.spawn(self.runner.quit)
 
     def check_breach(self) -> dict[str, Any] | None:
-        """--stop-on-breach: the bound breached beyond doubt by the records so far (see :mod:`geopool.load.breach`)."""
+        """--stop-on-breach: the bound breached beyond doubt by the records so far (see geopool.load.judge.breach)."""
         starts = [state.t0 for state in self.slots.values() if state.t0 is not None]
         if self.seen is None or self.settings.slo is None or not starts:
             return None

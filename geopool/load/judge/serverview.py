@@ -21,7 +21,7 @@ from typing import Any
 from geopool import wire
 from geopool.client import PROBE_TIMEOUT, Endpoint, PoolingClient
 from geopool.errors import GeopoolError
-from geopool.load.records import clock
+from geopool.load.records import Record, clock
 
 __all__ = ["HISTOGRAMS", "HTTP_POOLING", "Scraper", "overhead", "scrape", "server_summary"]
 
@@ -83,7 +83,7 @@ class Scraper:
             self._client = None
 
 
-def overhead(samples: Sequence[dict[str, Any]], records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+def overhead(samples: Sequence[dict[str, Any]], records: Sequence[Record]) -> dict[str, Any]:
     """summary.json's ``overhead_ms``: client mean latency minus the server's mean HTTP handling time of
     ``/pooling``, both over the requests between the first and the last successful scrape.
 
@@ -98,9 +98,9 @@ def overhead(samples: Sequence[dict[str, Any]], records: Sequence[dict[str, Any]
         return {"unavailable": f'the server exports no {HTTP_DURATION}{{handler="/pooling"}} histogram '
                                "(vLLM's HTTP metrics are off, or another server)"}
     count = last["http_pooling"]["count"] - first["http_pooling"]["count"]
-    answered = [r["done"] - r["sent"] for r in records
-                if r.get("status") and r.get("sent") is not None and r.get("done") is not None
-                and first["t"] <= r["sent"] and r["done"] <= last["t"]]
+    answered = [r.done - r.sent for r in records
+                if r.status and r.sent is not None and r.done is not None
+                and first["t"] <= r.sent and r.done <= last["t"]]
     if count <= 0 or not answered:
         return {"unavailable": f"no /pooling request between the first and last scrape (server {int(count)}, "
                                f"client {len(answered)})"}

@@ -15,11 +15,11 @@ import jinja2
 import numpy as np
 
 from geopool import resources
-from geopool.load import goodput, serverview, slo, stats
-from geopool.load.records import read_records
+from geopool.load.judge import goodput, serverview, slo, stats
+from geopool.load.records import Record, read_records
 from geopool.load.scenario import Scenario, scenario_from
 from geopool.load.schedule import arrival_offsets
-from geopool.server import IMAGE_TO_IMAGE, TENSOR_TO_TENSOR
+from geopool.modes import IMAGE_TO_IMAGE, TENSOR_TO_TENSOR
 
 __all__ = ["build_plots", "finalize", "render_html", "section_context", "template_environment", "write_failure"]
 
@@ -38,10 +38,10 @@ def finalize(report_dir: Path, *, scenario: Scenario, slo_spec: slo.Slo | None, 
     """Compute everything from the run's records, write summary.json and report.html, print, return the exit code.
 
     ``mode``: the serving mode; ``io``: image-to-image's plugin, input folder and inputs
-    (:func:`geopool.load.io_payloads.io_summary`)."""
+    (:func:`geopool.load.run.io_payloads.io_summary`)."""
     records = read_records(report_dir / "records.jsonl")
     starts = [s["t0"] for s in slots.values() if s.get("t0") is not None]
-    t0 = min(starts) if starts else min((r["sent"] for r in records), default=0.0)
+    t0 = min(starts) if starts else min((r.sent for r in records), default=0.0)
     summary = stats.summarize(records, scenario, t0)
     latencies = stats.measured_latencies_ms(records, scenario, t0)
     server = serverview.server_summary(samples, t0 + scenario.warmup_s)
@@ -187,7 +187,7 @@ def _number(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f}"
 
 
-def render_html(summary: Mapping[str, Any], records: Sequence[Mapping[str, Any]], t0: float,
+def render_html(summary: Mapping[str, Any], records: Sequence[Record], t0: float,
                 scenario: Scenario) -> str:
     from plotly.offline import get_plotlyjs
 
@@ -219,17 +219,17 @@ def section_context(report_dir: Path) -> dict[str, Any] | None:
             "summary_json": json.dumps(summary, indent=2)}
 
 
-def build_plots(summary: Mapping[str, Any], records: Sequence[Mapping[str, Any]], t0: float,
+def build_plots(summary: Mapping[str, Any], records: Sequence[Record], t0: float,
                 scenario: Scenario) -> dict[str, str]:
     """The report's plotly figures as HTML divs ``plot-<name>`` (latency, throughput, cdf, queue); the page
     that shows them inlines plotly.js once."""
     import plotly.graph_objects as go
 
-    done = [r for r in records if r.get("done") is not None]
-    ok = [r for r in done if r["verdict"] == "ok"]
-    x = np.array([r["done"] - t0 for r in ok])
-    corrected = np.array([(r["done"] - stats.start_of(r)) * 1000 for r in ok])
-    uncorrected = np.array([(r["done"] - r["sent"]) * 1000 for r in ok])
+    done = [r for r in records if r.done is not None]
+    ok = [r for r in done if r.verdict == "ok"]
+    x = np.array([r.done - t0 for r in ok])
+    corrected = np.array([(r.done - stats.start_of(r)) * 1000 for r in ok])
+    uncorrected = np.array([(r.done - r.sent) * 1000 for r in ok])
     layout = {"height": 360, "margin": {"l": 60, "r": 20, "t": 40, "b": 50}, "template": "plotly_white"}
     warmup = {"type": "rect", "xref": "x", "yref": "paper", "x0": 0, "x1": scenario.warmup_s, "y0": 0, "y1": 1,
               "fillcolor": "lightgrey", "opacity": 0.35, "line": {"width": 0}}
@@ -240,18 +240,18 @@ def build_plots(summary: Mapping[str, Any], records: Sequence[Mapping[str, Any]]
                         marker={"size": 4})
     latency.add_scatter(x=x, y=uncorrected, mode="markers", name="uncorrected (from actual send)",
                         marker={"size": 4})
-    failed = [r for r in done if r["verdict"] != "ok"]
+    failed = [r for r in done if r.verdict != "ok"]
     if failed:
-        latency.add_scatter(x=[r["done"] - t0 for r in failed], y=[(r["done"] - r["sent"]) * 1000 for r in failed],
+        latency.add_scatter(x=[r.done - t0 for r in failed], y=[(r.done - r.sent) * 1000 for r in failed],
                             mode="markers", name="failed", marker={"size": 6, "symbol": "x", "color": "red"})
 
-    end = max([r["done"] - t0 for r in done], default=1.0)
+    end = max([r.done - t0 for r in done], default=1.0)
     edges = np.arange(0.0, math.ceil(end) + 1.0, 1.0)
     throughput = go.Figure(layout={**layout, "title": "Throughput over time (1 s bins)",
                                    "xaxis_title": "seconds since start", "yaxis_title": "requests / s",
                                    "shapes": [warmup]})
     throughput.add_bar(x=edges[:-1], y=np.histogram(x, edges)[0], name="verified ok")
-    throughput.add_bar(x=edges[:-1], y=np.histogram([r["done"] - t0 for r in failed], edges)[0], name="failed")
+    throughput.add_bar(x=edges[:-1], y=np.histogram([r.done - t0 for r in failed], edges)[0], name="failed")
     throughput.update_layout(barmode="stack")
 
     cdf = go.Figure(layout={**layout, "title": "Latency CDF (after warm-up)", "xaxis_title": "ms",

@@ -17,14 +17,15 @@ bound left ``insufficient`` by too few samples.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from geopool.load import slo, stats
+from geopool.load.judge import slo, stats
+from geopool.load.judge.verify import OK, UNFINISHED
+from geopool.load.records import Record
 from geopool.load.scenario import Scenario
-from geopool.load.verify import OK, UNFINISHED
 
 __all__ = ["SETTLE_FRACTION", "SETTLE_MAX_S", "effective_latencies_ms", "goodput_figures", "stage_summaries"]
 
@@ -32,20 +33,20 @@ SETTLE_FRACTION = 0.1
 SETTLE_MAX_S = 5.0
 
 
-def effective_latencies_ms(records: Sequence[Mapping[str, Any]], scenario: Scenario, measure_from: float,
+def effective_latencies_ms(records: Sequence[Record], scenario: Scenario, measure_from: float,
                            until: float = math.inf) -> np.ndarray:
     """The main latency (ms) of every finished request started in [measure_from, until); a request that
     did not verify counts as infinitely late, so "share >= s" is "s-quantile <= bound"."""
     values = []
     for record in records:
         start = stats.start_of(record)
-        if start is None or not measure_from <= start < until or record["verdict"] == UNFINISHED:
+        if start is None or not measure_from <= start < until or record.verdict == UNFINISHED:
             continue
-        if record["verdict"] != OK:
+        if record.verdict != OK:
             values.append(math.inf)
             continue
-        begin = start if scenario.open_loop else record["sent"]
-        values.append((record["done"] - begin) * 1000.0)
+        begin = start if scenario.open_loop else record.sent
+        values.append((record.done - begin) * 1000.0)
     return np.asarray(values, dtype=float)
 
 
@@ -59,7 +60,7 @@ def goodput_figures(effective_ms: np.ndarray, max_latency_ms: float, span_s: flo
             "rps": good / span_s if span_s > 0 else 0.0}
 
 
-def stage_summaries(records: Sequence[dict[str, Any]], scenario: Scenario, t0: float,
+def stage_summaries(records: Sequence[Record], scenario: Scenario, t0: float,
                     slo_spec: slo.Slo | None) -> list[dict[str, Any]]:
     """summary.json's ``stages``: one entry per stage of ``scenario`` (none without stages)."""
     result = []
@@ -77,7 +78,7 @@ def stage_summaries(records: Sequence[dict[str, Any]], scenario: Scenario, t0: f
     return result
 
 
-def _stage_entry(index: int, begin: float, until: float, stage: Any, records: Sequence[dict[str, Any]],
+def _stage_entry(index: int, begin: float, until: float, stage: Any, records: Sequence[Record],
                  scenario: Scenario, stage_t0: float, measure_from: float, slo_spec: slo.Slo | None) -> dict[str, Any]:
     # summarize() measures from t0 + warmup_s: the stage's start plus its settle (and the run's warm-up)
     settle_s = max(measure_from - stage_t0, 0.0)

@@ -2,8 +2,8 @@
 
 It checks the scenario and SLO files first (a bad one is a usage error before anything starts),
 starts the embedded vLLM server when no URL is given, runs headless Locust on
-:mod:`geopool.load.locustfile` as a child process with a hard deadline, and returns Locust's exit
-code, which geopool's locustfile sets from the run's verdict (:data:`geopool.load.slo.EXIT_CODES`).
+:mod:`geopool.load.run.locustfile` as a child process with a hard deadline, and returns Locust's exit
+code, which geopool's locustfile sets from the run's verdict (:data:`geopool.load.judge.slo.EXIT_CODES`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from typing import Any
 
 from geopool.errors import ConfigError
 from geopool.exitcodes import INTERRUPTED
-from geopool.load.options import (
+from geopool.load.judge.slo import EXIT_NO_TARGET, load_slo
+from geopool.load.run.options import (
     apply_deprecations,
     default_report_dir,
     locust_arguments,
@@ -25,10 +26,10 @@ from geopool.load.options import (
     require_input_dtype,
     resolve,
 )
-from geopool.load.slo import EXIT_NO_TARGET, load_slo
+from geopool.modes import IMAGE_TO_IMAGE
 from geopool.numerics import bounds_for
 from geopool.progress import LoadTally, ProgressLine, watch_child
-from geopool.server import DEFAULT_PLUGIN, IMAGE_TO_IMAGE
+from geopool.server import DEFAULT_PLUGIN
 
 __all__ = ["check_load_values", "child_values", "locust_command", "run_child", "run_load", "target"]
 
@@ -62,7 +63,7 @@ def check_load_values(values: Mapping[str, Any], *, embedded: bool) -> Any:
 def run_load(values: Mapping[str, Any], *, embedded: dict[str, Any]) -> int:
     """Run one scenario to its end and return the exit code (see EXIT_CODES).
 
-    ``values``: the option table's (:data:`geopool.load.options.OPTIONS`), keyed by ``dest``;
+    ``values``: the option table's (:data:`geopool.load.run.options.OPTIONS`), keyed by ``dest``;
     ``embedded``: how to start the embedded server when ``base_url`` is None.
     """
     values = apply_deprecations(values)

@@ -14,7 +14,7 @@ schedule ends, and its next stage would inherit the previous stage's queue). The
 start-up and payload pool per step (a few seconds) and a short warm-up per step; the server, when
 embedded, starts only once.
 
-Knee: see :mod:`geopool.load.knee`. Exit codes (geopool's table): 0 a rate was found, 10 no step met
+Knee: see :mod:`geopool.load.study.knee`. Exit codes (geopool's table): 0 a rate was found, 10 no step met
 the SLO and one breached (the first breach ends the sweep: usually the first step), 11 no step was
 valid, 12 the target failed, 2 interrupted, 4 usage.
 """
@@ -32,10 +32,11 @@ from typing import Any
 
 from geopool import exitcodes
 from geopool.errors import ConfigError
-from geopool.load import command, knee
-from geopool.load.options import apply_deprecations, option
-from geopool.load.report import json_safe
-from geopool.load.slo import load_slo
+from geopool.load.judge.slo import load_slo
+from geopool.load.report.run_report import json_safe
+from geopool.load.run import command
+from geopool.load.run.options import apply_deprecations, option
+from geopool.load.study import knee
 from geopool.options import Option
 
 __all__ = ["MAX_STEPS", "OPTIONS", "SweepStep", "result_of", "run_sweep", "step_from_summary", "step_rates"]
@@ -179,7 +180,7 @@ def run_sweep(values: Mapping[str, Any], *, embedded: dict[str, Any]) -> int:
     best, code = result_of(steps)
     document = sweep_document(steps, rates, best, code, slo_spec.source, url, first.duration_s, first.warmup_s)
     (report_dir / "sweep.json").write_text(json.dumps(json_safe(document), indent=2))
-    from geopool.load.sweep_report import render_sweep_html
+    from geopool.load.report.sweep_report import render_sweep_html
 
     (report_dir / "report.html").write_text(render_sweep_html(document))
     found = f"{best:g} req/s" if best is not None else "none"

@@ -23,8 +23,8 @@ from typing import Any
 
 from geopool.errors import MalformedResponseError
 from geopool.geotiff import RasterFacts, RasterSpec, io_request, judge_io_answer, raster_facts
+from geopool.load.judge.verify import HTTP_ERROR, OK, VERIFY_FAILED
 from geopool.load.scenario import Scenario
-from geopool.load.verify import HTTP_ERROR, OK, VERIFY_FAILED
 from geopool.server import describe_plugin
 
 __all__ = ["IOPayloadItem", "build_io_pool", "input_spec", "io_summary", "verify_io_item", "verify_io_response"]
@@ -100,7 +100,7 @@ def verify_io_response(status: int, body: bytes, source: RasterFacts) -> tuple[s
 
 
 def verify_io_item(status: int, body: bytes, item: IOPayloadItem, metadata: str | None = None) -> tuple[str, str]:
-    """:func:`verify_io_response` against ``item``'s input, as a :class:`~geopool.load.worker.Worker` calls
+    """:func:`verify_io_response` against ``item``'s input, as a :class:`~geopool.load.run.worker.Worker` calls
     its check (``metadata``: a tensor-to-tensor header, unused here)."""
     return verify_io_response(status, body, item.facts)
 

@@ -1,10 +1,10 @@
 """One load-generating process's share of a run: its schedule or quota, the send, its records.
 
-A :class:`Worker` is built from a :class:`~geopool.load.plan.Plan` when the run starts (a new run is
+A :class:`Worker` is built from a :class:`~geopool.load.run.plan.Plan` when the run starts (a new run is
 a new Worker). Its users ask :meth:`Worker.next_job` what to send next (an open loop waits for the
 arrival's intended time), :meth:`Worker.send` it with their own HTTP client and keep one record per
 request. :meth:`Worker.batch` hands the records gathered since the last batch to whoever collects
-them (the master's :meth:`~geopool.load.master.Master.receive`, in this process or over Locust's
+them (the master's :meth:`~geopool.load.run.master.Master.receive`, in this process or over Locust's
 messages); :meth:`Worker.drain` stops new requests and waits, bounded, for those in flight.
 """
 
@@ -17,15 +17,16 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import gevent
+import msgspec
 import numpy as np
 
 from geopool.contract import ModelContract, load_contract
 from geopool.errors import ConfigError
-from geopool.load.payloads import PayloadItem, build_pool
-from geopool.load.plan import Plan
-from geopool.load.records import clock
+from geopool.load.judge.verify import TRANSPORT_ERROR, UNFINISHED, verify_response
+from geopool.load.records import Record, clock
+from geopool.load.run.payloads import PayloadItem, build_pool
+from geopool.load.run.plan import Plan
 from geopool.load.schedule import arrival_offsets, quota_share, slot_share
-from geopool.load.verify import TRANSPORT_ERROR, UNFINISHED, verify_response
 
 __all__ = ["Job", "Verifier", "Worker", "failed_batch"]
 
@@ -64,17 +65,18 @@ class Worker:
         self.next_index = 0  # open loop: the next arrival of this slot's schedule
         self.issued = 0
         self.waiting = 0  # jobs taken but still waiting for their intended time
-        self.in_flight: dict[object, dict[str, Any]] = {}
-        self.buffer: list[dict[str, Any]] = []
+        #: Requests sent and not yet answered, as their record so far (what drain records if they never finish).
+        self.in_flight: dict[object, Record] = {}
+        self.buffer: list[Record] = []
         self.closing = False
         self.exhausted = False
 
     @classmethod
     def prepare(cls, plan: Plan) -> Worker:
         """Load the contract and encode the payload pool (the slow part), then start the clock.
-        Image-to-image: write the GeoTIFFs and keep their facts (:mod:`geopool.load.io_payloads`)."""
+        Image-to-image: write the GeoTIFFs and keep their facts (:mod:`geopool.load.run.io_payloads`)."""
         if plan.image_to_image:
-            from geopool.load import io_payloads  # rasterio, only in this mode
+            from geopool.load.run import io_payloads  # rasterio, only in this mode
 
             if plan.io_input_dir is None:
                 raise ConfigError("image-to-image needs the folder the server reads its inputs from "
@@ -112,33 +114,35 @@ class Worker:
         self.issued += 1
         return Job(global_index, global_index % len(self.pool), intended)
 
-    def send(self, job: Job, http: Any, path: str) -> tuple[dict[str, Any], bytes]:
+    def send(self, job: Job, http: Any, path: str) -> tuple[Record, bytes]:
         """POST the job's body with ``http`` (``request(method, path, body=, headers=)``); record what happened."""
         item = self.pool[job.item]
-        record: dict[str, Any] = {
-            "slot": self.plan.slot, "seq": job.seq, "item": item.index, "intended": job.intended, "sent": None,
-            "first_byte": None, "done": None, "status": 0, "bytes": 0, "verdict": UNFINISHED, "detail": ""}
         token = object()
-        self.in_flight[token] = record
+        # What is known once it is sent: drain records this if the answer never comes.
+        sending = Record(slot=self.plan.slot, seq=job.seq, item=item.index, intended=job.intended, sent=clock(),
+                         first_byte=None, done=None, status=0, bytes=0, verdict=UNFINISHED, detail="")
+        self.in_flight[token] = sending
         body = b""
         metadata = None
-        record["sent"] = clock()
+        first_byte = done = None
+        status = 0
         try:
             response = http.request("POST", path, body=item.body, headers=self.headers)
             # geopool's own client reads the whole answer in request(): it says when the head came in
-            record["first_byte"] = getattr(response, "head_at", None) or clock()
+            first_byte = getattr(response, "head_at", None) or clock()
             body = response.read()
-            record["done"] = clock()
-            record["status"] = response.status_code
+            done = clock()
+            status = response.status_code
             if self.encoding == "bytes":
                 metadata = response.get("metadata")
             response.release()
         except Exception as exc:  # any transport failure is a recorded outcome, never a crash
-            record["done"] = clock()
-            record["verdict"], record["detail"] = TRANSPORT_ERROR, f"{type(exc).__name__}: {exc}"[:300]
+            done = clock()
+            verdict, detail = TRANSPORT_ERROR, f"{type(exc).__name__}: {exc}"[:300]
         else:
-            record["verdict"], record["detail"] = self.verify(record["status"], body, item, metadata)
-        record["bytes"] = len(body)
+            verdict, detail = self.verify(status, body, item, metadata)
+        record = msgspec.structs.replace(sending, first_byte=first_byte, done=done, status=status, bytes=len(body),
+                                         verdict=verdict, detail=detail)
         if self.in_flight.pop(token, None) is not None:  # else drain already recorded it as unfinished
             self.buffer.append(record)
         return record, body
@@ -154,7 +158,7 @@ class Worker:
         while self.in_flight and time.monotonic() < deadline:
             gevent.sleep(0.05)
         for record in self.in_flight.values():
-            self.buffer.append({**record, "detail": "still in flight when the run stopped"})
+            self.buffer.append(msgspec.structs.replace(record, detail="still in flight when the run stopped"))
         self.in_flight.clear()
 
     def batch(self, *, final: bool) -> dict[str, Any]:
@@ -178,6 +182,12 @@ class Worker:
             self.exhausted = True
             log.info("geopool: slot %d has taken the last request of its share", self.plan.slot)
         return None
+
+
+def as_message(batch: dict[str, Any]) -> dict[str, Any]:
+    """A batch as Locust's messages carry it to a master in another process: its records as plain data
+    (Locust packs messages with msgpack, which knows no Struct); the master types them again."""
+    return {**batch, "records": msgspec.to_builtins(batch["records"])}
 
 
 def failed_batch(slot: int, error: str) -> dict[str, Any]:

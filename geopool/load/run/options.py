@@ -23,10 +23,9 @@ from typing import Any
 
 from geopool import options as shared
 from geopool.errors import ConfigError, InvalidArgument
-from geopool.load.scenario import ARRIVALS, PAYLOADS, RESPONSE_ENCODINGS, VERIFY, Scenario, resolve_scenario
-from geopool.load.stats import STABILITY
+from geopool.load.scenario import ARRIVALS, PAYLOADS, RESPONSE_ENCODINGS, STABILITY, VERIFY, Scenario, resolve_scenario
+from geopool.modes import IMAGE_TO_IMAGE, TENSOR_TO_TENSOR
 from geopool.options import Option
-from geopool.server import IMAGE_TO_IMAGE, TENSOR_TO_TENSOR
 
 __all__ = ["OPTIONS", "add_locust_arguments", "apply_deprecations", "click_options",
            "default_report_dir", "locust_arguments", "mode_of", "option", "overrides", "require_input_dtype", "resolve"]

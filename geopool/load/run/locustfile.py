@@ -6,11 +6,11 @@
 Each process sends pre-encoded bodies from the payload pool, verifies every answer, and keeps one
 record per request; the master (or the only process) appends them to ``records.jsonl`` as they come
 in and, when the test stops, computes exact statistics, writes ``summary.json`` and ``report.html``
-and sets the exit code (see :data:`geopool.load.slo.EXIT_CODES`).
+and sets the exit code (see :data:`geopool.load.judge.slo.EXIT_CODES`).
 
 Everything here is an adapter: the event listeners hand over to the process's
-:class:`~geopool.load.runtime.Runtime` (kept per Locust environment), the user is configuration plus
-one task, and the shape asks the pure :func:`~geopool.load.shape.shape_tick`.
+:class:`~geopool.load.run.runtime.Runtime` (kept per Locust environment), the user is configuration plus
+one task, and the shape asks the pure :func:`~geopool.load.run.shape.shape_tick`.
 """
 
 from __future__ import annotations
@@ -25,13 +25,13 @@ from locust import LoadTestShape, User, constant, events, task
 from locust.runners import MasterRunner, WorkerRunner
 
 from geopool.errors import GeopoolError
-from geopool.load.http import Connection
-from geopool.load.options import add_locust_arguments
-from geopool.load.plan import MSG_CLOSE, MSG_PLAN, MSG_RECORDS
+from geopool.load.judge.slo import EXIT_INVALID, EXIT_USAGE
+from geopool.load.judge.verify import OK, TRANSPORT_ERROR
 from geopool.load.records import clock
-from geopool.load.runtime import Runtime, attach, configure, runtime_of
-from geopool.load.slo import EXIT_INVALID, EXIT_USAGE
-from geopool.load.verify import OK, TRANSPORT_ERROR
+from geopool.load.run.http import Connection
+from geopool.load.run.options import add_locust_arguments
+from geopool.load.run.plan import MSG_CLOSE, MSG_PLAN, MSG_RECORDS
+from geopool.load.run.runtime import Runtime, attach, configure, runtime_of
 
 __all__ = ["PoolingUser", "ScenarioShape"]
 
@@ -139,14 +139,14 @@ class PoolingUser(User):
             gevent.sleep(IDLE_S)
             return
         record, body = worker.send(job, self.http, self.path)
-        if record["verdict"] == TRANSPORT_ERROR:
+        if record.verdict == TRANSPORT_ERROR:
             self.http.close()
             self._connect()
-        failure = None if record["verdict"] == OK else RequestFailed(f"{record['verdict']}: {record['detail']}")
+        failure = None if record.verdict == OK else RequestFailed(f"{record.verdict}: {record.detail}")
         self.environment.events.request.fire(
-            request_type="POST", name="/pooling", response_time=(record["done"] - record["sent"]) * 1000.0,
-            response_length=len(body), exception=failure, context={"item": record["item"]}, response=None,
-            url=self.path, start_time=record["sent"])
+            request_type="POST", name="/pooling", response_time=(record.done - record.sent) * 1000.0,
+            response_length=len(body), exception=failure, context={"item": record.item}, response=None,
+            url=self.path, start_time=record.sent)
 
 
 class ScenarioShape(LoadTestShape):

@@ -7,7 +7,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from geopool.load.report import json_safe, template_environment
+from geopool.load.report.run_report import json_safe, template_environment
 
 __all__ = ["build_sweep_plots", "render_sweep_html"]
 

@@ -1,8 +1,8 @@
 """geopool's state in one Locust process, held per Locust ``Environment`` (no module state).
 
 :class:`Runtime` connects Locust's events to the units: on the master or only process it holds the
-:class:`~geopool.load.master.RunSettings` and the current run's :class:`~geopool.load.master.Master`;
-on every load-generating process, the current run's :class:`~geopool.load.worker.Worker`. A new run
+:class:`~geopool.load.run.master.RunSettings` and the current run's :class:`~geopool.load.run.master.Master`;
+on every load-generating process, the current run's :class:`~geopool.load.run.worker.Worker`. A new run
 builds new ones. :func:`attach` / :func:`runtime_of` keep the Runtime of each Environment.
 """
 
@@ -19,11 +19,11 @@ import gevent
 from geopool import client
 from geopool.client import Endpoint
 from geopool.errors import ConfigError, GeopoolError
-from geopool.load import options as load_options
-from geopool.load.master import Master, RunSettings
-from geopool.load.plan import MSG_RECORDS, Plan
-from geopool.load.slo import EXIT_USAGE, load_slo
-from geopool.load.worker import Worker, failed_batch
+from geopool.load.judge.slo import EXIT_USAGE, load_slo
+from geopool.load.run import options as load_options
+from geopool.load.run.master import Master, RunSettings
+from geopool.load.run.plan import MSG_RECORDS, Plan
+from geopool.load.run.worker import Worker, as_message, failed_batch
 from geopool.numerics import bounds_for
 
 __all__ = ["Runtime", "attach", "configure", "runtime_of"]
@@ -155,15 +155,15 @@ class Runtime:
             runner.send_message(MSG_RECORDS, failed_batch(plan.slot, str(exc)))
             return
         self.worker = worker
-        runner.send_message(MSG_RECORDS, worker.batch(final=False))  # tells the master this worker is ready
+        runner.send_message(MSG_RECORDS, as_message(worker.batch(final=False)))  # tells the master this worker is ready
         self._flusher = gevent.spawn(_every_second,
-                                     lambda: runner.send_message(MSG_RECORDS, worker.batch(final=False)))
+                                     lambda: runner.send_message(MSG_RECORDS, as_message(worker.batch(final=False))))
 
     def close_worker(self, runner: Any) -> None:
         self._stop_flusher()
         if self.worker is not None and not self.worker.closing:
             self.worker.drain()
-            runner.send_message(MSG_RECORDS, self.worker.batch(final=True))
+            runner.send_message(MSG_RECORDS, as_message(self.worker.batch(final=True)))
         self.plan = None
 
     def _stop_flusher(self) -> None:

@@ -14,7 +14,7 @@ is breached beyond doubt when
     share 1 − p of requests over it) at 99 % confidence, Bonferroni-corrected for the number of
     looks the run can take (its duration / the check interval), so that checking every second does
     not multiply the chance of stopping a run that would have passed. This is the mirror image of
-    LoadGen's early-stopping rule the final verdict uses (:func:`geopool.load.stats.early_stopping_check`),
+    LoadGen's early-stopping rule the final verdict uses (:func:`geopool.load.judge.stats.early_stopping_check`),
     which shows with 99 % confidence that a percentile *holds*; its ``breached`` state (observed over
     the bound) is not enough on its own to stop: one slow first request would do it.
 
@@ -33,9 +33,10 @@ from typing import Any
 
 import numpy as np
 
-from geopool.load import slo as slo_module
-from geopool.load.stats import measured_latencies_ms, measured_ok_records, measured_records
-from geopool.load.verify import VERIFY_FAILED
+from geopool.load.judge import slo as slo_module
+from geopool.load.judge.stats import measured_latencies_ms, measured_ok_records, measured_records
+from geopool.load.judge.verify import VERIFY_FAILED
+from geopool.load.records import Record
 
 __all__ = ["CHECK_INTERVAL_S", "CONFIDENCE", "breach_beyond_doubt", "latency_breach", "remaining_requests"]
 
@@ -91,11 +92,11 @@ def remaining_requests(max_requests: int, answered: int, scheduled: int | None =
     return max(budget - answered, 0)
 
 
-def breach_beyond_doubt(spec: slo_module.Slo, scenario: Any, records: Sequence[dict[str, Any]], t0: float, *,
+def breach_beyond_doubt(spec: slo_module.Slo, scenario: Any, records: Sequence[Record], t0: float, *,
                         remaining: int | None, looks: int) -> dict[str, str] | None:
     """The first bound breached beyond doubt, as ``{"bound", "why"}``; None while every bound can still hold."""
     measured = measured_records(records, scenario, t0)
-    failures = sum(1 for r in measured if r["verdict"] == VERIFY_FAILED)
+    failures = sum(1 for r in measured if r.verdict == VERIFY_FAILED)
     if failures > spec.max_verification_failures:
         return {"bound": f"verification failures <= {spec.max_verification_failures}",
                 "why": f"{failures} responses failed verification"}

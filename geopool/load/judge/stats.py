@@ -12,23 +12,20 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
-from geopool.load.verify import HTTP_ERROR, OK, TRANSPORT_ERROR, UNFINISHED, VERIFY_FAILED
+from geopool.load.judge.verify import HTTP_ERROR, OK, TRANSPORT_ERROR, UNFINISHED, VERIFY_FAILED
+from geopool.load.records import Record
+from geopool.load.scenario import STABILITY, Scenario
 
 __all__ = ["PERCENTILES", "early_stopping_check", "measured_latencies_ms", "measured_ok_records", "min_samples",
            "summarize", "under_latency_needed"]
 
-if TYPE_CHECKING:
-    from geopool.load.scenario import Scenario
-
 PERCENTILES = (50.0, 90.0, 95.0, 99.0, 99.9)
 CONFIDENCE = 0.99
-STABILITY = 0.10
-"""Default steady-state tolerance (perf_analyzer's): the one place it is written."""
 STABLE_WINDOWS = 3
 
 
@@ -38,7 +35,7 @@ def under_latency_needed(overs: int, percentile: float, confidence: float = CONF
 
     Smallest h with I_p(h, t+1) ≤ 1 − confidence (I = regularized incomplete beta).
     """
-    from scipy.special import betainc  # here: the scenario and option tables import this module's defaults
+    from scipy.special import betainc  # here: scipy is slow to import, and only this estimate needs it
 
     p = percentile / 100.0
     low, high = 1, 2
@@ -99,37 +96,37 @@ def _pname(p: float) -> str:
     return f"p{p:g}"
 
 
-def start_of(record: Mapping[str, Any]) -> float | None:
+def start_of(record: Record) -> float | None:
     """When a request counts from: its intended send time (open loop), else when it was sent (None: never)."""
-    return record["intended"] if record.get("intended") is not None else record.get("sent")
+    return record.intended if record.intended is not None else record.sent
 
 
-def measured_records(records: Sequence[dict[str, Any]], scenario: Scenario, t0: float) -> list[dict[str, Any]]:
+def measured_records(records: Sequence[Record], scenario: Scenario, t0: float) -> list[Record]:
     """Every request sent (or due) after warm-up, whatever its outcome, in the order given."""
     measure_from = t0 + scenario.warmup_s
     return [r for r in records if (start := start_of(r)) is not None and start >= measure_from]
 
 
-def summarize(records: Sequence[dict[str, Any]], scenario: Scenario, t0: float) -> dict[str, Any]:
+def summarize(records: Sequence[Record], scenario: Scenario, t0: float) -> dict[str, Any]:
     """Every client-side figure of a run: counts, rates, latencies, sufficiency, steady state, validity."""
     measure_from = t0 + scenario.warmup_s
     measured = measured_records(records, scenario, t0)
-    verdicts = [r["verdict"] for r in measured]
+    verdicts = [r.verdict for r in measured]
     counts = {name: verdicts.count(value) for name, value in [
         ("ok", OK), ("http_errors", HTTP_ERROR), ("transport_errors", TRANSPORT_ERROR),
         ("verification_failures", VERIFY_FAILED), ("unfinished", UNFINISHED)]}
     finished = len(measured) - counts["unfinished"]
     counts.update(total=len(records), warmup_excluded=len(records) - len(measured), measured=len(measured),
                   finished=finished)
-    ok = sorted((r for r in measured if r["verdict"] == OK), key=lambda r: r["done"])
-    done = np.array([r["done"] for r in ok], dtype=float)
-    sent = np.array([r["sent"] for r in ok], dtype=float)
-    first = np.array([r["first_byte"] for r in ok], dtype=float)
+    ok = sorted((r for r in measured if r.verdict == OK), key=lambda r: r.done)
+    done = np.array([r.done for r in ok], dtype=float)
+    sent = np.array([r.sent for r in ok], dtype=float)
+    first = np.array([r.first_byte for r in ok], dtype=float)
     intended = np.array([start_of(r) for r in ok], dtype=float)
     uncorrected, corrected, ttfb = done - sent, done - intended, first - sent
-    ends = [r["done"] for r in measured if r.get("done") is not None]
+    ends = [r.done for r in measured if r.done is not None]
     span = (max(ends) - measure_from) if ends else 0.0
-    late = np.array([r["sent"] - r["intended"] for r in measured if r.get("intended") is not None and r.get("sent")])
+    late = np.array([r.sent - r.intended for r in measured if r.intended is not None and r.sent])
     late_threshold = scenario.late_threshold_ms / 1000.0
     summary: dict[str, Any] = {
         "requests": counts,
@@ -172,17 +169,17 @@ def summarize(records: Sequence[dict[str, Any]], scenario: Scenario, t0: float) 
     return summary
 
 
-def measured_ok_records(records: Sequence[dict[str, Any]], scenario: Scenario, t0: float) -> list[dict[str, Any]]:
+def measured_ok_records(records: Sequence[Record], scenario: Scenario, t0: float) -> list[Record]:
     """The successful requests sent (or due) after warm-up, in the order given: the measured sample."""
-    return [r for r in measured_records(records, scenario, t0) if r["verdict"] == OK]
+    return [r for r in measured_records(records, scenario, t0) if r.verdict == OK]
 
 
-def measured_latencies_ms(records: Sequence[dict[str, Any]], scenario: Scenario, t0: float) -> dict[str, np.ndarray]:
+def measured_latencies_ms(records: Sequence[Record], scenario: Scenario, t0: float) -> dict[str, np.ndarray]:
     """Corrected and uncorrected latencies (ms) of the successful requests after warm-up."""
     ok = measured_ok_records(records, scenario, t0)
-    done = np.array([r["done"] for r in ok], dtype=float)
+    done = np.array([r.done for r in ok], dtype=float)
     intended = np.array([start_of(r) for r in ok], dtype=float)
-    sent = np.array([r["sent"] for r in ok], dtype=float)
+    sent = np.array([r.sent for r in ok], dtype=float)
     return {"corrected": (done - intended) * 1000.0, "uncorrected": (done - sent) * 1000.0}
 
 

@@ -2,8 +2,8 @@
 
 BASE and NEW are folders of ``geopool load`` runs (``records.jsonl`` + ``summary.json``), or gate
 folders (their ``load/``). The figures come from the per-request records, selected exactly as the run's
-own statistics select them (:func:`geopool.load.stats.measured_ok_records`: verified OK, sent after
-warm-up); the statistics are :mod:`geopool.load.comparison`'s (moving-block bootstrap: see there why).
+own statistics select them (:func:`geopool.load.judge.stats.measured_ok_records`: verified OK, sent after
+warm-up); the statistics are :mod:`geopool.load.study.comparison`'s (moving-block bootstrap: see there why).
 
 Runs that cannot be compared are refused (exit 4): an open-loop run against a closed-loop one (their
 main latencies are different clocks: corrected vs uncorrected, and an open loop's throughput is the
@@ -15,78 +15,26 @@ false) is compared, said so in the verdict, and exits 11 unless ``--allow-invali
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from geopool import exitcodes
 from geopool.errors import ConfigError
-from geopool.load import comparison, goodput, slo, stats
-from geopool.load.records import read_records
-from geopool.load.report import json_safe
-from geopool.load.scenario import Scenario, scenario_from
+from geopool.load.judge import goodput, slo
+from geopool.load.judge.finished_run import Run, read_run
+from geopool.load.report import compare_report
+from geopool.load.report.run_report import json_safe
+from geopool.load.study import comparison
 
-__all__ = ["Run", "compare_runs", "read_run", "run_compare"]
+__all__ = ["compare_runs", "run_compare", "verdict_line"]
 
 #: The verdict when no figure could be compared (too few samples): exit 11, never a pass.
 NOT_COMPARED = "not compared"
 #: Scenario settings that, when they differ, make a comparison questionable (warned, not refused).
 WATCHED_SETTINGS = ("name", "users", "rate", "arrival", "payload", "verify", "stages")
-
-
-@dataclasses.dataclass(frozen=True)
-class Run:
-    """One finished run, read back: its folder, summary, scenario and measured sample (completion order)."""
-
-    folder: Path
-    summary: dict[str, Any]
-    scenario: Scenario
-    latencies_ms: dict[str, np.ndarray]
-    done: np.ndarray
-    measure_from: float
-    records: list[dict[str, Any]] = dataclasses.field(default_factory=list, repr=False)
-
-    @property
-    def main_latency(self) -> str:
-        return "corrected" if self.scenario.open_loop else "uncorrected"
-
-
-def read_run(path: str | Path) -> Run:
-    """A run folder (or a gate folder's ``load/``) read back; ConfigError names what is missing."""
-    folder = Path(path)
-    if not folder.is_dir():
-        raise ConfigError(f"{str(folder)!r} is not a folder (expected a `geopool load` run or gate folder)")
-    if not (folder / "records.jsonl").is_file() and (folder / "load" / "summary.json").is_file():
-        folder = folder / "load"
-    summary_path = folder / "summary.json"
-    if not summary_path.is_file():
-        raise ConfigError(f"{str(folder)!r} holds no summary.json: not a `geopool load` run folder")
-    try:
-        summary = json.loads(summary_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{summary_path} is not JSON: {exc}") from None
-    if not isinstance(summary, dict) or "requests" not in summary or "scenario" not in summary:
-        why = summary.get("error") if isinstance(summary, dict) else None
-        raise ConfigError(f"{str(folder)!r}: the run produced no statistics" + (f" ({why})" if why else ""))
-    records = read_records(folder / "records.jsonl")
-    try:
-        settings = summary["scenario"]
-        scenario = scenario_from(settings["name"], {key: value for key, value in settings.items() if key != "name"})
-        t0 = float(summary["t0"])
-        ok = sorted(stats.measured_ok_records(records, scenario, t0), key=lambda record: float(record["done"]))
-        latencies = stats.measured_latencies_ms(ok, scenario, t0)
-        done = np.array([record["done"] for record in ok], dtype=float)
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:  # a hand-edited or foreign folder
-        raise ConfigError(f"{str(folder)!r}: summary.json or records.jsonl is not a geopool run's "
-                          f"({type(exc).__name__}: {exc})") from None
-    if not ok:
-        raise ConfigError(f"{str(folder)!r}: no verified request after warm-up to compare")
-    return Run(folder, summary, scenario, latencies, done, t0 + scenario.warmup_s, records)
 
 
 def _differences(base: Run, new: Run) -> tuple[list[str], list[str]]:
@@ -162,7 +110,7 @@ def compare_runs(base: Run, new: Run, *, confidence: float = comparison.DEFAULT_
     code = exitcodes.worst(codes)
     result: dict[str, Any] = {
         "base": _facts(base), "new": _facts(new), "latency": kind, "confidence": confidence, "threshold": threshold,
-        "method": "moving-block bootstrap, percentile intervals (geopool.load.comparison)",
+        "method": "moving-block bootstrap, percentile intervals (geopool.load.study.comparison)",
         "figures": rows, "shift": comparison.shift_test(base.latencies_ms[kind], new.latencies_ms[kind]),
         "warnings": warnings, "invalid": invalid, "verdict": verdict, "exit_code": code,
         "exit_name": exitcodes.name(code),
@@ -189,8 +137,6 @@ def verdict_line(result: Mapping[str, Any]) -> str:
 def run_compare(base: Path, new: Path, *, slo_file: Path | None, threshold: float, confidence: float,
                 report: Path | None, allow_invalid: bool) -> int:
     """The command: read, compare, print the table, write compare.json and compare.html; the exit code."""
-    from geopool.load import compare_report
-
     if not 0 < confidence < 1:
         raise ConfigError(f"--confidence must be within 0..1 (exclusive), got {confidence!r}")
     if threshold < 0:

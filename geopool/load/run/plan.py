@@ -17,7 +17,7 @@ import httpx
 from geopool.client import Endpoint
 from geopool.errors import InvalidArgument
 from geopool.load.scenario import Scenario, scenario_from
-from geopool.server import IMAGE_TO_IMAGE, TENSOR_TO_TENSOR
+from geopool.modes import IMAGE_TO_IMAGE, TENSOR_TO_TENSOR
 
 __all__ = ["CONNECT_TIMEOUT_S", "MSG_CLOSE", "MSG_PLAN", "MSG_RECORDS", "Plan"]
 

@@ -40,7 +40,7 @@ import numpy as np
 
 from geopool import exitcodes
 from geopool.errors import ConfigError
-from geopool.load.stats import PERCENTILES, early_stopping_check
+from geopool.load.judge.stats import PERCENTILES, early_stopping_check
 from geopool.tomlfile import read_toml
 
 __all__ = ["EXIT_CODES", "Goodput", "Slo", "evaluate", "exit_code", "load_slo"]

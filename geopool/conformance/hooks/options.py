@@ -1,0 +1,129 @@
+"""The conformance suite's command-line options, and ``--base-url`` shared with pytest-base-url.
+
+Target selection follows pytest-base-url: ``--base-url``, else ``$PYTEST_BASE_URL``, else the ``base_url``
+ini key (:func:`base_url`). When the pytest-base-url plugin is installed (and not disabled with
+``-p no:base_url``), it owns ``--base-url`` and the ``base_url`` ini key, and this plugin reads them:
+declaring them twice is an error in pytest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from geopool import options
+
+__all__ = ["BASE_URL_MODULE", "BASE_URL_PLUGIN", "as_path", "base_url", "base_url_plugin_owns_the_option",
+           "pytest_addoption"]
+
+
+#: pytest-base-url's entry point name (pytest11), and its module.
+BASE_URL_PLUGIN, BASE_URL_MODULE = "base_url", "pytest_base_url.plugin"
+
+
+def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
+    group = parser.getgroup("geopool-conformance", "geopool conformance suite")
+    if not base_url_plugin_owns_the_option(pluginmanager):
+        _add_base_url(parser, group)
+    options.add_pytest(group, (
+        options.MODEL, options.MODEL_CONFIG, options.INPUT_DTYPE, options.API_KEY,
+        options.REFERENCE_CHECKPOINT.but(help="served model folder (config.json + .pt checkpoint) for POOL-NUM-002 "
+                                         "[automatic for the embedded server]"),
+        options.NUMERIC_BOUNDS, options.MODE,
+        options.PLUGIN.but(help="image-to-image: the plugin the server runs: the embedded server's (geopool = "
+                           "TerraTorch's with geopool's D8/D9 fixes, loopfix = the D8 fix only, stock = TerraTorch's "
+                           "own), or, against a URL, which one it runs (it picks the expectations file)"),
+    ), dests={"model": "conformance_model", "plugin": "io_plugin"})
+    options.add_pytest(group, (options.IO_INPUT_DIR.but(
+        help="image-to-image against a URL: a folder this machine writes GeoTIFFs into and the server reads by the "
+        "same absolute paths (a shared file system); without it, requirements that need the server to read a file "
+        "are not checked [embedded: a folder under reports/]"),))
+    group.addoption("--terratorch-version", default=None, metavar="X.Y.Z",
+                    help="image-to-image against a URL: the server's TerraTorch version (picks the expectations "
+                    "file; a server does not say it) [embedded: the installed one]")
+    group.addoption("--conformance-report", default="reports/conformance.json", help="JSON report path")
+    group.addoption("--conformance-html", default=None, metavar="PATH",
+                    help="HTML report path [default: the JSON report's path with .html]")
+    group.addoption("--repro-dir", default="reports/repro", metavar="DIR",
+                    help="write a standalone reproducer <REQ-ID>.py (httpx + numpy only) per failing requirement here")
+    group.addoption("--expectations", default=None,
+                    help="expected-failures TOML, applied whatever the server's version [default: the newest file "
+                    "under conformance/expectations whose range holds the server's version]; 'none' disables")
+    group.addoption("--strict-expectations", action="store_true",
+                    help="an expected failure that passes (unexpected-pass) fails the run")
+    group.addoption("--destructive", action="store_true",
+                    help="send inputs known to kill servers (marker 'destructive') to an external --base-url too; "
+                    "the embedded server gets them always, and is restarted after each death")
+    group.addoption("--requirements-map", default=None, metavar="PATH",
+                    help="write {requirement id: [test ids]} as JSON after collection (use with --collect-only)")
+
+
+def _add_base_url(parser: pytest.Parser, group: Any) -> None:
+    """``--base-url`` and the ``base_url`` ini key, as pytest-base-url declares them (same dest, same name),
+    unless a plugin registered before this one declared ``--base-url`` already."""
+    # Parser._groups/_anonymous are private, but the only way to see other plugins' options before pytest 9,
+    # which raises argparse's conflict error at once (older versions only when parsing the command line).
+    groups = [*getattr(parser, "_groups", ()), getattr(parser, "_anonymous", None)]
+    taken = {name for other in groups if other is not None for option in other.options for name in option.names()}
+    if "--base-url" in taken:
+        return
+    try:
+        options.add_pytest(group, (options.BASE_URL.but(
+            help="server under test [$PYTEST_BASE_URL, ini base_url; default: start the embedded server]",
+            env=None),))
+    except (ValueError, argparse.ArgumentError):  # declared already (conflicting option)
+        return
+    parser.addini("base_url", "base URL of the server under test", default=None)
+
+
+def base_url_plugin_owns_the_option(pluginmanager: pytest.PytestPluginManager) -> bool:
+    """Whether pytest-base-url declares ``--base-url`` in this run, whatever the registration order.
+
+    It does when it is registered already, or is going to be: installed (an entry point named
+    ``base_url``) and autoloaded, or named with ``-p base_url`` / ``$PYTEST_PLUGINS``; never when
+    blocked (``-p no:base_url``). A conftest that lists it in ``pytest_plugins`` after this plugin is
+    not foreseen: load it with ``-p`` instead.
+    """
+    if pluginmanager.is_blocked(BASE_URL_PLUGIN):
+        return False
+    if pluginmanager.has_plugin(BASE_URL_PLUGIN) or pluginmanager.has_plugin(BASE_URL_MODULE):
+        return True
+    config = pluginmanager.get_plugin("pytestconfig")
+    namespace = getattr(config, "known_args_namespace", None)
+    named = [name.strip() for name in getattr(namespace, "plugins", None) or []]
+    named += [name.strip() for name in os.environ.get("PYTEST_PLUGINS", "").split(",") if name.strip()]
+    if f"no:{BASE_URL_PLUGIN}" in named:
+        return False
+    if BASE_URL_MODULE in named or BASE_URL_PLUGIN in named:
+        return True
+    autoload = not (os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD")
+                    or getattr(namespace, "disable_plugin_autoload", False))
+    return autoload and _base_url_entry_point()
+
+
+def _base_url_entry_point() -> bool:
+    return any(entry.name == BASE_URL_PLUGIN for entry in importlib.metadata.entry_points(group="pytest11"))
+
+
+
+def as_path(value: str | None) -> Path | None:
+    return Path(value) if value else None
+
+
+def base_url(config: pytest.Config) -> str | None:
+    """pytest-base-url's order: the option, then $PYTEST_BASE_URL, then the ini key; None: embedded.
+
+    The option and the key are this plugin's, or pytest-base-url's (then its ini key's default is "").
+    """
+    try:
+        ini = config.getini("base_url")
+    except ValueError:  # nobody declared it: pytest-base-url was expected but -p no:base_url came later
+        ini = None
+    return config.getoption("base_url", None) or os.environ.get("PYTEST_BASE_URL") or ini or None
+
+
