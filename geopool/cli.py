@@ -38,9 +38,10 @@ from geopool.errors import (
     TargetError,
 )
 from geopool.fixture_models import resolve_model_dir
+from geopool.gate.options import GATE_OPTIONS
 from geopool.load import options as load_options
 from geopool.load.sweep import OPTIONS as _SWEEP_OPTIONS
-from geopool.server import EmbeddedServer
+from geopool.server import DEFAULT_PLUGIN, EmbeddedServer
 
 
 def _friendly_errors(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -95,11 +96,8 @@ class _Commands(click.Group):
         sys.exit(returned if isinstance(returned, int) else exitcodes.OK)
 
 
-#: ``geopool serve``/``demo``: the embedded server's options; ``--model`` and ``--dtype`` are their old names.
-_SERVER_OPTIONS = (shared.EMBEDDED_MODEL.but(deprecated_flag="--model"),
-                   shared.EMBEDDED_DTYPE.but(deprecated_flag="--dtype"),
-                   shared.Option("--port", "TCP port [default: a free one].", kind=int, low=1, high=65535),
-                   *shared.EMBEDDED[2:])
+#: ``geopool serve``/``demo``: the embedded server's options.
+_SERVER_OPTIONS = (shared.EMBEDDED_MODEL, shared.EMBEDDED_DTYPE, shared.PORT, *shared.EMBEDDED[2:])
 #: ``geopool serve`` also serves image-to-image.
 _SERVE_OPTIONS = (*_SERVER_OPTIONS, *shared.IO_MODE)
 
@@ -145,12 +143,11 @@ def _contract_from(model_config: Path | None, input_dtype: str | None, input_sha
     return found.with_overrides(inputs=inputs, num_classes=num_classes)
 
 
-def _make_server(**options: Any) -> EmbeddedServer:
-    values = shared.apply_deprecations(options, _SERVE_OPTIONS)
-    io = {"mode": values["mode"], "plugin": values["plugin"]} if "mode" in values else {}
+def _make_server(**values: Any) -> EmbeddedServer:
+    io = {"mode": values["mode"], "plugin": values["plugin"] or DEFAULT_PLUGIN} if "mode" in values else {}
     return EmbeddedServer(values["embedded_model"], port=values["port"], dtype=values["embedded_dtype"],
                           max_num_seqs=values["max_num_seqs"], extra_args=values["vllm_arg"],
-                          startup_timeout_s=values["startup_timeout"], device=values["device"], **io)
+                          startup_timeout_s=values["startup_timeout"], device=values["embedded_device"], **io)
 
 
 @click.group(cls=_Commands)
@@ -352,8 +349,8 @@ def conformance(pytest_args: tuple[str, ...]) -> None:
 @load_options.click_options
 @shared.click_options(shared.EMBEDDED)
 @_friendly_errors
-def load(embedded_model: str, embedded_dtype: str, device: str, max_num_seqs: int, vllm_arg: tuple[str, ...],
-         startup_timeout: float, **values: Any) -> None:
+def load(embedded_model: str, embedded_dtype: str, embedded_device: str, max_num_seqs: int,
+         vllm_arg: tuple[str, ...], startup_timeout: float, **values: Any) -> None:
     """Run a load scenario (headless Locust) and gate on an SLO file.
 
     Exit codes (geopool's table): 0 pass, 4 bad usage or config, 10 SLO breached, 11 invalid run,
@@ -362,7 +359,7 @@ def load(embedded_model: str, embedded_dtype: str, device: str, max_num_seqs: in
     from geopool.load.command import run_load
 
     _sigterm_as_interrupt()
-    code = run_load(values, embedded={"model": embedded_model, "dtype": embedded_dtype, "device": device,
+    code = run_load(values, embedded={"model": embedded_model, "dtype": embedded_dtype, "device": embedded_device,
                                       "max_num_seqs": max_num_seqs, "vllm_args": vllm_arg,
                                       "startup_timeout": startup_timeout})
     sys.exit(code)
@@ -372,8 +369,8 @@ def load(embedded_model: str, embedded_dtype: str, device: str, max_num_seqs: in
 @shared.click_options(_SWEEP_OPTIONS)
 @shared.click_options(shared.EMBEDDED)
 @_friendly_errors
-def sweep(embedded_model: str, embedded_dtype: str, device: str, max_num_seqs: int, vllm_arg: tuple[str, ...],
-          startup_timeout: float, **values: Any) -> None:
+def sweep(embedded_model: str, embedded_dtype: str, embedded_device: str, max_num_seqs: int,
+          vllm_arg: tuple[str, ...], startup_timeout: float, **values: Any) -> None:
     """Find the highest open-loop arrival rate at which an SLO holds (one load run per rising step).
 
     Exit codes (geopool's table): 0 a rate found, 4 bad usage, 10 no step met the SLO (one breached),
@@ -382,7 +379,7 @@ def sweep(embedded_model: str, embedded_dtype: str, device: str, max_num_seqs: i
     from geopool.load.sweep import run_sweep
 
     _sigterm_as_interrupt()
-    sys.exit(run_sweep(values, embedded={"model": embedded_model, "dtype": embedded_dtype, "device": device,
+    sys.exit(run_sweep(values, embedded={"model": embedded_model, "dtype": embedded_dtype, "device": embedded_device,
                                          "max_num_seqs": max_num_seqs, "vllm_args": vllm_arg,
                                          "startup_timeout": startup_timeout}))
 
@@ -413,26 +410,8 @@ def compare(base: Path, new: Path, slo_file: Path | None, threshold: float, conf
                          report=report_dir, allow_invalid=allow_invalid))
 
 
-_GATE_TARGET = (shared.BASE_URL.but(help="Server URL [default: the embedded server, for both phases]."),
-                shared.INPUT_DTYPE, shared.MODEL, shared.MODEL_CONFIG, shared.API_KEY, shared.REFERENCE_CHECKPOINT,
-                shared.EMBEDDED_MODEL, shared.EMBEDDED_DTYPE)
-
-
 @main.command(context_settings={"ignore_unknown_options": False})
-@shared.click_options(_GATE_TARGET)
-@click.option("--slo", type=click.Path(path_type=Path), help="SLO file the load phase is gated on.")
-@click.option("--scenario", default="gate", show_default=True, help="Load scenario (load/scenarios.toml).")
-@click.option("--scenario-file", type=click.Path(path_type=Path), help="TOML scenario file [load/scenarios.toml].")
-@click.option("--users", type=click.IntRange(min=1), help="Load: concurrent users (overrides the scenario).")
-@click.option("--duration", type=click.FloatRange(min=1), help="Load: seconds (overrides the scenario).")
-@click.option("--expectations", help="Expectations file, or 'none' [default: the one for the server's vLLM].")
-@click.option("--strict", is_flag=True, help="Also fail when a known defect no longer fails (unexpected pass).")
-@click.option("--waivers", type=click.Path(path_type=Path),
-              help="TOML file of [[waiver]] id/reason: MUST requirements the gate may leave unchecked.")
-@click.option("--destructive", is_flag=True, help="Send inputs that can kill the server to --base-url too.")
-@click.option("--report-dir", type=click.Path(path_type=Path), help="Report folder [reports/gate-<UTC time>].")
-@click.option("--conformance-timeout", type=click.FloatRange(min=1), default=5400.0, show_default=True,
-              help="Seconds the conformance phase may take before it is stopped.")
+@shared.click_options(GATE_OPTIONS)
 @click.argument("pytest_args", nargs=-1, type=click.UNPROCESSED)
 @_friendly_errors
 def gate(pytest_args: tuple[str, ...], **values: Any) -> None:
@@ -447,10 +426,10 @@ def gate(pytest_args: tuple[str, ...], **values: Any) -> None:
     1 a requirement failed, 4 bad usage, 10 SLO breached, 11 invalid load run, 12 target unusable,
     13 a MUST requirement unchecked and not waived (README, 'Exit codes').
     """
-    from geopool.gate.command import GateOptions, run_gate
+    from geopool.gate.command import run_gate
 
     _sigterm_as_interrupt()
-    sys.exit(run_gate(GateOptions(pytest_args=pytest_args, **values)))
+    sys.exit(run_gate(values, pytest_args))
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ from typing import Any
 from geopool.errors import ConfigError
 from geopool.exitcodes import INTERRUPTED
 from geopool.load.options import (
-    apply_deprecations,
     default_report_dir,
     locust_arguments,
     mode_of,
@@ -65,7 +64,6 @@ def run_load(values: Mapping[str, Any], *, embedded: dict[str, Any]) -> int:
     ``values``: the option table's (:data:`geopool.load.options.OPTIONS`), keyed by ``dest``;
     ``embedded``: how to start the embedded server when ``base_url`` is None.
     """
-    values = apply_deprecations(values)
     base_url = values["base_url"]
     scenario = check_load_values(values, embedded=base_url is None)
     report_dir = Path(values["report_dir"] or default_report_dir(scenario.name))
