@@ -37,7 +37,7 @@ from geopool.errors import (
     ServerError,
     TargetError,
 )
-from geopool.fixture_models import resolve_model_dir
+from geopool.fixture_models import DEFAULT_MODEL, resolve_model_dir
 from geopool.gate.options import GATE_OPTIONS
 from geopool.load import options as load_options
 from geopool.load.sweep import OPTIONS as _SWEEP_OPTIONS
@@ -240,7 +240,7 @@ def contract(**contract_options: Any) -> None:
 
 
 @main.command()
-@click.option("--model-config", "model_config", default="prithvi-tiny-tl", show_default=True, metavar="PATH|NAME",
+@click.option("--model-config", "model_config", default=DEFAULT_MODEL, show_default=True, metavar="PATH|NAME",
               help="TerraTorch vLLM config.json, a model folder, or a fixture name.")
 @click.option("--terratorch-version", default=None, metavar="X.Y.Z",
               help="Check against this TerraTorch version [default: the installed one, which is also built].")
