@@ -106,7 +106,7 @@ def _server_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return shared.click_options(_SERVER_OPTIONS)(func)
 
 
-def _parse_input_shape(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, tuple]:
+def _parse_input_shape(values: tuple[str, ...]) -> dict[str, tuple]:
     shapes = {}
     for value in values:
         name, sep, dims = value.partition("=")
@@ -120,20 +120,17 @@ def _parse_input_shape(ctx: click.Context, param: click.Parameter, values: tuple
     return shapes
 
 
+#: A contract from a config, with overrides (``geopool contract``, ``request``, ``proxy``).
+_CONTRACT_OPTIONS = (shared.MODEL_CONFIG, shared.INPUT_DTYPE, shared.INPUT_SHAPE, shared.NUM_CLASSES)
+
+
 def _contract_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    options = [
-        shared.click_options((shared.MODEL_CONFIG, shared.INPUT_DTYPE)),
-        click.option("--input-shape", "input_shapes", multiple=True, callback=_parse_input_shape,
-                     metavar="NAME=D,D,...", help="Override one input's shape (repeatable)."),
-        click.option("--num-classes", type=click.IntRange(min=1), default=None, help="Override the class count."),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
+    return shared.click_options(_CONTRACT_OPTIONS)(func)
 
 
-def _contract_from(model_config: Path | None, input_dtype: str | None, input_shapes: dict[str, tuple],
+def _contract_from(model_config: Path | None, input_dtype: str | None, input_shape: tuple[str, ...],
                    num_classes: int | None) -> ModelContract:
+    input_shapes = _parse_input_shape(input_shape)
     found = load_contract(model_config, input_dtype=input_dtype or "float32")
     unknown = set(input_shapes) - {spec.name for spec in found.inputs}
     if unknown:
@@ -209,9 +206,7 @@ def demo(**options: Any) -> None:
 
 
 @main.command()
-@shared.click_options((shared.BASE_URL.but(required=True), shared.MODEL))
-@_contract_options
-@shared.click_options((shared.API_KEY,))
+@shared.click_options((shared.BASE_URL.but(required=True), shared.MODEL, *_CONTRACT_OPTIONS, shared.API_KEY))
 @_friendly_errors
 def request(base_url: str, model: str | None, api_key: str | None, **contract_options: Any) -> None:
     """Send the seed request to a running server and print the decoded answer."""
@@ -240,14 +235,10 @@ def contract(**contract_options: Any) -> None:
 
 
 @main.command()
-@click.option("--model-config", "model_config", default=DEFAULT_MODEL, show_default=True, metavar="PATH|NAME",
-              help="TerraTorch vLLM config.json, a model folder, or a fixture name.")
-@click.option("--terratorch-version", default=None, metavar="X.Y.Z",
-              help="Check against this TerraTorch version [default: the installed one, which is also built].")
-@shared.click_options((shared.MODE,))
-@click.option("--no-build", is_flag=True, help="Only the known-change rules: do not build the model.")
+@shared.click_options((shared.MODEL_CONFIG.but(default=Path(DEFAULT_MODEL)), shared.TERRATORCH_VERSION, shared.MODE,
+                       shared.NO_BUILD))
 @_friendly_errors
-def compat(model_config: str, terratorch_version: str | None, mode: str, no_build: bool) -> None:
+def compat(model_config: Path, terratorch_version: str | None, mode: str, no_build: bool) -> None:
     """Will this model config build and serve on a TerraTorch version? Known changes, and a real build."""
     from geopool import compat as checks
     from geopool.server import terratorch_version as installed_version
@@ -273,20 +264,11 @@ def compat(model_config: str, terratorch_version: str | None, mode: str, no_buil
 
 
 @main.command()
-@click.option("--upstream", required=True, help="URL of the real server to stand in front of.")
-@click.option("--fault", default="none", show_default=True, metavar="NAME[:PARAM...]",
-              help="The fault to plant; --list-faults shows them.")
-@click.option("--listen", "port", type=click.IntRange(0, 65535), default=0, help="Port [default: a free one].")
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to listen on; anything but loopback exposes the proxy to the network.")
-@click.option("--max-seconds", type=click.FloatRange(min=1), default=3600.0, show_default=True,
-              help="Stop by itself after this long.")
-@click.option("--max-requests", type=click.IntRange(min=1), default=100_000, show_default=True,
-              help="Stop by itself after this many requests.")
-@click.option("--list-faults", is_flag=True, help="List the faults and exit.")
-@_contract_options
+@shared.click_options((shared.UPSTREAM, shared.FAULT, shared.LISTEN, shared.HOST, shared.MAX_SECONDS,
+                       load_options.option("max_requests").but(default=100_000), shared.LIST_FAULTS,
+                       *_CONTRACT_OPTIONS))
 @_friendly_errors
-def proxy(upstream: str, fault: str, port: int, host: str, max_seconds: float, max_requests: int,
+def proxy(upstream: str, fault: str, listen: int, host: str, max_seconds: float, max_requests: int,
           list_faults: bool, **contract_options: Any) -> None:
     """A reverse proxy in front of a real server that plants one fault, or several stacked (A+B: A in
     front of B). Faults that judge requests (repair-validate, die-on-killer) need the served model's
@@ -303,7 +285,7 @@ def proxy(upstream: str, fault: str, port: int, host: str, max_seconds: float, m
     if not upstream.startswith(("http://", "https://")):
         raise click.BadParameter(f"--upstream {upstream!r} must be an http:// or https:// URL")
     given = contract_options["model_config"] is not None or contract_options["input_dtype"] is not None
-    server = FaultProxy(upstream, fault, host=host, port=port, max_seconds=max_seconds, max_requests=max_requests,
+    server = FaultProxy(upstream, fault, host=host, port=listen, max_seconds=max_seconds, max_requests=max_requests,
                         contract=_contract_from(**contract_options) if given else None)
 
     async def run() -> None:
@@ -317,7 +299,7 @@ def proxy(upstream: str, fault: str, port: int, host: str, max_seconds: float, m
     except KeyboardInterrupt:
         click.echo("stopping", err=True)
     except OSError as exc:
-        raise click.BadParameter(f"cannot listen on {host}:{port}: {exc}") from exc
+        raise click.BadParameter(f"cannot listen on {host}:{listen}: {exc}") from exc
 
 
 
@@ -387,17 +369,10 @@ def sweep(embedded_model: str, embedded_dtype: str, embedded_device: str, max_nu
 @main.command()
 @click.argument("base", type=click.Path(path_type=Path))
 @click.argument("new", type=click.Path(path_type=Path))
-@click.option("--slo", "slo_file", type=click.Path(path_type=Path),
-              help="SLO file: also show each run's SLO verdict and goodput (does not change the exit code).")
-@click.option("--threshold", type=click.FloatRange(min=0), default=10.0, show_default=True,
-              help="Practical size, in percent: a significant change smaller than this is no regression.")
-@click.option("--confidence", type=click.FloatRange(min=0, max=1, min_open=True, max_open=True), default=0.95,
-              show_default=True, help="Confidence level of the intervals.")
-@click.option("--report", "report_dir", type=click.Path(path_type=Path),
-              help="Folder for compare.json and compare.html [NEW/compare].")
-@click.option("--allow-invalid", is_flag=True, help="An invalid run does not by itself exit 11.")
+@shared.click_options((load_options.option("slo"), shared.THRESHOLD, shared.CONFIDENCE,
+                       load_options.option("report_dir"), shared.ALLOW_INVALID))
 @_friendly_errors
-def compare(base: Path, new: Path, slo_file: Path | None, threshold: float, confidence: float,
+def compare(base: Path, new: Path, slo: Path | None, threshold: float, confidence: float,
             report_dir: Path | None, allow_invalid: bool) -> None:
     """Compare two load runs (run folders or gate folders): did NEW get slower than BASE?
 
@@ -406,7 +381,7 @@ def compare(base: Path, new: Path, slo_file: Path | None, threshold: float, conf
     """
     from geopool.load.compare import run_compare
 
-    sys.exit(run_compare(base, new, slo_file=slo_file, threshold=threshold / 100.0, confidence=confidence,
+    sys.exit(run_compare(base, new, slo_file=slo, threshold=threshold / 100.0, confidence=confidence,
                          report=report_dir, allow_invalid=allow_invalid))
 
 

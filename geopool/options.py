@@ -67,7 +67,7 @@ class Option:
     """One option: its flag, type and default, and where it goes.
 
     ``field`` is the load :class:`~geopool.load.scenario.Scenario` field it overrides (None: not a
-    scenario setting). ``low``/``high`` bound a number (``low_open``: strictly above ``low``).
+    scenario setting). ``low``/``high`` bound a number (``low_open``/``high_open``: strictly).
     ``multiple`` collects a repeatable flag into a tuple; ``required`` binds click only.
     ``locust_flag``/``locust_dest`` mark one of Locust's own options (``-u``, ``-t``, ``--host``):
     geopool only reads it there. ``kind=bool`` is an on/off flag without a value (off by default).
@@ -83,6 +83,7 @@ class Option:
     low: float | None = None
     high: float | None = None
     low_open: bool = False
+    high_open: bool = False
     secret: bool = False
     multiple: bool = False
     required: bool = False
@@ -118,8 +119,8 @@ class Option:
             raise InvalidArgument(f"{self.flag} {value!r} is not one of {', '.join(self.choices)}")
         if self.low is not None and (converted < self.low or (self.low_open and converted == self.low)):
             raise InvalidArgument(f"{self.flag} {value!r} must be {'>' if self.low_open else '>='} {self.low:g}")
-        if self.high is not None and converted > self.high:
-            raise InvalidArgument(f"{self.flag} {value!r} must be <= {self.high:g}")
+        if self.high is not None and (converted > self.high or (self.high_open and converted == self.high)):
+            raise InvalidArgument(f"{self.flag} {value!r} must be {'<' if self.high_open else '<='} {self.high:g}")
         return converted
 
     def to_argv(self, value: Any) -> list[str]:
@@ -191,8 +192,8 @@ BASE_URL, MODEL, MODEL_CONFIG, INPUT_DTYPE, API_KEY, REFERENCE_CHECKPOINT, NUMER
     Option("--base-url", "Server under test, e.g. http://127.0.0.1:8000; without it, conformance, load, sweep "
            "and gate start the embedded server.", env="GEOPOOL_BASE_URL", locust_flag="--host", locust_dest="host"),
     Option("--model", "Served model name [default: the one /v1/models lists]."),
-    Option("--model-config", "TerraTorch config.json of the served model (or its folder) "
-           "[default: Sen1Floods11's contract; the embedded model's when embedded].", kind=Path),
+    Option("--model-config", "TerraTorch config.json of the served model, or its folder (geopool compat: also a "
+           "fixture name) [default: Sen1Floods11's contract; the embedded model's when embedded].", kind=Path),
     Option("--input-dtype", "dtype the server was loaded with (its vLLM --dtype); inputs are sent in "
            "it. Required against a URL (a server does not say it, and vLLM 0.32 dies on another "
            "dtype); the embedded server's is known.", choices=INPUT_DTYPES),
@@ -259,10 +260,37 @@ IO_MODE = (MODE, PLUGIN)
     Option("--conformance-html", "HTML report path [default: the JSON report's path with .html].", metavar="PATH"),
     Option("--repro-dir", "Write a standalone reproducer <REQ-ID>.py (httpx + numpy only) per failing "
            "requirement here.", default="reports/repro", metavar="DIR"),
-    Option("--terratorch-version", "Image-to-image against a URL: the server's TerraTorch version (picks the "
-           "expectations file; a server does not say it) [embedded: the installed one].", metavar="X.Y.Z"),
+    Option("--terratorch-version", "The server's TerraTorch version (a server does not say it): conformance in "
+           "image-to-image against a URL picks its expectations file by it, geopool compat checks a config "
+           "against it [default: the installed one, which compat also builds with].", metavar="X.Y.Z"),
     Option("--requirements-map", "Write {requirement id: [test ids]} as JSON after collection (use with "
            "--collect-only).", metavar="PATH"),
+)
+
+
+# ------------------------------------------------------------------------- contract, proxy, compat, compare
+
+INPUT_SHAPE, NUM_CLASSES = declare(
+    Option("--input-shape", "Override one input's shape (repeatable).", multiple=True, metavar="NAME=D,D,..."),
+    Option("--num-classes", "Override the class count.", kind=int, low=1),
+)
+# (the proxy's request budget is load's --max-requests row, with the proxy's own default)
+UPSTREAM, FAULT, LISTEN, HOST, MAX_SECONDS, LIST_FAULTS = declare(
+    Option("--upstream", "URL of the real server to stand in front of.", required=True),
+    Option("--fault", "The fault to plant; --list-faults shows them.", default="none", metavar="NAME[:PARAM...]"),
+    Option("--listen", "Port the proxy listens on [default: a free one].", kind=int, low=0, high=65535, default=0),
+    Option("--host", "Address to listen on; anything but loopback exposes the proxy to the network.",
+           default="127.0.0.1"),
+    Option("--max-seconds", "Stop by itself after this long.", kind=float, low=1, default=3600.0),
+    Option("--list-faults", "List the faults and exit.", kind=bool),
+)
+NO_BUILD, THRESHOLD, CONFIDENCE, ALLOW_INVALID = declare(
+    Option("--no-build", "Only the known-change rules: do not build the model.", kind=bool),
+    Option("--threshold", "Practical size, in percent: a significant change smaller than this is no regression.",
+           kind=float, low=0, default=10.0),
+    Option("--confidence", "Confidence level of the intervals.", kind=float, low=0, high=1, low_open=True,
+           high_open=True, default=0.95),
+    Option("--allow-invalid", "An invalid run does not by itself exit 11.", kind=bool),
 )
 
 
@@ -316,7 +344,7 @@ def _click_type(entry: Option) -> Any:
     if entry.kind is int:
         return click.IntRange(min=entry.low, max=entry.high)
     if entry.kind is float:
-        return click.FloatRange(min=entry.low, max=entry.high, min_open=entry.low_open)
+        return click.FloatRange(min=entry.low, max=entry.high, min_open=entry.low_open, max_open=entry.high_open)
     return str
 
 

@@ -27,13 +27,17 @@ from geopool.gate.options import CONFORMANCE_PHASE, GATE_OPTIONS, LOAD_PHASE, OW
 from geopool.load import options as load_options
 from geopool.options import TABLE
 
-#: The commands whose every option is a table row.
-COMMANDS = ("serve", "demo", "load", "sweep", "gate")
+#: Every command with options (``geopool conformance`` passes everything to pytest: its options are the
+#: pytest plugins', checked below).
+COMMANDS = ("serve", "demo", "request", "contract", "compat", "proxy", "load", "sweep", "compare", "gate")
 #: The only places a command changes a row: (command, flag) → (default, required).
 CONTEXT = {
     ("gate", "--scenario"): ("gate", False),  # the gate's own short scenario (load/scenarios.toml)
     ("sweep", "--warmup"): (5.0, False),
     ("sweep", "--slo"): (None, True),
+    ("request", "--base-url"): (None, True),  # nothing to start: it sends the seed to a server
+    ("compat", "--model-config"): (Path("prithvi-tiny-tl"), False),  # the default fixture's config
+    ("proxy", "--max-requests"): (100_000, False),  # a proxy left running stops by itself
 }
 
 
@@ -56,7 +60,7 @@ def _click_type_matches(param: click.Option, row: options.Option) -> None:
         assert tuple(kind.choices) == row.choices
     elif row.kind in (int, float):
         assert (kind.min, kind.max) == (row.low, row.high)
-        assert getattr(kind, "min_open", False) == row.low_open
+        assert (kind.min_open, kind.max_open) == (row.low_open, row.high_open)
     elif row.kind is bool:
         assert param.is_flag
     elif row.kind is Path:
@@ -237,6 +241,7 @@ def test_locust_options_are_the_table_rows():
 @pytest.mark.parametrize("command, old", [
     ("serve", "--model"), ("serve", "--dtype"), ("serve", "--device"), ("demo", "--device"), ("load", "--device"),
     ("sweep", "--device"), ("load", "--reference-dir"), ("sweep", "--reference-dir"), ("gate", "--strict"),
+    ("compare", "--report"),
 ])
 def test_a_dropped_spelling_is_a_usage_error_naming_it(command, old):
     result = CliRunner().invoke(main, [command, old, "x"])
@@ -245,7 +250,7 @@ def test_a_dropped_spelling_is_a_usage_error_naming_it(command, old):
 
 def test_every_dropped_spelling_is_in_the_changelog():
     changelog = (Path(__file__).parents[1] / "CHANGELOG.md").read_text()
-    for old in ("--model", "--dtype", "--device", "--reference-dir", "$LOCUST_API_KEY", "--strict"):
+    for old in ("--model", "--dtype", "--device", "--reference-dir", "$LOCUST_API_KEY", "--strict", "--report"):
         assert f"`{old}`" in changelog, old
 
 

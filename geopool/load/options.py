@@ -46,7 +46,8 @@ _LOAD_ROWS = shared.declare(
                "step, spike, soak, gate).", default="closed"),
     Option("--scenario-file", "TOML scenario file [load/scenarios.toml].", kind=Path),
     Option("--slo", "SLO TOML file the run is judged against (a sweep: each step); a breach exits 10, an "
-               "invalid run 11.", kind=Path),
+               "invalid run 11 (geopool compare: each run's verdict and goodput are shown, the exit code is "
+               "compare's own).", kind=Path),
     Option("--stop-on-breach", "Stop the run as soon as an SLO bound is breached beyond doubt (exit 10; "
                "needs --slo).", kind=bool, default=False),
     Option("--users", "Concurrent users; open loop: the most requests in flight (overrides the scenario's; not "
@@ -57,7 +58,8 @@ _LOAD_ROWS = shared.declare(
     Option("--arrival", "Open loop arrivals (overrides).", choices=ARRIVALS, field="arrival"),
     Option("--duration", "Seconds (overrides).", kind=float, low=1, field="duration_s", locust_flag="-t",
                locust_dest="run_time", to_locust=_seconds),
-    Option("--max-requests", "Request budget of the run (overrides).", kind=int, low=1, field="max_requests"),
+    Option("--max-requests", "Request budget: the load run's (overrides the scenario's); the proxy stops by itself "
+               "after this many.", kind=int, low=1, field="max_requests"),
     Option("--warmup", "Seconds excluded from statistics (overrides; a sweep: in each step).", kind=float, low=0,
                field="warmup_s"),
     Option("--window-requests", "Steady-state window size (overrides).", kind=int, low=2,
@@ -74,7 +76,7 @@ _LOAD_ROWS = shared.declare(
     Option("--processes", "Locust --processes: a master and this many worker processes.", kind=int, low=1,
                locust_flag="--processes", locust_dest="processes"),
     Option("--report-dir", "Output folder [load: reports/load/SCENARIO-TIMESTAMP; sweep: reports/sweep/TIMESTAMP; "
-               "gate: reports/gate-UTC-TIME].", kind=Path),
+               "gate: reports/gate-UTC-TIME; compare: NEW/compare].", kind=Path),
 )
 _LOAD = {row.dest: row for row in _LOAD_ROWS}
 
