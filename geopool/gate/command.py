@@ -16,6 +16,7 @@ file, ``--input-dtype`` against a URL — so a bad one is one error line and not
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 import os
@@ -58,15 +59,15 @@ def run_gate(values: Mapping[str, Any], pytest_args: Sequence[str] = ()) -> int:
     """
     waivers = load_waivers(values["waivers"], load_registry())
     scenario = _check(values)
-    options = _Run(values, tuple(pytest_args), scenario)
-    folder = Path(options.report_dir or default_report_dir())
+    options = _Run(dict(values), tuple(pytest_args), scenario)
+    folder = Path(values["report_dir"] or default_report_dir())
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
         # An earlier run's conformance.json or load summary would be read as this run's.
         raise ConfigError(f"--report-dir {str(folder)!r} is a file or a folder that is not empty; name a new folder")
     (folder / "conformance").mkdir(parents=True, exist_ok=True)
     started, clock = datetime.datetime.now(datetime.UTC), time.monotonic()
     progress = ProgressLine()
-    target = options.base_url or "the embedded server"
+    target = values["base_url"] or "the embedded server"
     progress.say(f"geopool gate: conformance, then load ({options.scenario.name}) against {target}; report in {folder}")
     try:
         conformance_code, conformance_error = _run_conformance(options, folder, progress)
@@ -86,10 +87,10 @@ def run_gate(values: Mapping[str, Any], pytest_args: Sequence[str] = ()) -> int:
         progress.close()
     verdict = judge(conformance_code=conformance_code, conformance=conformance, waivers=waivers,
                     load_code=load_code, load=load_summary, load_skipped=skipped,
-                    conformance_error=conformance_error, strict=options.strict_expectations)
-    summary = {**verdict, "target": (conformance or {}).get("target") or {"url": options.base_url},
+                    conformance_error=conformance_error, strict=values["strict_expectations"])
+    summary = {**verdict, "target": (conformance or {}).get("target") or {"url": values["base_url"]},
                "started": started.isoformat(timespec="seconds"), "duration_s": round(time.monotonic() - clock, 1),
-               "report_dir": str(folder), "waivers_file": str(options.waivers) if options.waivers else None,
+               "report_dir": str(folder), "waivers_file": str(values["waivers"]) if values["waivers"] else None,
                "repro": sorted(str(path.relative_to(folder)) for path in (folder / "repro").glob("*.py")),
                "exit_codes": {str(code): meaning for code, (_, meaning) in exitcodes.TABLE.items()}}
     (folder / "summary.json").write_text(json.dumps(summary, indent=2, default=str))  # the verdict, first
@@ -107,23 +108,21 @@ def run_gate(values: Mapping[str, Any], pytest_args: Sequence[str] = ()) -> int:
     return summary["exit_code"]
 
 
+@dataclasses.dataclass(frozen=True)
 class _Run:
-    """One gate run's checked values, read by attribute (``options.base_url``)."""
+    """One gate run: its checked option values (keyed by ``dest``; the table's defaults filled in by
+    click), the arguments for pytest, and the load scenario the check resolved."""
 
-    def __init__(self, values: Mapping[str, Any], pytest_args: tuple[str, ...], scenario: Scenario) -> None:
-        self.values, self.pytest_args, self.scenario = dict(values), pytest_args, scenario
-
-    def __getattr__(self, dest: str) -> Any:
-        try:
-            return self.__dict__["values"][dest]
-        except KeyError:
-            raise AttributeError(dest) from None
+    values: Mapping[str, Any]
+    pytest_args: tuple[str, ...]
+    scenario: Scenario
 
 
 def _check(values: Mapping[str, Any]) -> Scenario:
     """Every usage error of both phases, before anything starts: the load phase's as ``geopool load``
     checks them (the scenario, returned, the SLO file, ``--input-dtype`` against a URL), and the
-    expectations file. The children check again only what they must as commands of their own."""
+    expectations file. Each child, being a command of its own, runs the same checks on the same values
+    again and finds nothing new; none of them can start a server or send a request with a bad value."""
     scenario = check_load_values(_phase_values(LOAD_PHASE, values), embedded=values["base_url"] is None)
     expectations = values.get("expectations")
     if expectations is not None and expectations != "none":
@@ -175,12 +174,13 @@ def _run_conformance(options: _Run, folder: Path, progress: ProgressLine) -> tup
         progress.show("conformance", _conformance_progress(tally))
 
     code = watch_child(conformance_command(options.values, folder, options.pytest_args), env=env,
-                       log=out / "output.txt", deadline_s=options.conformance_timeout, tick=show)
+                       log=out / "output.txt", deadline_s=options.values["conformance_timeout"], tick=show)
     output = (out / "output.txt").read_text(errors="replace")
     error = next((line.split("geopool conformance: ", 1)[1] for line in output.splitlines()
                   if "geopool conformance: " in line and line.startswith(("!", "Exit", "geopool"))), None)
     if code is None:
-        return exitcodes.TARGET_UNUSABLE, f"the conformance run did not stop within {options.conformance_timeout:.0f} s"
+        timeout = options.values["conformance_timeout"]
+        return exitcodes.TARGET_UNUSABLE, f"the conformance run did not stop within {timeout:.0f} s"
     return code, error
 
 
