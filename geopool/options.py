@@ -1,13 +1,14 @@
 """Every option of geopool's commands, declared once, and rendered into click, pytest and Locust.
 
 An :class:`Option` is a row: flag, type, default, help, bounds, environment variable. :data:`TABLE` holds
-every row of ``geopool serve``/``demo``/``conformance``/``load``/``sweep``/``gate``, by flag: a row
+every row of every ``geopool`` command (and of its pytest plugins and Locust's parser), by flag: a row
 enters it with :func:`declare`, which refuses a flag declared twice, so a concept cannot get a second
 name, help or default somewhere else. A command takes a *subset* (a tuple of rows); a subset may change
 a row's ``default`` or ``required`` only (e.g. the gate's scenario is ``gate``), never its help, type or
 bounds. The rows that belong to one command live beside it (the load rows in
-:mod:`geopool.load.options`, the gate's in :mod:`geopool.gate.options`) but are declared into this
-one table. The same concept has the same name everywhere:
+:mod:`geopool.load.options`, sweep's in :mod:`geopool.load.sweep`, the gate's in
+:mod:`geopool.gate.options`) but are declared into this one table (importing :mod:`geopool.cli` declares
+them all). The same concept has the same name everywhere:
 
 ===========================  ========================================================================
 ``--base-url``               the server under test (``$GEOPOOL_BASE_URL``; pytest also reads
