@@ -26,6 +26,7 @@ from geopool.load.options import (
 )
 from geopool.load.slo import EXIT_NO_TARGET, load_slo
 from geopool.numerics import bounds_for
+from geopool.options import DEVICE
 from geopool.progress import LoadTally, ProgressLine, watch_child
 from geopool.server import DEFAULT_PLUGIN, IMAGE_TO_IMAGE
 
@@ -129,7 +130,7 @@ def target(base_url: str | None, embedded: dict[str, Any]) -> Iterator[tuple[str
     io = {"mode": embedded["mode"], "plugin": embedded["plugin"]} if embedded.get("mode") else {}
     server = EmbeddedServer(embedded["model"], dtype=embedded["dtype"], max_num_seqs=embedded["max_num_seqs"],
                             extra_args=embedded["vllm_args"], startup_timeout_s=embedded["startup_timeout"],
-                            device=embedded.get("device", "auto"), **io)
+                            device=embedded.get("device", DEVICE.default), **io)
     through = f", image-to-image through {server.plugin_description}" if server.plugin_description else ""
     print(f"geopool: no --base-url; starting the embedded server ({server.model_name}{through})", flush=True)
     with server:
