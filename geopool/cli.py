@@ -37,10 +37,11 @@ from geopool.errors import (
     ServerError,
     TargetError,
 )
-from geopool.fixture_models import resolve_model_dir
+from geopool.fixture_models import DEFAULT_MODEL, resolve_model_dir
+from geopool.gate.options import GATE_OPTIONS
 from geopool.load.run import options as load_options
 from geopool.load.study.sweep import OPTIONS as _SWEEP_OPTIONS
-from geopool.server import EmbeddedServer
+from geopool.server import DEFAULT_PLUGIN, EmbeddedServer
 
 
 def _friendly_errors(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -95,11 +96,8 @@ class _Commands(click.Group):
         sys.exit(returned if isinstance(returned, int) else exitcodes.OK)
 
 
-#: ``geopool serve``/``demo``: the embedded server's options; ``--model`` and ``--dtype`` are their old names.
-_SERVER_OPTIONS = (shared.EMBEDDED_MODEL.but(deprecated_flag="--model"),
-                   shared.EMBEDDED_DTYPE.but(deprecated_flag="--dtype"),
-                   shared.Option("--port", "TCP port [default: a free one].", kind=int, low=1, high=65535),
-                   *shared.EMBEDDED[2:])
+#: ``geopool serve``/``demo``: the embedded server's options.
+_SERVER_OPTIONS = (shared.EMBEDDED_MODEL, shared.EMBEDDED_DTYPE, shared.PORT, *shared.EMBEDDED[2:])
 #: ``geopool serve`` also serves image-to-image.
 _SERVE_OPTIONS = (*_SERVER_OPTIONS, *shared.IO_MODE)
 
@@ -108,7 +106,7 @@ def _server_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return shared.click_options(_SERVER_OPTIONS)(func)
 
 
-def _parse_input_shape(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, tuple]:
+def _parse_input_shape(values: tuple[str, ...]) -> dict[str, tuple]:
     shapes = {}
     for value in values:
         name, sep, dims = value.partition("=")
@@ -122,20 +120,17 @@ def _parse_input_shape(ctx: click.Context, param: click.Parameter, values: tuple
     return shapes
 
 
+#: A contract from a config, with overrides (``geopool contract``, ``request``, ``proxy``).
+_CONTRACT_OPTIONS = (shared.MODEL_CONFIG, shared.INPUT_DTYPE, shared.INPUT_SHAPE, shared.NUM_CLASSES)
+
+
 def _contract_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    options = [
-        shared.click_options((shared.MODEL_CONFIG, shared.INPUT_DTYPE)),
-        click.option("--input-shape", "input_shapes", multiple=True, callback=_parse_input_shape,
-                     metavar="NAME=D,D,...", help="Override one input's shape (repeatable)."),
-        click.option("--num-classes", type=click.IntRange(min=1), default=None, help="Override the class count."),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
+    return shared.click_options(_CONTRACT_OPTIONS)(func)
 
 
-def _contract_from(model_config: Path | None, input_dtype: str | None, input_shapes: dict[str, tuple],
+def _contract_from(model_config: Path | None, input_dtype: str | None, input_shape: tuple[str, ...],
                    num_classes: int | None) -> ModelContract:
+    input_shapes = _parse_input_shape(input_shape)
     found = load_contract(model_config, input_dtype=input_dtype or "float32")
     unknown = set(input_shapes) - {spec.name for spec in found.inputs}
     if unknown:
@@ -145,12 +140,11 @@ def _contract_from(model_config: Path | None, input_dtype: str | None, input_sha
     return found.with_overrides(inputs=inputs, num_classes=num_classes)
 
 
-def _make_server(**options: Any) -> EmbeddedServer:
-    values = shared.apply_deprecations(options, _SERVE_OPTIONS)
-    io = {"mode": values["mode"], "plugin": values["plugin"]} if "mode" in values else {}
+def _make_server(**values: Any) -> EmbeddedServer:
+    io = {"mode": values["mode"], "plugin": values["plugin"] or DEFAULT_PLUGIN} if "mode" in values else {}
     return EmbeddedServer(values["embedded_model"], port=values["port"], dtype=values["embedded_dtype"],
                           max_num_seqs=values["max_num_seqs"], extra_args=values["vllm_arg"],
-                          startup_timeout_s=values["startup_timeout"], device=values["device"], **io)
+                          startup_timeout_s=values["startup_timeout"], device=values["embedded_device"], **io)
 
 
 @click.group(cls=_Commands)
@@ -212,9 +206,7 @@ def demo(**options: Any) -> None:
 
 
 @main.command()
-@shared.click_options((shared.BASE_URL.but(required=True), shared.MODEL))
-@_contract_options
-@shared.click_options((shared.API_KEY,))
+@shared.click_options((shared.BASE_URL.but(required=True), shared.MODEL, *_CONTRACT_OPTIONS, shared.API_KEY))
 @_friendly_errors
 def request(base_url: str, model: str | None, api_key: str | None, **contract_options: Any) -> None:
     """Send the seed request to a running server and print the decoded answer."""
@@ -243,14 +235,10 @@ def contract(**contract_options: Any) -> None:
 
 
 @main.command()
-@click.option("--model-config", "model_config", default="prithvi-tiny-tl", show_default=True, metavar="PATH|NAME",
-              help="TerraTorch vLLM config.json, a model folder, or a fixture name.")
-@click.option("--terratorch-version", default=None, metavar="X.Y.Z",
-              help="Check against this TerraTorch version [default: the installed one, which is also built].")
-@shared.click_options((shared.MODE,))
-@click.option("--no-build", is_flag=True, help="Only the known-change rules: do not build the model.")
+@shared.click_options((shared.MODEL_CONFIG.but(default=Path(DEFAULT_MODEL)), shared.TERRATORCH_VERSION, shared.MODE,
+                       shared.NO_BUILD))
 @_friendly_errors
-def compat(model_config: str, terratorch_version: str | None, mode: str, no_build: bool) -> None:
+def compat(model_config: Path, terratorch_version: str | None, mode: str, no_build: bool) -> None:
     """Will this model config build and serve on a TerraTorch version? Known changes, and a real build."""
     from geopool import compat as checks
     from geopool.server import terratorch_version as installed_version
@@ -276,20 +264,11 @@ def compat(model_config: str, terratorch_version: str | None, mode: str, no_buil
 
 
 @main.command()
-@click.option("--upstream", required=True, help="URL of the real server to stand in front of.")
-@click.option("--fault", default="none", show_default=True, metavar="NAME[:PARAM...]",
-              help="The fault to plant; --list-faults shows them.")
-@click.option("--listen", "port", type=click.IntRange(0, 65535), default=0, help="Port [default: a free one].")
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to listen on; anything but loopback exposes the proxy to the network.")
-@click.option("--max-seconds", type=click.FloatRange(min=1), default=3600.0, show_default=True,
-              help="Stop by itself after this long.")
-@click.option("--max-requests", type=click.IntRange(min=1), default=100_000, show_default=True,
-              help="Stop by itself after this many requests.")
-@click.option("--list-faults", is_flag=True, help="List the faults and exit.")
-@_contract_options
+@shared.click_options((shared.UPSTREAM, shared.FAULT, shared.LISTEN, shared.HOST, shared.MAX_SECONDS,
+                       load_options.option("max_requests").but(default=100_000), shared.LIST_FAULTS,
+                       *_CONTRACT_OPTIONS))
 @_friendly_errors
-def proxy(upstream: str, fault: str, port: int, host: str, max_seconds: float, max_requests: int,
+def proxy(upstream: str, fault: str, listen: int, host: str, max_seconds: float, max_requests: int,
           list_faults: bool, **contract_options: Any) -> None:
     """A reverse proxy in front of a real server that plants one fault, or several stacked (A+B: A in
     front of B). Faults that judge requests (repair-validate, die-on-killer) need the served model's
@@ -306,7 +285,7 @@ def proxy(upstream: str, fault: str, port: int, host: str, max_seconds: float, m
     if not upstream.startswith(("http://", "https://")):
         raise click.BadParameter(f"--upstream {upstream!r} must be an http:// or https:// URL")
     given = contract_options["model_config"] is not None or contract_options["input_dtype"] is not None
-    server = FaultProxy(upstream, fault, host=host, port=port, max_seconds=max_seconds, max_requests=max_requests,
+    server = FaultProxy(upstream, fault, host=host, port=listen, max_seconds=max_seconds, max_requests=max_requests,
                         contract=_contract_from(**contract_options) if given else None)
 
     async def run() -> None:
@@ -320,7 +299,7 @@ def proxy(upstream: str, fault: str, port: int, host: str, max_seconds: float, m
     except KeyboardInterrupt:
         click.echo("stopping", err=True)
     except OSError as exc:
-        raise click.BadParameter(f"cannot listen on {host}:{port}: {exc}") from exc
+        raise click.BadParameter(f"cannot listen on {host}:{listen}: {exc}") from exc
 
 
 
@@ -352,8 +331,8 @@ def conformance(pytest_args: tuple[str, ...]) -> None:
 @load_options.click_options
 @shared.click_options(shared.EMBEDDED)
 @_friendly_errors
-def load(embedded_model: str, embedded_dtype: str, device: str, max_num_seqs: int, vllm_arg: tuple[str, ...],
-         startup_timeout: float, **values: Any) -> None:
+def load(embedded_model: str, embedded_dtype: str, embedded_device: str, max_num_seqs: int,
+         vllm_arg: tuple[str, ...], startup_timeout: float, **values: Any) -> None:
     """Run a load scenario (headless Locust) and gate on an SLO file.
 
     Exit codes (geopool's table): 0 pass, 4 bad usage or config, 10 SLO breached, 11 invalid run,
@@ -362,7 +341,7 @@ def load(embedded_model: str, embedded_dtype: str, device: str, max_num_seqs: in
     from geopool.load.run.command import run_load
 
     _sigterm_as_interrupt()
-    code = run_load(values, embedded={"model": embedded_model, "dtype": embedded_dtype, "device": device,
+    code = run_load(values, embedded={"model": embedded_model, "dtype": embedded_dtype, "device": embedded_device,
                                       "max_num_seqs": max_num_seqs, "vllm_args": vllm_arg,
                                       "startup_timeout": startup_timeout})
     sys.exit(code)
@@ -372,8 +351,8 @@ def load(embedded_model: str, embedded_dtype: str, device: str, max_num_seqs: in
 @shared.click_options(_SWEEP_OPTIONS)
 @shared.click_options(shared.EMBEDDED)
 @_friendly_errors
-def sweep(embedded_model: str, embedded_dtype: str, device: str, max_num_seqs: int, vllm_arg: tuple[str, ...],
-          startup_timeout: float, **values: Any) -> None:
+def sweep(embedded_model: str, embedded_dtype: str, embedded_device: str, max_num_seqs: int,
+          vllm_arg: tuple[str, ...], startup_timeout: float, **values: Any) -> None:
     """Find the highest open-loop arrival rate at which an SLO holds (one load run per rising step).
 
     Exit codes (geopool's table): 0 a rate found, 4 bad usage, 10 no step met the SLO (one breached),
@@ -382,7 +361,7 @@ def sweep(embedded_model: str, embedded_dtype: str, device: str, max_num_seqs: i
     from geopool.load.study.sweep import run_sweep
 
     _sigterm_as_interrupt()
-    sys.exit(run_sweep(values, embedded={"model": embedded_model, "dtype": embedded_dtype, "device": device,
+    sys.exit(run_sweep(values, embedded={"model": embedded_model, "dtype": embedded_dtype, "device": embedded_device,
                                          "max_num_seqs": max_num_seqs, "vllm_args": vllm_arg,
                                          "startup_timeout": startup_timeout}))
 
@@ -390,17 +369,10 @@ def sweep(embedded_model: str, embedded_dtype: str, device: str, max_num_seqs: i
 @main.command()
 @click.argument("base", type=click.Path(path_type=Path))
 @click.argument("new", type=click.Path(path_type=Path))
-@click.option("--slo", "slo_file", type=click.Path(path_type=Path),
-              help="SLO file: also show each run's SLO verdict and goodput (does not change the exit code).")
-@click.option("--threshold", type=click.FloatRange(min=0), default=10.0, show_default=True,
-              help="Practical size, in percent: a significant change smaller than this is no regression.")
-@click.option("--confidence", type=click.FloatRange(min=0, max=1, min_open=True, max_open=True), default=0.95,
-              show_default=True, help="Confidence level of the intervals.")
-@click.option("--report", "report_dir", type=click.Path(path_type=Path),
-              help="Folder for compare.json and compare.html [NEW/compare].")
-@click.option("--allow-invalid", is_flag=True, help="An invalid run does not by itself exit 11.")
+@shared.click_options((load_options.option("slo"), shared.THRESHOLD, shared.CONFIDENCE,
+                       load_options.option("report_dir"), shared.ALLOW_INVALID))
 @_friendly_errors
-def compare(base: Path, new: Path, slo_file: Path | None, threshold: float, confidence: float,
+def compare(base: Path, new: Path, slo: Path | None, threshold: float, confidence: float,
             report_dir: Path | None, allow_invalid: bool) -> None:
     """Compare two load runs (run folders or gate folders): did NEW get slower than BASE?
 
@@ -409,30 +381,12 @@ def compare(base: Path, new: Path, slo_file: Path | None, threshold: float, conf
     """
     from geopool.load.study.compare import run_compare
 
-    sys.exit(run_compare(base, new, slo_file=slo_file, threshold=threshold / 100.0, confidence=confidence,
+    sys.exit(run_compare(base, new, slo_file=slo, threshold=threshold / 100.0, confidence=confidence,
                          report=report_dir, allow_invalid=allow_invalid))
 
 
-_GATE_TARGET = (shared.BASE_URL.but(help="Server URL [default: the embedded server, for both phases]."),
-                shared.INPUT_DTYPE, shared.MODEL, shared.MODEL_CONFIG, shared.API_KEY, shared.REFERENCE_CHECKPOINT,
-                shared.EMBEDDED_MODEL, shared.EMBEDDED_DTYPE)
-
-
 @main.command(context_settings={"ignore_unknown_options": False})
-@shared.click_options(_GATE_TARGET)
-@click.option("--slo", type=click.Path(path_type=Path), help="SLO file the load phase is gated on.")
-@click.option("--scenario", default="gate", show_default=True, help="Load scenario (load/scenarios.toml).")
-@click.option("--scenario-file", type=click.Path(path_type=Path), help="TOML scenario file [load/scenarios.toml].")
-@click.option("--users", type=click.IntRange(min=1), help="Load: concurrent users (overrides the scenario).")
-@click.option("--duration", type=click.FloatRange(min=1), help="Load: seconds (overrides the scenario).")
-@click.option("--expectations", help="Expectations file, or 'none' [default: the one for the server's vLLM].")
-@click.option("--strict", is_flag=True, help="Also fail when a known defect no longer fails (unexpected pass).")
-@click.option("--waivers", type=click.Path(path_type=Path),
-              help="TOML file of [[waiver]] id/reason: MUST requirements the gate may leave unchecked.")
-@click.option("--destructive", is_flag=True, help="Send inputs that can kill the server to --base-url too.")
-@click.option("--report-dir", type=click.Path(path_type=Path), help="Report folder [reports/gate-<UTC time>].")
-@click.option("--conformance-timeout", type=click.FloatRange(min=1), default=5400.0, show_default=True,
-              help="Seconds the conformance phase may take before it is stopped.")
+@shared.click_options(GATE_OPTIONS)
 @click.argument("pytest_args", nargs=-1, type=click.UNPROCESSED)
 @_friendly_errors
 def gate(pytest_args: tuple[str, ...], **values: Any) -> None:
@@ -447,10 +401,10 @@ def gate(pytest_args: tuple[str, ...], **values: Any) -> None:
     1 a requirement failed, 4 bad usage, 10 SLO breached, 11 invalid load run, 12 target unusable,
     13 a MUST requirement unchecked and not waived (README, 'Exit codes').
     """
-    from geopool.gate.command import GateOptions, run_gate
+    from geopool.gate.command import run_gate
 
     _sigterm_as_interrupt()
-    sys.exit(run_gate(GateOptions(pytest_args=pytest_args, **values)))
+    sys.exit(run_gate(values, pytest_args))
 
 
 if __name__ == "__main__":

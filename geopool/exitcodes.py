@@ -32,8 +32,8 @@ REGRESSED = 14
 TABLE: dict[int, tuple[str, str]] = {
     OK: ("ok", "passed: every checked requirement held or failed as expected, the load run was valid and met "
                "its SLO, and every MUST requirement was checked or waived"),
-    FAILED: ("conformance-failed", "a conformance requirement failed or errored (with --strict also: an "
-                                   "expected failure passed)"),
+    FAILED: ("conformance-failed", "a conformance requirement failed or errored (with --strict-expectations "
+                                   "or pytest's --strict also: an expected failure passed)"),
     INTERRUPTED: ("interrupted", "interrupted (Ctrl-C) before the verdict"),
     INTERNAL: ("internal-error", "internal error: a bug in geopool, pytest or a plugin"),
     USAGE: ("usage", "bad command line, scenario, SLO, expectations or waiver file (one error: line)"),

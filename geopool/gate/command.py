@@ -3,8 +3,15 @@ against the same target, then the SLO — with one report folder and one exit co
 
 Each phase runs as a child process (``pytest`` on the installed suite; ``geopool load``), exactly as a
 user would run it alone, with a hard deadline; the gate reads what they leave (``conformance.json``,
-the load ``summary.json``) and judges (:mod:`geopool.gate.verdict`). Everything is checked before the
-first request: the waiver file, the scenario, the SLO file, ``--input-dtype`` against a URL.
+the load ``summary.json``) and judges (:mod:`geopool.gate.verdict`). Why child processes: pytest must
+import the suite itself (assertion rewriting, its own plugins and exit codes), Locust monkey-patches
+the process it runs in (gevent), and a child can be stopped at its deadline with everything it started
+(an embedded vLLM server) without taking the gate and its report down with it.
+
+A child's command line is rendered from the option table (:mod:`geopool.gate.options`): the gate's
+parsed values go back out through the same rows (:func:`geopool.options.argv`). Every value is checked
+once, here, before the first request — the waiver file, the expectations file, the scenario, the SLO
+file, ``--input-dtype`` against a URL — so a bad one is one error line and nothing starts.
 """
 
 from __future__ import annotations
@@ -15,74 +22,53 @@ import json
 import os
 import sys
 import time
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from geopool import exitcodes
+from geopool import options as shared
 from geopool.conformance.command import pytest_argv
-from geopool.conformance.registry import load_registry
+from geopool.conformance.registry import load_expectations, load_registry
 from geopool.errors import ConfigError
 from geopool.gate import progress_plugin
+from geopool.gate.options import CONFORMANCE_PHASE, LOAD_PHASE
 from geopool.gate.verdict import judge
 from geopool.gate.waivers import load_waivers
 from geopool.load.run.command import check_load_values
-from geopool.load.run.options import resolve
+from geopool.load.run.options import option as load_option
+from geopool.load.scenario import Scenario
+from geopool.options import Option
 from geopool.progress import LoadTally, ProgressLine, json_lines, watch_child
 
-__all__ = ["GateOptions", "run_gate", "default_report_dir"]
+__all__ = ["conformance_command", "default_report_dir", "load_command", "run_gate"]
 
 #: Beyond the load scenario's own end: start-up of the embedded server, Locust and the report.
 LOAD_DEADLINE_EXTRA_S = 900.0
-
-
-@dataclasses.dataclass
-class GateOptions:
-    base_url: str | None = None
-    input_dtype: str | None = None
-    model: str | None = None
-    api_key: str | None = dataclasses.field(default=None, repr=False)
-    model_config: Path | None = None
-    reference_checkpoint: Path | None = None
-    slo: Path | None = None
-    scenario: str = "gate"
-    scenario_file: Path | None = None
-    users: int | None = None
-    duration: float | None = None
-    expectations: str | None = None
-    strict: bool = False
-    waivers: Path | None = None
-    destructive: bool = False
-    report_dir: Path | None = None
-    embedded_model: str = "prithvi-tiny-tl"
-    embedded_dtype: str = "float32"
-    conformance_timeout: float = 5400.0
-    pytest_args: tuple[str, ...] = ()
-
-    def load_values(self) -> dict[str, Any]:
-        """The options of ``geopool load`` this gate passes on (keyed by their ``dest``)."""
-        return {"base_url": self.base_url, "input_dtype": self.input_dtype, "model": self.model,
-                "model_config": self.model_config, "reference_checkpoint": self.reference_checkpoint,
-                "scenario": self.scenario, "scenario_file": self.scenario_file, "slo": self.slo,
-                "users": self.users, "duration": self.duration}
 
 
 def default_report_dir() -> Path:
     return Path("reports") / f"gate-{datetime.datetime.now(datetime.UTC).strftime('%Y%m%dT%H%M%SZ')}"
 
 
-def run_gate(options: GateOptions) -> int:
-    """Run both phases, write the report folder, print the verdict; return the exit code."""
-    waivers = load_waivers(options.waivers, load_registry())
-    _check_load_options(options)
-    folder = Path(options.report_dir or default_report_dir())
+def run_gate(values: Mapping[str, Any], pytest_args: Sequence[str] = ()) -> int:
+    """Run both phases, write the report folder, print the verdict; return the exit code.
+
+    ``values``: the gate's options (:data:`geopool.gate.options.GATE_OPTIONS`), keyed by ``dest``, as
+    click parsed them (so each row's type, choices and bounds hold already); ``pytest_args`` go to pytest.
+    """
+    waivers = load_waivers(values["waivers"], load_registry())
+    scenario = _check(values)
+    options = _Run(dict(values), tuple(pytest_args), scenario)
+    folder = Path(values["report_dir"] or default_report_dir())
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
         # An earlier run's conformance.json or load summary would be read as this run's.
         raise ConfigError(f"--report-dir {str(folder)!r} is a file or a folder that is not empty; name a new folder")
     (folder / "conformance").mkdir(parents=True, exist_ok=True)
     started, clock = datetime.datetime.now(datetime.UTC), time.monotonic()
     progress = ProgressLine()
-    target = options.base_url or "the embedded server"
-    progress.say(f"geopool gate: conformance, then load ({options.scenario}) against {target}; report in {folder}")
+    target = values["base_url"] or "the embedded server"
+    progress.say(f"geopool gate: conformance, then load ({options.scenario.name}) against {target}; report in {folder}")
     try:
         conformance_code, conformance_error = _run_conformance(options, folder, progress)
         conformance = _read_json(folder / "conformance" / "conformance.json")
@@ -101,10 +87,10 @@ def run_gate(options: GateOptions) -> int:
         progress.close()
     verdict = judge(conformance_code=conformance_code, conformance=conformance, waivers=waivers,
                     load_code=load_code, load=load_summary, load_skipped=skipped,
-                    conformance_error=conformance_error, strict=options.strict)
-    summary = {**verdict, "target": (conformance or {}).get("target") or {"url": options.base_url},
+                    conformance_error=conformance_error, strict=values["strict_expectations"])
+    summary = {**verdict, "target": (conformance or {}).get("target") or {"url": values["base_url"]},
                "started": started.isoformat(timespec="seconds"), "duration_s": round(time.monotonic() - clock, 1),
-               "report_dir": str(folder), "waivers_file": str(options.waivers) if options.waivers else None,
+               "report_dir": str(folder), "waivers_file": str(values["waivers"]) if values["waivers"] else None,
                "repro": sorted(str(path.relative_to(folder)) for path in (folder / "repro").glob("*.py")),
                "exit_codes": {str(code): meaning for code, (_, meaning) in exitcodes.TABLE.items()}}
     (folder / "summary.json").write_text(json.dumps(summary, indent=2, default=str))  # the verdict, first
@@ -122,9 +108,36 @@ def run_gate(options: GateOptions) -> int:
     return summary["exit_code"]
 
 
-def _check_load_options(options: GateOptions) -> None:
-    """Usage errors before anything starts, as ``geopool load`` checks them."""
-    check_load_values(options.load_values(), embedded=options.base_url is None)
+@dataclasses.dataclass(frozen=True)
+class _Run:
+    """One gate run: its checked option values (keyed by ``dest``; the table's defaults filled in by
+    click), the arguments for pytest, and the load scenario the check resolved."""
+
+    values: Mapping[str, Any]
+    pytest_args: tuple[str, ...]
+    scenario: Scenario
+
+
+def _check(values: Mapping[str, Any]) -> Scenario:
+    """Every usage error of both phases, before anything starts: the load phase's as ``geopool load``
+    checks them (the scenario, returned, the SLO file, ``--input-dtype`` against a URL), and the
+    expectations file. Each child, being a command of its own, runs the same checks on the same values
+    again and finds nothing new; none of them can start a server or send a request with a bad value."""
+    scenario = check_load_values(_phase_values(LOAD_PHASE, values), embedded=values["base_url"] is None)
+    expectations = values.get("expectations")
+    if expectations is not None and expectations != "none":
+        load_expectations(None, registry=load_registry(mode=None), path=Path(expectations))
+    return scenario
+
+
+def _phase_rows(rows: Iterable[Option], values: Mapping[str, Any]) -> tuple[Option, ...]:
+    """A phase's rows for this run: against a URL, not the embedded server's (they would mean nothing)."""
+    embedded = {row.flag for row in (shared.EMBEDDED_MODEL, shared.EMBEDDED_DTYPE, shared.DEVICE)}
+    return tuple(row for row in rows if values.get("base_url") is None or row.flag not in embedded)
+
+
+def _phase_values(rows: Iterable[Option], values: Mapping[str, Any]) -> dict[str, Any]:
+    return {row.dest: values.get(row.dest) for row in rows}
 
 
 def _why_no_load(conformance_code: int) -> str | None:
@@ -138,29 +151,20 @@ def _why_no_load(conformance_code: int) -> str | None:
 # ----------------------------------------------------------------------------------- conformance
 
 
-def conformance_command(options: GateOptions, folder: Path) -> list[str]:
+def conformance_command(values: Mapping[str, Any], folder: Path, pytest_args: Sequence[str] = ()) -> list[str]:
+    """The conformance phase's command line: pytest on the suite, the gate's report paths, and the
+    conformance phase's rows rendered from ``values`` (the secret goes by environment)."""
     out = folder / "conformance"
     args = ["-p", progress_plugin.__name__, "-p", "no:cacheprovider", "-q",
-            "--conformance-report", str(out / "conformance.json"), "--junitxml", str(out / "junit.xml"),
-            "--conformance-html", str(out / "conformance.html"), "--repro-dir", str(folder / "repro")]
-    if options.base_url:
-        args += ["--base-url", options.base_url, "--input-dtype", str(options.input_dtype)]
-    else:
-        args += ["--embedded-model", options.embedded_model, "--embedded-dtype", options.embedded_dtype]
-    for flag, value in (("--model", options.model), ("--model-config", options.model_config),
-                        ("--reference-checkpoint", options.reference_checkpoint),
-                        ("--expectations", options.expectations)):
-        if value is not None:
-            args += [flag, str(value)]
-    if options.destructive:
-        args.append("--destructive")
-    if options.strict:
-        # Unexpected passes fail the conformance run; unchecked MUSTs are the gate's to judge (waivers).
-        args.append("--strict-expectations")
-    return [sys.executable, "-m", "pytest", *pytest_argv([*args, *options.pytest_args])]
+            *shared.CONFORMANCE_REPORT.to_argv(out / "conformance.json"), "--junitxml", str(out / "junit.xml"),
+            *shared.CONFORMANCE_HTML.to_argv(out / "conformance.html"), *shared.REPRO_DIR.to_argv(folder / "repro"),
+            # --strict-expectations among them: unexpected passes fail the conformance run; unchecked MUSTs
+            # are the gate's to judge (waivers), so pytest's own --strict is not passed.
+            *shared.argv(_phase_rows(CONFORMANCE_PHASE, values), values)]
+    return [sys.executable, "-m", "pytest", *pytest_argv([*args, *pytest_args])]
 
 
-def _run_conformance(options: GateOptions, folder: Path, progress: ProgressLine) -> tuple[int, str | None]:
+def _run_conformance(options: _Run, folder: Path, progress: ProgressLine) -> tuple[int, str | None]:
     out = folder / "conformance"
     tally = out / "progress.jsonl"
     tally.unlink(missing_ok=True)
@@ -169,13 +173,14 @@ def _run_conformance(options: GateOptions, folder: Path, progress: ProgressLine)
     def show() -> None:
         progress.show("conformance", _conformance_progress(tally))
 
-    code = watch_child(conformance_command(options, folder), env=env, log=out / "output.txt",
-                       deadline_s=options.conformance_timeout, tick=show)
+    code = watch_child(conformance_command(options.values, folder, options.pytest_args), env=env,
+                       log=out / "output.txt", deadline_s=options.values["conformance_timeout"], tick=show)
     output = (out / "output.txt").read_text(errors="replace")
     error = next((line.split("geopool conformance: ", 1)[1] for line in output.splitlines()
                   if "geopool conformance: " in line and line.startswith(("!", "Exit", "geopool"))), None)
     if code is None:
-        return exitcodes.TARGET_UNUSABLE, f"the conformance run did not stop within {options.conformance_timeout:.0f} s"
+        timeout = options.values["conformance_timeout"]
+        return exitcodes.TARGET_UNUSABLE, f"the conformance run did not stop within {timeout:.0f} s"
     return code, error
 
 
@@ -196,22 +201,15 @@ def _conformance_progress(tally: Path) -> str:
 # ------------------------------------------------------------------------------------------ load
 
 
-def load_command(options: GateOptions, folder: Path) -> list[str]:
-    args = ["--report-dir", str(folder / "load"), "--scenario", options.scenario]
-    for flag, value in (("--base-url", options.base_url), ("--input-dtype", options.input_dtype),
-                        ("--model", options.model), ("--model-config", options.model_config),
-                        ("--reference-checkpoint", options.reference_checkpoint),
-                        ("--scenario-file", options.scenario_file), ("--slo", options.slo),
-                        ("--users", options.users), ("--duration", options.duration)):
-        if value is not None:
-            args += [flag, str(value)]
-    if not options.base_url:
-        args += ["--embedded-model", options.embedded_model, "--embedded-dtype", options.embedded_dtype]
+def load_command(values: Mapping[str, Any], folder: Path) -> list[str]:
+    """The load phase's command line: ``geopool load`` into the gate's folder, with the load phase's rows
+    rendered from ``values`` (the secret goes by environment)."""
+    args = [*load_option("report_dir").to_argv(folder / "load"), *shared.argv(_phase_rows(LOAD_PHASE, values), values)]
     return [sys.executable, "-m", "geopool.cli", "load", *args]
 
 
-def _run_load(options: GateOptions, folder: Path, progress: ProgressLine) -> int:
-    scenario = resolve(options.load_values(), embedded=options.base_url is None)
+def _run_load(options: _Run, folder: Path, progress: ProgressLine) -> int:
+    scenario = options.scenario  # checked before anything started
     records = folder / "load" / "records.jsonl"
     deadline = scenario.end_s + 2 * scenario.grace_s + LOAD_DEADLINE_EXTRA_S
 
@@ -221,19 +219,17 @@ def _run_load(options: GateOptions, folder: Path, progress: ProgressLine) -> int
         progress.show("load", tally.line())
 
     records.parent.mkdir(parents=True, exist_ok=True)
-    code = watch_child(load_command(options, folder), env=_child_env(options, {}), log=records.parent / "output.txt",
-                       deadline_s=deadline, tick=show)
+    code = watch_child(load_command(options.values, folder), env=_child_env(options, {}),
+                       log=records.parent / "output.txt", deadline_s=deadline, tick=show)
     return exitcodes.TARGET_UNUSABLE if code is None else code
 
 
 # ----------------------------------------------------------------------------------------- common
 
 
-def _child_env(options: GateOptions, extra: dict[str, str]) -> dict[str, str]:
-    env = {**os.environ, **extra}
-    if options.api_key:  # by environment, never argv (`ps` shows argv)
-        env["GEOPOOL_API_KEY"] = options.api_key
-    return env
+def _child_env(options: _Run, extra: dict[str, str]) -> dict[str, str]:
+    # secrets by environment, never argv (`ps` shows argv)
+    return {**os.environ, **extra, **shared.secret_env((shared.API_KEY,), options.values)}
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:

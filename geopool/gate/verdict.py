@@ -68,7 +68,8 @@ def _conformance_part(code: int, report: dict[str, Any] | None, waivers: dict[st
         plural = "s" if len(failed) != 1 else ""
         _reason(reasons, exitcodes.FAILED, f"{len(failed)} requirement{plural} failed: {listed_ids(failed, 8)}")
     if strict and unexpected:
-        _reason(reasons, exitcodes.FAILED, f"--strict: known defects no longer fail: {', '.join(unexpected)}")
+        _reason(reasons, exitcodes.FAILED,
+                f"--strict-expectations: known defects no longer fail: {', '.join(unexpected)}")
     if part["unwaived"]:
         listed = ids_by_reason((item["id"], item["why"]) for item in unchecked if item["id"] in part["unwaived"])
         count = len(part["unwaived"])

@@ -29,6 +29,9 @@ def gate(*args: str, cwd, env: dict | None = None, timeout: float = 180) -> subp
     (["--input-dtype", "int8"], "'int8' is not one of"),
     (["--base-url", "http://127.0.0.1:9", "--input-dtype", "float32", "--waivers", "."],
      "waiver file '.' cannot be read"),
+    (["--base-url", "http://127.0.0.1:9", "--input-dtype", "float32", "--expectations", "missing.toml"],
+     "expectations file 'missing.toml' does not exist"),
+    (["--base-url", "http://127.0.0.1:9", "--input-dtype", "float32", "--users", "0"], "0 is not in the range x>=1"),
     (["--base-url", "http://127.0.0.1:9", "--input-dtype", "float32", "--report-dir", "bad.toml"],
      "'bad.toml' is a file or a folder that is not empty"),
 ])

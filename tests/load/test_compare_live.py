@@ -53,7 +53,7 @@ def load_run(folder: Path, url: str, *args: str, slo: str | None = None) -> tupl
 
 
 def compare(base: Path, new: Path, report: Path) -> tuple[subprocess.CompletedProcess[str], dict]:
-    result = subprocess.run([GEOPOOL, "compare", str(base), str(new), "--report", str(report)], capture_output=True,
+    result = subprocess.run([GEOPOOL, "compare", str(base), str(new), "--report-dir", str(report)], capture_output=True,
                             text=True, timeout=120)
     assert (report / "compare.json").is_file(), result.stderr
     return result, json.loads((report / "compare.json").read_text())

@@ -166,7 +166,7 @@ def test_the_command_writes_its_outputs_and_exits_by_the_verdict(tmp_path):
     new = write_run(tmp_path / "new", _gamma(2, 300, shift=100.0))
     slo_file = tmp_path / "slo.toml"
     slo_file.write_text("[latency.uncorrected]\np50 = 250\n")
-    result = _cli(str(base), str(new), "--slo", str(slo_file), "--report", str(tmp_path / "out"), cwd=tmp_path)
+    result = _cli(str(base), str(new), "--slo", str(slo_file), "--report-dir", str(tmp_path / "out"), cwd=tmp_path)
     assert result.returncode == exitcodes.REGRESSED, result.stderr
     assert "geopool compare: regressed at 95% confidence" in result.stdout
     assert "on BASE: ok" in result.stdout and "on NEW: slo-breached" in result.stdout

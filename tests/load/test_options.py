@@ -1,4 +1,4 @@
-"""The load options, declared once: the table, its three renderings, the one resolver, the old names."""
+"""The load options, declared once: the table, its three renderings, the one resolver."""
 
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ def test_locust_parser_gets_geopools_options_but_not_locusts_own():
     assert "--rate" in parser.declared and "--reference-checkpoint" in parser.declared
     assert not {"--users", "--duration", "--processes", "--base-url"} & set(parser.declared)
     assert parser.declared["--api-key"]["env_var"] == "GEOPOOL_API_KEY" and parser.declared["--api-key"]["is_secret"]
-    assert parser.declared["--reference-dir"]["include_in_web_ui"] is False
+    assert "--reference-dir" not in parser.declared  # 0.1.0: no deprecated spellings
     assert parser.declared["--input-dtype"]["default"] is None  # required against a URL: see below
 
 
@@ -114,24 +114,14 @@ def test_verify_reference_needs_a_checkpoint_against_a_url(tmp_path):
     assert options.resolve(_values(verify="reference"), embedded=True).verify == "reference"
 
 
-def test_deprecated_names_still_work_and_warn():
-    warnings: list[str] = []
-    values = options.apply_deprecations({"reference_checkpoint": None, "reference_dir": "ckpt", "api_key": None},
-                                        environ={"LOCUST_API_KEY": "old"}, warn=warnings.append)
-    assert values == {"reference_checkpoint": "ckpt", "api_key": "old"}
-    assert warnings == ["--reference-dir is deprecated; use --reference-checkpoint",
-                        "$LOCUST_API_KEY is deprecated; use $GEOPOOL_API_KEY"]
-    quiet: list[str] = []
-    kept = options.apply_deprecations({"reference_checkpoint": "new", "reference_dir": None, "api_key": "k"},
-                                      environ={"LOCUST_API_KEY": "old"}, warn=quiet.append)
-    assert kept["api_key"] == "k" and kept["reference_checkpoint"] == "new" and quiet == []
-
-
-def test_the_deprecated_flag_reaches_the_locust_path(tmp_path, capsys):
-    settings = configure(_locust_options("--verify", "reference", "--reference-dir", "ckpt", "--report-dir",
-                                         str(tmp_path / "r")), "http://h:1")
-    assert settings.plan.reference_checkpoint == "ckpt"
-    assert "--reference-dir is deprecated; use --reference-checkpoint" in capsys.readouterr().err
+def test_the_locust_parser_checks_bounds_as_click_does(capsys):
+    """The row's bounds hold in Locust's parser too (argparse's ``type=`` is the row's own check)."""
+    with pytest.raises(SystemExit):
+        _locust_options("--rate", "0")
+    assert "--rate '0' must be > 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        _locust_options("--pool-size", "x")
+    assert "--pool-size 'x' is not an integer" in capsys.readouterr().err
 
 
 def test_no_host_and_an_old_report_dir_are_usage_errors(tmp_path):

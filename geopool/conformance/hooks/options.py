@@ -9,6 +9,7 @@ declaring them twice is an error in pytest.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib.metadata
 import os
 from pathlib import Path
@@ -30,37 +31,10 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
     group = parser.getgroup("geopool-conformance", "geopool conformance suite")
     if not base_url_plugin_owns_the_option(pluginmanager):
         _add_base_url(parser, group)
-    options.add_pytest(group, (
-        options.MODEL, options.MODEL_CONFIG, options.INPUT_DTYPE, options.API_KEY,
-        options.REFERENCE_CHECKPOINT.but(help="served model folder (config.json + .pt checkpoint) for POOL-NUM-002 "
-                                         "[automatic for the embedded server]"),
-        options.NUMERIC_BOUNDS, options.MODE,
-        options.PLUGIN.but(help="image-to-image: the plugin the server runs: the embedded server's (geopool = "
-                           "TerraTorch's with geopool's D8/D9 fixes, loopfix = the D8 fix only, stock = TerraTorch's "
-                           "own), or, against a URL, which one it runs (it picks the expectations file)"),
-    ), dests={"model": "conformance_model", "plugin": "io_plugin"})
-    options.add_pytest(group, (options.IO_INPUT_DIR.but(
-        help="image-to-image against a URL: a folder this machine writes GeoTIFFs into and the server reads by the "
-        "same absolute paths (a shared file system); without it, requirements that need the server to read a file "
-        "are not checked [embedded: a folder under reports/]"),))
-    group.addoption("--terratorch-version", default=None, metavar="X.Y.Z",
-                    help="image-to-image against a URL: the server's TerraTorch version (picks the expectations "
-                    "file; a server does not say it) [embedded: the installed one]")
-    group.addoption("--conformance-report", default="reports/conformance.json", help="JSON report path")
-    group.addoption("--conformance-html", default=None, metavar="PATH",
-                    help="HTML report path [default: the JSON report's path with .html]")
-    group.addoption("--repro-dir", default="reports/repro", metavar="DIR",
-                    help="write a standalone reproducer <REQ-ID>.py (httpx + numpy only) per failing requirement here")
-    group.addoption("--expectations", default=None,
-                    help="expected-failures TOML, applied whatever the server's version [default: the newest file "
-                    "under conformance/expectations whose range holds the server's version]; 'none' disables")
-    group.addoption("--strict-expectations", action="store_true",
-                    help="an expected failure that passes (unexpected-pass) fails the run")
-    group.addoption("--destructive", action="store_true",
-                    help="send inputs known to kill servers (marker 'destructive') to an external --base-url too; "
-                    "the embedded server gets them always, and is restarted after each death")
-    group.addoption("--requirements-map", default=None, metavar="PATH",
-                    help="write {requirement id: [test ids]} as JSON after collection (use with --collect-only)")
+    # Every option is a row of geopool's one table (same help and default as in the CLI and Locust);
+    # ``model`` and ``plugin`` get their own dests here, as other plugins may own those.
+    options.add_pytest(group, (*options.CONFORMANCE_TARGET, *options.CONFORMANCE),
+                       dests={"model": "conformance_model", "plugin": "io_plugin"})
 
 
 def _add_base_url(parser: pytest.Parser, group: Any) -> None:
@@ -73,9 +47,11 @@ def _add_base_url(parser: pytest.Parser, group: Any) -> None:
     if "--base-url" in taken:
         return
     try:
-        options.add_pytest(group, (options.BASE_URL.but(
-            help="server under test [$PYTEST_BASE_URL, ini base_url; default: start the embedded server]",
-            env=None),))
+        # pytest-base-url's option, as that plugin declares it: its help, and $PYTEST_BASE_URL (read in
+        # _base_url) instead of the CLI's variable. The one row the suite renders with another help.
+        options.add_pytest(group, (dataclasses.replace(
+            options.BASE_URL, help="Server under test [$PYTEST_BASE_URL, ini base_url; default: start the "
+            "embedded server].", env=None),))
     except (ValueError, argparse.ArgumentError):  # declared already (conflicting option)
         return
     parser.addini("base_url", "base URL of the server under test", default=None)

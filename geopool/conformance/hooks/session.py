@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
-from geopool import exitcodes, wire
+from geopool import exitcodes, options, wire
 from geopool.conformance.checks import Checks
 from geopool.conformance.guard import ServerGuard
 from geopool.conformance.hooks.options import as_path, base_url
@@ -110,8 +110,8 @@ def _resolve(config: pytest.Config) -> Target:
         model_config=as_path(config.getoption("model_config")), input_dtype=config.getoption("input_dtype"),
         api_key=config.getoption("api_key"), embedded_model=config.getoption("embedded_model"),
         embedded_dtype=config.getoption("embedded_dtype"), reference=as_path(config.getoption("reference_checkpoint")),
-        embedded_device=config.getoption("embedded_device", "auto"),
-        numeric_bounds=config.getoption("numeric_bounds", "auto"),
+        embedded_device=config.getoption("embedded_device", options.DEVICE.default),
+        numeric_bounds=config.getoption("numeric_bounds", options.NUMERIC_BOUNDS.default),
         mode=config.getoption("mode", None) or TENSOR_TO_TENSOR, plugin=config.getoption("io_plugin", None) or
         DEFAULT_PLUGIN, io_input_dir=as_path(config.getoption("io_input_dir", None)),
         terratorch=config.getoption("terratorch_version", None),

@@ -19,7 +19,6 @@ from geopool.errors import ConfigError
 from geopool.exitcodes import INTERRUPTED
 from geopool.load.judge.slo import EXIT_NO_TARGET, load_slo
 from geopool.load.run.options import (
-    apply_deprecations,
     default_report_dir,
     locust_arguments,
     mode_of,
@@ -28,6 +27,7 @@ from geopool.load.run.options import (
 )
 from geopool.modes import IMAGE_TO_IMAGE
 from geopool.numerics import bounds_for
+from geopool.options import DEVICE
 from geopool.progress import LoadTally, ProgressLine, watch_child
 from geopool.server import DEFAULT_PLUGIN
 
@@ -66,7 +66,6 @@ def run_load(values: Mapping[str, Any], *, embedded: dict[str, Any]) -> int:
     ``values``: the option table's (:data:`geopool.load.run.options.OPTIONS`), keyed by ``dest``;
     ``embedded``: how to start the embedded server when ``base_url`` is None.
     """
-    values = apply_deprecations(values)
     base_url = values["base_url"]
     scenario = check_load_values(values, embedded=base_url is None)
     report_dir = Path(values["report_dir"] or default_report_dir(scenario.name))
@@ -132,7 +131,7 @@ def target(base_url: str | None, embedded: dict[str, Any]) -> Iterator[tuple[str
     io = {"mode": embedded["mode"], "plugin": embedded["plugin"]} if embedded.get("mode") else {}
     server = EmbeddedServer(embedded["model"], dtype=embedded["dtype"], max_num_seqs=embedded["max_num_seqs"],
                             extra_args=embedded["vllm_args"], startup_timeout_s=embedded["startup_timeout"],
-                            device=embedded.get("device", "auto"), **io)
+                            device=embedded.get("device", DEVICE.default), **io)
     through = f", image-to-image through {server.plugin_description}" if server.plugin_description else ""
     print(f"geopool: no --base-url; starting the embedded server ({server.model_name}{through})", flush=True)
     with server:

@@ -1,15 +1,17 @@
 """Every load option, declared once, and the one scenario resolver both entry points use.
 
 The target options (``--base-url``, ``--model``, ``--api-key`` ...) are :mod:`geopool.options`'s
-shared rows, so they mean the same here as in the CLI and the conformance plugin.
+shared rows, so they mean the same here as in the CLI and the conformance plugin; the load-only rows
+below are declared into the same table (:func:`geopool.options.declare`).
 
-:data:`OPTIONS` is the table. It is rendered into Locust's parser (:func:`add_locust_arguments`),
-into the click options of ``geopool load`` (:func:`click_options`) and into the command line
-``geopool load`` gives its Locust child (:func:`locust_arguments`). An option whose ``locust_flag``
-is set is one of Locust's own (``-u``, ``-t``, ``--processes``, ``--host``): geopool only reads it.
+:data:`OPTIONS` is ``geopool load``'s subset. It is rendered into Locust's parser
+(:func:`add_locust_arguments`), into the click options of ``geopool load`` (:func:`click_options`)
+and into the command line ``geopool load`` gives its Locust child (:func:`locust_arguments`). An
+option whose ``locust_flag`` is set is one of Locust's own (``-u``, ``-t``, ``--processes``,
+``--host``): geopool only reads it.
 
-Either path collects a ``values`` dict keyed by :attr:`geopool.options.Option.dest`, passes it through
-:func:`apply_deprecations` and :func:`resolve`, so ``--users`` on a staged scenario is the same
+Either path collects a ``values`` dict keyed by :attr:`geopool.options.Option.dest` and passes it
+through :func:`resolve`, so ``--users`` on a staged scenario is the same
 :class:`~geopool.errors.ConfigError` whether it came from ``geopool load`` or from ``locust``.
 """
 
@@ -27,7 +29,7 @@ from geopool.load.scenario import ARRIVALS, PAYLOADS, RESPONSE_ENCODINGS, STABIL
 from geopool.modes import IMAGE_TO_IMAGE, TENSOR_TO_TENSOR
 from geopool.options import Option
 
-__all__ = ["OPTIONS", "add_locust_arguments", "apply_deprecations", "click_options",
+__all__ = ["OPTIONS", "add_locust_arguments", "click_options",
            "default_report_dir", "locust_arguments", "mode_of", "option", "overrides", "require_input_dtype", "resolve"]
 
 REPORTS = Path("reports") / "load"
@@ -37,24 +39,28 @@ def _seconds(value: float) -> str:
     return f"{math.ceil(value)}s"
 
 
-OPTIONS: tuple[Option, ...] = (
-    shared.BASE_URL.but(help="Server URL [default: start the embedded server and load it].",
-                        locust_flag="--host", locust_dest="host"),
+#: The load-only rows, declared into geopool's one option table.
+_LOAD_ROWS = shared.declare(
     Option("--scenario", "Scenario name in the scenario file (closed, open-constant, open-poisson, ramp, "
-               "step, spike, soak).", default="closed"),
+               "step, spike, soak, gate).", default="closed"),
     Option("--scenario-file", "TOML scenario file [load/scenarios.toml].", kind=Path),
-    Option("--slo", "SLO TOML file; a breach exits 10, an invalid run 11.", kind=Path),
+    Option("--slo", "SLO TOML file the run is judged against (a sweep: each step); a breach exits 10, an "
+               "invalid run 11 (geopool compare: each run's verdict and goodput are shown, the exit code is "
+               "compare's own).", kind=Path),
     Option("--stop-on-breach", "Stop the run as soon as an SLO bound is breached beyond doubt (exit 10; "
                "needs --slo).", kind=bool, default=False),
-    Option("--users", "Concurrent users (overrides; not for a scenario with stages).", kind=int, low=1,
-               field="users", locust_flag="-u", locust_dest="num_users"),
+    Option("--users", "Concurrent users; open loop: the most requests in flight (overrides the scenario's; not "
+               "for a scenario with stages).", kind=int, low=1, field="users", locust_flag="-u",
+               locust_dest="num_users"),
     Option("--rate", "Open loop: arrivals per second (overrides).", kind=float, low=0, low_open=True,
                field="rate"),
     Option("--arrival", "Open loop arrivals (overrides).", choices=ARRIVALS, field="arrival"),
     Option("--duration", "Seconds (overrides).", kind=float, low=1, field="duration_s", locust_flag="-t",
                locust_dest="run_time", to_locust=_seconds),
-    Option("--max-requests", "Request budget of the run (overrides).", kind=int, low=1, field="max_requests"),
-    Option("--warmup", "Seconds excluded from statistics (overrides).", kind=float, low=0, field="warmup_s"),
+    Option("--max-requests", "Request budget: the load run's (overrides the scenario's); the proxy stops by itself "
+               "after this many.", kind=int, low=1, field="max_requests"),
+    Option("--warmup", "Seconds excluded from statistics (overrides; a sweep: in each step).", kind=float, low=0,
+               field="warmup_s"),
     Option("--window-requests", "Steady-state window size (overrides).", kind=int, low=2,
                field="window_requests"),
     Option("--stability-tolerance", f"Steady state: the last 3 windows within this fraction [{STABILITY:.2f}].",
@@ -66,19 +72,29 @@ OPTIONS: tuple[Option, ...] = (
     Option("--response-encoding", "encoding_format of the answers asked for: base64 (JSON) or bytes (raw values "
                "and a metadata header); both are verified alike (overrides).", choices=RESPONSE_ENCODINGS,
                field="response_encoding"),
-    shared.REFERENCE_CHECKPOINT.but(help="Served model folder (config.json + .pt), for --verify reference "
-                                    "against a URL.", deprecated_flag="--reference-dir"),
     Option("--processes", "Locust --processes: a master and this many worker processes.", kind=int, low=1,
                locust_flag="--processes", locust_dest="processes"),
-    Option("--report-dir", "Output folder [reports/load/SCENARIO-TIMESTAMP].", kind=Path),
+    Option("--report-dir", "Output folder [load: reports/load/SCENARIO-TIMESTAMP; sweep: reports/sweep/TIMESTAMP; "
+               "gate: reports/gate-UTC-TIME; compare: NEW/compare].", kind=Path),
+)
+_LOAD = {row.dest: row for row in _LOAD_ROWS}
+
+#: ``geopool load``'s options (and Locust's, but for Locust's own: ``-u``, ``-t``, ``--processes``, ``--host``).
+OPTIONS: tuple[Option, ...] = (
+    shared.BASE_URL,
+    *(_LOAD[dest] for dest in ("scenario", "scenario_file", "slo", "stop_on_breach", "users", "rate", "arrival",
+                               "duration", "max_requests", "warmup", "window_requests", "stability_tolerance",
+                               "payload", "pool_size", "verify", "response_encoding")),
+    shared.REFERENCE_CHECKPOINT,
+    _LOAD["processes"],
+    _LOAD["report_dir"],
     shared.NUMERIC_BOUNDS,
     shared.MODEL,
     shared.MODEL_CONFIG,
     shared.INPUT_DTYPE,
-    shared.API_KEY.but(deprecated_env="LOCUST_API_KEY"),
+    shared.API_KEY,
     shared.MODE,
-    # no default here: against a URL the server runs a plugin of its own, which geopool cannot name
-    shared.PLUGIN.but(help=shared.PLUGIN.help.rstrip(".") + " [geopool]; the report names it.", default=None),
+    shared.PLUGIN,
     shared.IO_INPUT_DIR,
 )
 
@@ -100,7 +116,7 @@ def add_locust_arguments(parser: Any) -> None:
 
 
 def click_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Decorate a click command with every option of the table (deprecated names hidden)."""
+    """Decorate a click command with every option of ``geopool load``."""
     return shared.click_options(OPTIONS)(func)
 
 
@@ -124,16 +140,8 @@ def locust_arguments(values: Mapping[str, Any]) -> list[str]:
 def values_from_locust(options: Any, host: str | None) -> dict[str, Any]:
     """The table's values from Locust's parsed options (``host``: the environment's)."""
     values = {entry.dest: getattr(options, entry.locust_dest or entry.dest) for entry in OPTIONS}
-    values.update({entry.deprecated_dest: getattr(options, entry.deprecated_dest)
-                   for entry in OPTIONS if entry.deprecated_dest})
     values["base_url"] = host
     return values
-
-
-def apply_deprecations(values: Mapping[str, Any], environ: Mapping[str, str] | None = None,
-                       warn: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """``values`` with every deprecated name folded into its new one (a warning each); the new name wins."""
-    return shared.apply_deprecations(values, OPTIONS, environ, warn)
 
 
 def overrides(values: Mapping[str, Any]) -> dict[str, Any]:

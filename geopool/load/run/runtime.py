@@ -50,7 +50,7 @@ def configure(options: Any, host: str | None) -> RunSettings:
     if not host:
         raise ConfigError("no target: pass --host URL (e.g. --host http://127.0.0.1:8000), "
                           "or use `geopool load`, which starts the embedded server")
-    values = load_options.apply_deprecations(load_options.values_from_locust(options, host))
+    values = load_options.values_from_locust(options, host)
     scenario = load_options.resolve(values)
     report_dir = Path(values["report_dir"] or load_options.default_report_dir(scenario.name))
     if (report_dir / "records.jsonl").exists():

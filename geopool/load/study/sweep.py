@@ -35,28 +35,31 @@ from geopool.errors import ConfigError
 from geopool.load.judge.slo import load_slo
 from geopool.load.report.run_report import json_safe
 from geopool.load.run import command
-from geopool.load.run.options import apply_deprecations, option
+from geopool.load.run.options import option
 from geopool.load.study import knee
-from geopool.options import Option
+from geopool.options import Option, declare
 
 __all__ = ["MAX_STEPS", "OPTIONS", "SweepStep", "result_of", "run_sweep", "step_from_summary", "step_rates"]
 
 MAX_STEPS = 50
 STEP_SCENARIO = "open-constant"
 REPORTS = Path("reports") / "sweep"
-#: ``geopool sweep``'s options: its own, then the load options that keep their meaning in every step.
+#: ``geopool sweep``'s options: its own (declared into geopool's one option table), then the load options
+#: that keep their meaning in every step.
 OPTIONS: tuple[Option, ...] = (
     option("base_url"),
-    option("slo").but(help="SLO TOML file (required): each step is judged against it.", required=True),
-    Option("--rates", "Offered rates, ascending, comma-separated (e.g. 0.5,1,1.5) [or --start/--step/--max; "
-                      "default 0.5,1,1.5,2,2.5,3]."),
-    Option("--start", "First rate (req/s), with --step and --max.", kind=float, low=0, low_open=True),
-    Option("--step", "Rate increment (req/s), with --start and --max.", kind=float, low=0, low_open=True),
-    Option("--max", "Last rate at most (req/s), with --start and --step.", kind=float, low=0, low_open=True),
-    Option("--step-duration", "Seconds per step.", kind=float, low=1, default=30.0),
-    option("warmup").but(help="Seconds excluded at the start of each step.", default=5.0),
-    option("users").but(help="Most requests in flight per step (open loop) [the open-constant scenario's: 16]."),
-    Option("--report-dir", "Output folder [reports/sweep/TIMESTAMP].", kind=Path),
+    option("slo").but(required=True),
+    *declare(
+        Option("--rates", "Offered rates, ascending, comma-separated (e.g. 0.5,1,1.5) [or --start/--step/--max; "
+                          "default 0.5,1,1.5,2,2.5,3]."),
+        Option("--start", "First rate (req/s), with --step and --max.", kind=float, low=0, low_open=True),
+        Option("--step", "Rate increment (req/s), with --start and --max.", kind=float, low=0, low_open=True),
+        Option("--max", "Last rate at most (req/s), with --start and --step.", kind=float, low=0, low_open=True),
+        Option("--step-duration", "Seconds per step.", kind=float, low=1, default=30.0),
+    ),
+    option("warmup").but(default=5.0),  # a step is short: its first seconds are excluded whatever the scenario says
+    option("users"),
+    option("report_dir"),
     *(option(dest) for dest in ("window_requests", "stability_tolerance", "payload", "pool_size", "verify",
                                 "reference_checkpoint", "processes", "numeric_bounds", "model", "model_config",
                                 "input_dtype", "api_key")),
@@ -143,7 +146,6 @@ def result_of(steps: Sequence[SweepStep]) -> tuple[float | None, int]:
 
 def run_sweep(values: Mapping[str, Any], *, embedded: dict[str, Any]) -> int:
     """Run the steps (the option values of ``geopool sweep``) and write sweep.json and report.html."""
-    values = apply_deprecations(values)
     if values.get("rates") is None and all(values.get(key) is None for key in ("start", "step", "max")):
         values = {**values, "rates": DEFAULT_RATES}
     rates = step_rates(values.get("rates"), values.get("start"), values.get("step"), values.get("max"))
