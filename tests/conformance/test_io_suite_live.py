@@ -67,7 +67,8 @@ def test_geopools_plugin_passes_but_the_listed_defects(io_server, tmp_path):
 def test_the_stock_plugin_on_terratorch_1_2_10_fails_every_request_with_d8(tmp_path):
     if terratorch_version() != "1.2.10":
         pytest.skip(f"D8 is TerraTorch 1.2.10-1.2.12's; installed: {terratorch_version()}")
-    result, report = conformance(tmp_path, "--plugin", "stock")
+    # one pass, no shrinking: under D8 every generated raster fails at once, and shrinking only repeats that
+    result, report = conformance(tmp_path, "--plugin", "stock", "--hypothesis-profile", "fast")
     assert result.returncode == exitcodes.OK, result.stdout[-5000:]  # every failure is the stock file's
     found = outcomes(report)
     assert found["POOL-IO-001"] == "expected-fail" and "asyncio.run() cannot be called" in evidence(report,

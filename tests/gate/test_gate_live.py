@@ -49,7 +49,10 @@ def test_a_conformance_fault_ends_the_gate_with_the_conformance_code(embedded_se
     with FaultProxy(embedded_server.url, "byteswap", max_seconds=600) as proxy:
         result, summary = run_gate(tmp_path, proxy.url, "--reference-checkpoint", str(embedded_server.served_dir),
                                    "--waivers", str(waive_every_must(tmp_path)), "--duration", "20",
-                                   "--", "-k", "test_served_output_matches_the_offline_forward_pass")
+                                   "--", "-k", "test_served_output_matches_the_offline_forward_pass",
+                                   # one pass, no shrinking: every shrink step of the failing property is a
+                                   # reference forward pass (~400 s of them under the default profile)
+                                   "--hypothesis-profile", "fast")
     assert result.returncode == exitcodes.FAILED, result.stdout[-3000:] + result.stderr[-2000:]
     assert summary["exit_name"] == "conformance-failed" and "POOL-NUM-002" in summary["conformance"]["failed"]
     assert summary["reasons"][0] == {"code": exitcodes.FAILED, "name": "conformance-failed",
@@ -67,7 +70,7 @@ def test_a_slow_tail_under_a_tight_slo_ends_the_gate_with_the_slo_code(embedded_
     with FaultProxy(embedded_server.url, "slow-tail:50:3", max_seconds=600) as proxy:
         result, summary = run_gate(tmp_path, proxy.url, "--slo", str(tmp_path / "slo.toml"),
                                    "--waivers", str(waive_every_must(tmp_path)), "--duration", "25",
-                                   "--", "-k", "test_bytes_encoding")
+                                   "--", "-k", "test_bytes_encoding", "--hypothesis-profile", "fast")
     assert result.returncode == exitcodes.SLO_BREACHED, result.stdout[-3000:] + result.stderr[-2000:]
     assert summary["conformance"]["exit_code"] == 0 and summary["conformance"]["failed"] == []
     assert summary["conformance"]["waived"], "the unchecked MUSTs were waived, and the report says so"

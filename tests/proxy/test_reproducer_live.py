@@ -69,7 +69,8 @@ def test_reproducer_of_a_byteswap_failure_reproduces_it_with_httpx_and_numpy_onl
     contract = load_contract(embedded_server.served_dir, input_dtype=embedded_server.dtype)
     with FaultProxy(embedded_server.url, FAULT, max_seconds=600, contract=contract) as proxy:
         suite = subprocess.run(
-            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", SELECTED, "--base-url", proxy.url,
+            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--hypothesis-profile", "fast", SELECTED,
+             "--base-url", proxy.url,
              "--input-dtype", embedded_server.dtype, "--model", embedded_server.model_name, "--expectations", "none",
              "--conformance-report", str(report), "--junitxml", str(tmp_path / "junit.xml"),
              "--repro-dir", str(repro)], capture_output=True, text=True, cwd=REPO, timeout=600)
