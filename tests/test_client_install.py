@@ -45,6 +45,7 @@ def test_the_client_install_has_no_vllm_terratorch_or_torch(client_venv):
         assert found.returncode != 0 and "ModuleNotFoundError" in found.stderr, module
 
 
+@pytest.mark.timeout(3600)  # run alone, it sets up the fault matrix's baseline first
 def test_conformance_from_the_client_install_gives_the_in_repo_verdicts(client_venv, embedded_server,
                                                                          fault_matrix_runs, tmp_path):
     """The in-repo run is the fault matrix's baseline (tests/conftest.py): the whole suite through

@@ -49,6 +49,12 @@ def test_plain_gate_against_the_embedded_server(plain_conformance_run, fault_mat
     assert gate["line"].startswith("GATE PASSED: conformance ") and gate["line"] in result.stdout
     assert gate["load"]["verdict"] == "pass" and (folder / "load" / "records.jsonl").stat().st_size > 0
     assert gate["target"]["embedded"] is True
+    # The load phase is `geopool load` with no URL: it starts an embedded server of its own.
+    load_summary = json.loads((folder / "load" / "summary.json").read_text())
+    assert "no --base-url; starting the embedded server" in (folder / "load" / "output.txt").read_text()
+    assert load_summary["target"]["url"].startswith("http://127.0.0.1:")
+    assert load_summary["target"]["model"] == "prithvi-tiny-tl" and load_summary["target"]["vllm_version"] == "0.32.0"
+    assert load_summary["requests"]["ok"] > 5 and load_summary["requests"]["verification_failures"] == 0
     for name in ("report.html", "summary.md", "conformance/conformance.html"):
         assert (folder / name).stat().st_size > 0, name
     for name in ("report.html", "summary.md"):

@@ -4,6 +4,8 @@ Runs are short (12–45 s) so the module stays within a few minutes on 2 cores; 
 not depend on the machine's speed: the gate's verdict and which bound failed, counts of requests,
 errors and verification failures, the corrected/uncorrected gap a stall opens, the split of an
 open-loop schedule across workers, the users a shape asks for, and the report rendering in Chromium.
+(``geopool load`` with no URL starting its own server is the plain gate's load phase:
+tests/conformance/test_suite_runs.py.)
 """
 
 from __future__ import annotations
@@ -270,17 +272,6 @@ def _free_port() -> int:
     from geopool.server import free_port
 
     return free_port()
-
-
-def test_geopool_load_without_a_url_runs_against_the_embedded_server(tmp_path):
-    started = time.monotonic()
-    result, summary, _ = run_load(tmp_path, "--scenario", "closed", "--users", "2", "--duration", "15",
-                                  "--warmup", "2", timeout=900)
-    assert "no --base-url; starting the embedded server" in result.stdout
-    assert summary["target"]["url"].startswith("http://127.0.0.1:")
-    assert summary["target"]["model"] == "prithvi-tiny-tl" and summary["target"]["vllm_version"] == "0.32.0"
-    assert summary["requests"]["ok"] > 5 and summary["requests"]["verification_failures"] == 0
-    assert time.monotonic() - started < 600
 
 
 # ----------------------------------------------------------------------------------- bad input
