@@ -217,7 +217,7 @@ def fault_matrix_runs(embedded_server, request: pytest.FixtureRequest,
     (folder / "plan.json").write_text(json.dumps(plan))
     repo = suite_dir().parent
     child = subprocess.run([sys.executable, str(MATRIX_SESSION), str(folder / "plan.json")], capture_output=True,
-                           text=True, cwd=repo, timeout=3600)
+                           text=True, cwd=repo, timeout=3300)  # within the matrix module's 3600 s
     results = {}
     if (folder / "results.jsonl").is_file():
         results = {line["row"]: line for line in map(json.loads, (folder / "results.jsonl").read_text().splitlines())}

@@ -127,7 +127,7 @@ def test_load_verify_reference_catches_a_scaling_by_1_005(embedded_server, tmp_p
             [GEOPOOL, "load", "--report-dir", str(tmp_path / "run"), "--base-url", proxy.url, "--input-dtype",
              "float32", "--scenario", "closed", "--users", "1", "--duration", "4", "--warmup", "0", "--pool-size",
              "2", "--verify", "reference", "--model-config", str(embedded_server.served_dir / "config.json"),
-             "--reference-dir", str(embedded_server.served_dir), "--numeric-bounds", "same-kernels",
+             "--reference-checkpoint", str(embedded_server.served_dir), "--numeric-bounds", "same-kernels",
              "--slo", str(tmp_path / "slo.toml")],
             capture_output=True, text=True, timeout=300, cwd=tmp_path)
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())

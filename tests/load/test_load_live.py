@@ -191,7 +191,7 @@ def test_answers_can_be_checked_against_the_reference_of_their_own_input(embedde
         "--warmup", "0", "--pool-size", "3", "--verify", "reference", "--window-requests", "3",
         "--stability-tolerance", "1",  # a valid run (steady state) with 12 s of a lone sender
         "--model-config", str(embedded_server.served_dir / "config.json"),
-        "--reference-dir", str(embedded_server.served_dir), "--numeric-bounds", "same-kernels", slo=ERROR_SLO)
+        "--reference-checkpoint", str(embedded_server.served_dir), "--numeric-bounds", "same-kernels", slo=ERROR_SLO)
     assert result.returncode == 0, check_lines(result.stdout) + str(summary["invalid_reasons"])
     assert summary["requests"]["ok"] >= 5 and summary["requests"]["verification_failures"] == 0
     assert {r["item"] for r in records(report_dir)} == {0, 1, 2}
@@ -203,7 +203,8 @@ def test_reference_verification_catches_wrong_values_the_contract_check_passes(e
             tmp_path, "--base-url", proxy.url, "--scenario", "closed", "--users", "1", "--duration", "8",
             "--warmup", "0", "--pool-size", "2", "--verify", "reference",
             "--model-config", str(embedded_server.served_dir / "config.json"),
-            "--reference-dir", str(embedded_server.served_dir), "--numeric-bounds", "same-kernels", slo=ERROR_SLO)
+            "--reference-checkpoint", str(embedded_server.served_dir), "--numeric-bounds", "same-kernels",
+            slo=ERROR_SLO)
     assert result.returncode == 10, check_lines(result.stdout)
     requests = summary["requests"]
     assert requests["verification_failures"] == requests["finished"] > 0 and requests["http_errors"] == 0

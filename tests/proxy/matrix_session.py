@@ -26,8 +26,6 @@ import pytest
 from geopool.contract import load_contract
 from geopool.proxy import FaultProxy
 
-REPO = Path(__file__).resolve().parents[2]
-
 
 def pytest_arguments(plan: dict, row: dict, url: str) -> list[str]:
     report = Path(row["report"])
@@ -66,7 +64,12 @@ def main(plan_path: str) -> int:
     contract = load_contract(Path(plan["served_dir"]), input_dtype=plan["dtype"])
     out = Path(plan["out"])
     for row in plan["rows"]:
-        result = run_row(plan, row, contract)
+        try:
+            result = run_row(plan, row, contract)
+        except Exception as exc:  # one row's crash (a proxy that cannot bind, ...) must not lose the others
+            result = {"row": row["row"], "report": row["report"], "returncode": None, "requests": 0, "seconds": 0.0,
+                      "stdout": f"the row's run crashed: {type(exc).__name__}: {exc}", "requirements": None,
+                      "tests": []}
         with out.open("a") as stream:
             stream.write(json.dumps(result) + "\n")
     return 0

@@ -56,7 +56,7 @@ def build_pool(scenario: Scenario, contract: ModelContract, model: str,
         from geopool.reference import ReferenceModel
 
         if reference_dir is None:
-            raise ConfigError("verify = 'reference' needs the served model folder (--reference-dir)")
+            raise ConfigError("verify = 'reference' needs the served model folder (--reference-checkpoint)")
         reference = ReferenceModel(reference_dir, contract.input_dtype)
     items = []
     for index, arrays in enumerate(inputs):
