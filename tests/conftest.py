@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from selections import BASELINE_SELECTION, REAL_KILLS_SELECTION  # tests/ is on sys.path
+from selections import BASELINE_SELECTION, REAL_KILLS_SELECTION, waive_every_must  # tests/ is on sys.path
 
 from geopool import wire
 from geopool.client import PROBE_TIMEOUT, PoolingClient
@@ -160,15 +160,6 @@ def io_server() -> Iterator[EmbeddedServer]:
     """An image-to-image embedded server (geopool's plugin, float32), shared by the session."""
     with EmbeddedServer(mode=IMAGE_TO_IMAGE, plugin="geopool") as server:
         yield server
-
-
-def waive_every_must(path: Path, reason: str) -> Path:
-    """A waiver file naming every MUST requirement: for runs that select a few tests and judge the rest."""
-    from geopool.conformance.registry import load_registry
-
-    path.write_text("".join(f'[[waiver]]\nid = "{rid}"\nreason = "{reason}"\n\n'
-                            for rid, requirement in load_registry().items() if requirement.level == "MUST"))
-    return path
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,8 @@
-"""How the two whole-suite live runs split the conformance suite (tests/conftest.py)."""
+"""How the live runs select parts of the conformance suite (tests/conftest.py, tests/gate/test_gate_live.py)."""
+
+from pathlib import Path
+
+from geopool.conformance.registry import load_registry
 
 #: The fault matrix's baseline: the whole tensor-mode suite but the one test die-on-killer cannot stand in
 #: for: a batch of two sizes kills the engine only once the engine batched them, which the proxy cannot
@@ -10,3 +14,10 @@ BASELINE_SELECTION = ("-k", "not test_concurrent_requests_of_different_sizes")
 #: would write on its machine, keep-alive after a real 5xx (a proxy keeps its own connections alive).
 REAL_KILLS_SELECTION = ("extra-input-key or empty-messages or input-token-ids or different_sizes or "
                         "code_running_pickle_never_runs or api_key_guards or keep_alive_connection_survives")
+
+
+def waive_every_must(path: Path, reason: str) -> Path:
+    """A waiver file naming every MUST requirement: for runs that select a few tests and judge the rest."""
+    path.write_text("".join(f'[[waiver]]\nid = "{rid}"\nreason = "{reason}"\n\n'
+                            for rid, requirement in load_registry().items() if requirement.level == "MUST"))
+    return path

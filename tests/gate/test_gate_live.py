@@ -11,12 +11,13 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from selections import waive_every_must  # tests/ is on sys.path
 
 from geopool import exitcodes
-from geopool.conformance.registry import load_registry
 from geopool.proxy import FaultProxy
 
 pytestmark = pytest.mark.live
+SELECTS_A_FEW = "this test selects a few conformance tests"
 
 
 @pytest.fixture
@@ -37,18 +38,11 @@ def _run(gate_command, tmp_path: Path, url: str, *args: str,
     return result, json.loads(summary_path.read_text())
 
 
-def waive_every_must(tmp_path: Path) -> Path:
-    """A waiver per MUST requirement: these runs select a few tests, and judge the other codes."""
-    path = tmp_path / "waivers.toml"
-    path.write_text("".join(f'[[waiver]]\nid = "{rid}"\nreason = "this test selects a few conformance tests"\n\n'
-                            for rid, requirement in load_registry().items() if requirement.level == "MUST"))
-    return path
-
-
 def test_a_conformance_fault_ends_the_gate_with_the_conformance_code(embedded_server, run_gate, tmp_path):
     with FaultProxy(embedded_server.url, "byteswap", max_seconds=600) as proxy:
         result, summary = run_gate(tmp_path, proxy.url, "--reference-checkpoint", str(embedded_server.served_dir),
-                                   "--waivers", str(waive_every_must(tmp_path)), "--duration", "20",
+                                   "--waivers", str(waive_every_must(tmp_path / "waivers.toml", SELECTS_A_FEW)),
+                                   "--duration", "20",
                                    "--", "-k", "test_served_output_matches_the_offline_forward_pass",
                                    # one pass, no shrinking: every shrink step of the failing property is a
                                    # reference forward pass (~400 s of them under the default profile)
@@ -69,7 +63,8 @@ def test_a_slow_tail_under_a_tight_slo_ends_the_gate_with_the_slo_code(embedded_
     (tmp_path / "slo.toml").write_text("[latency.corrected]\np90 = 2000\n")
     with FaultProxy(embedded_server.url, "slow-tail:50:3", max_seconds=600) as proxy:
         result, summary = run_gate(tmp_path, proxy.url, "--slo", str(tmp_path / "slo.toml"),
-                                   "--waivers", str(waive_every_must(tmp_path)), "--duration", "25",
+                                   "--waivers", str(waive_every_must(tmp_path / "waivers.toml", SELECTS_A_FEW)),
+                                   "--duration", "25",
                                    "--", "-k", "test_bytes_encoding", "--hypothesis-profile", "fast")
     assert result.returncode == exitcodes.SLO_BREACHED, result.stdout[-3000:] + result.stderr[-2000:]
     assert summary["conformance"]["exit_code"] == 0 and summary["conformance"]["failed"] == []
