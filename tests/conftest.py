@@ -17,6 +17,7 @@ plain run's test, moved to the end of the session, waits for it. Run on its own,
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -35,6 +36,8 @@ from geopool.resources import DATA_PACKAGES, suite_dir
 from geopool.server import EmbeddedServer
 
 PLAIN_RUN_TEST = "test_plain_gate_against_the_embedded_server"
+#: vLLM's CPU build: the cores its inference threads are bound to.
+SERVER_CORE_ENV = "VLLM_CPU_OMP_THREADS_BIND"
 MATRIX_SESSION = Path(__file__).parent / "proxy" / "matrix_session.py"
 #: The gate's load phase in the project's tests: the gate scenario, shorter, with windows and a tolerance
 #: a 2-user loop on 2 busy cores meets (window means drift up to ~15-50 % when other servers work).
@@ -77,7 +80,8 @@ class BackgroundSuiteRun:
         with open(self._stdout, "wb") as out, open(self._stderr, "wb") as err:
             self._process = subprocess.Popen(gate_command(self.folder, "--waivers", str(self.waivers), "--",
                                                           "-k", REAL_KILLS_SELECTION), stdout=out, stderr=err,
-                                             cwd=self.folder.parent)  # its reports/ (logs, killers) of its own
+                                             cwd=self.folder.parent,  # its reports/ (logs, killers) of its own
+                                             env={**os.environ, SERVER_CORE_ENV: cpu_core_for_servers(1)})
 
     def result(self, timeout: float) -> subprocess.CompletedProcess[str]:
         """Wait (starting it if nobody did) and return what it printed; kill it past ``timeout``."""
@@ -219,8 +223,48 @@ def fault_matrix_runs(embedded_server, request: pytest.FixtureRequest,
     return results
 
 
+#: `./run test` runs the tests on several xdist workers (--dist loadgroup): each module is one unit of work,
+#: so its module fixtures run once. These groups also share a session fixture costlier than the embedded
+#: server (which each worker starts once), so each group runs on one worker.
+SHARED_FIXTURE_GROUPS = {
+    "proxy/test_fault_matrix.py": "matrix", "conformance/test_suite_runs.py": "matrix",
+    "test_client_install.py": "matrix",
+    "conformance/test_io_suite_live.py": "image-to-image", "load/test_io_load_live.py": "image-to-image",
+    "proxy/test_io_shift_fault.py": "image-to-image", "test_io_reference.py": "image-to-image",
+    "live/test_float16_target.py": "float16", "live/test_seed_client.py": "float16",
+}
+#: The longest units first (measured wall time on 2 cores), so that no worker starts one near the end.
+LONGEST_FIRST = ("matrix", "image-to-image", "live/test_ci_recipes_live.py", "live/test_server_lifecycle.py",
+                 "load/test_load_live.py", "float16", "load/test_compare_live.py", "gate/test_gate_live.py",
+                 "load/test_sweep_live.py", "conformance/test_expectations_live.py")
+
+
+def work_unit(item: pytest.Item) -> str:
+    tests = Path(__file__).parent
+    module = item.path.relative_to(tests).as_posix() if item.path.is_relative_to(tests) else str(item.path)
+    return SHARED_FIXTURE_GROUPS.get(module, module)
+
+
+def cpu_core_for_servers(offset: int = 0) -> str:
+    """The core this worker's vLLM servers compute on (vLLM's CPU build binds inference to one core, core 0
+    unless told): the workers' servers spread over the cores instead of all sharing core 0."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    return str((int(worker.removeprefix("gw") or 0) + offset) % (os.cpu_count() or 1))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if "PYTEST_XDIST_WORKER" in os.environ:
+        os.environ.setdefault(SERVER_CORE_ENV, cpu_core_for_servers())
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {unit: index for index, unit in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(work_unit(item), len(rank)))  # stable: collection order within
     plain = [item for item in items if item.name == PLAIN_RUN_TEST]
-    for item in plain:  # last: it waits for the background run the fault matrix started
+    for item in plain:  # last in its group: it waits for the background run the fault matrix started
         items.remove(item)
-        items.append(item)
+        group = [index for index, other in enumerate(items) if work_unit(other) == "matrix"]
+        items.insert(group[-1] + 1 if group else len(items), item)
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(work_unit(item)))
