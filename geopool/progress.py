@@ -6,12 +6,11 @@
     progress.close()
 
 :func:`watch_child` runs a child process to its end or its deadline, calling back every second; the
-figures come from the files the child appends to (:func:`json_lines`, :class:`LoadTally`).
+figures come from the events the child sends (:mod:`geopool.events`).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -20,15 +19,11 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
-import msgspec
-import numpy as np
+from geopool.events import EventChannel
 
-from geopool.load.judge.verify import OK, UNFINISHED
-from geopool.load.records import decode_record
-
-__all__ = ["LoadTally", "ProgressLine", "json_lines", "watch_child"]
+__all__ = ["ProgressLine", "watch_child"]
 
 
 class ProgressLine:
@@ -74,14 +69,18 @@ class ProgressLine:
 
 
 def watch_child(command: list[str], *, env: dict[str, str], deadline_s: float, tick: Callable[[], None],
-                log: Path | None = None) -> int | None:
+                log: Path | None = None, events: EventChannel | None = None) -> int | None:
     """Run ``command`` (its output to ``log``, else inherited), calling ``tick`` every second; its exit
     code, or None when it passed ``deadline_s`` (then it was stopped: SIGTERM, SIGKILL a minute later).
-    Ctrl-C is passed on as SIGINT and re-raised; any other exception stops the child first."""
+    ``events``: the channel the child sends its progress on. Ctrl-C is passed on as SIGINT and re-raised;
+    any other exception stops the child first."""
     out = open(log, "wb") if log is not None else None
     try:
-        child = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT if out else None,
-                                 start_new_session=True)
+        child = subprocess.Popen(command, env={**env, **(events.env if events else {})}, stdout=out,
+                                 stderr=subprocess.STDOUT if out else None, start_new_session=True,
+                                 pass_fds=events.pass_fds if events else ())
+        if events is not None:
+            events.started()
         pause = threading.Event()
         try:
             ends = time.monotonic() + deadline_s
@@ -91,6 +90,8 @@ def watch_child(command: list[str], *, env: dict[str, str], deadline_s: float, t
                     return None
                 tick()
                 pause.wait(1.0)
+            if events is not None:
+                events.close()
             tick()
             return child.returncode
         except KeyboardInterrupt:
@@ -112,67 +113,3 @@ def _stop(child: subprocess.Popen[bytes], signum: int = signal.SIGTERM, grace_s:
     except subprocess.TimeoutExpired:
         os.killpg(child.pid, signal.SIGKILL)
         child.wait()
-
-
-def json_lines(path: Path) -> list[dict[str, Any]]:
-    """The complete JSON lines of a file another process is appending to (a line being written is skipped)."""
-    try:
-        text = path.read_text(errors="replace")
-    except FileNotFoundError:
-        return []
-    rows = []
-    for line in text.splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return rows
-
-
-class LoadTally:
-    """A load run so far, read incrementally from its ``records.jsonl`` (only the bytes appended since the
-    last call, so a long soak costs the measuring machine nothing): requests, time, running p50/p99 of
-    the ok ones, errors."""
-
-    def __init__(self, records: Path, max_requests: int, duration_s: float) -> None:
-        self.records, self.max_requests, self.duration_s = records, max_requests, duration_s
-        self._offset = 0
-        self._latencies: list[float] = []
-        self._count = self._errors = 0
-        self._first_sent: float | None = None
-        self._last = 0.0
-
-    def _read(self) -> None:
-        try:
-            with open(self.records, "rb") as file:
-                file.seek(self._offset)
-                chunk = file.read()
-        except FileNotFoundError:
-            return
-        complete = chunk[:chunk.rfind(b"\n") + 1]  # a line being written is read next time
-        self._offset += len(complete)
-        for line in complete.splitlines():
-            try:
-                record = decode_record(line)
-            except msgspec.DecodeError:  # not a record (a foreign line): the tally is a progress hint, not a verdict
-                continue
-            self._count += 1
-            sent = record.sent or 0.0
-            self._first_sent = sent if self._first_sent is None else min(self._first_sent, sent)
-            self._last = max(self._last, record.done or sent)
-            if record.verdict == OK and record.done:
-                self._latencies.append(record.done - sent)
-            elif record.verdict != UNFINISHED:
-                self._errors += 1
-
-    def line(self) -> str:
-        self._read()
-        if not self._count:
-            return "starting (server, payload pool, Locust)"
-        figures = ""
-        if self._latencies:
-            p50, p99 = np.percentile(self._latencies, [50, 99])
-            figures = f", p50 {p50:.2f} s, p99 {p99:.2f} s"
-        elapsed = self._last - (self._first_sent or self._last)
-        return (f"{self._count} requests (at most {self.max_requests}), {elapsed:.0f}/{self.duration_s:.0f} s"
-                f"{figures}, {self._errors} errors")

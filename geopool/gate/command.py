@@ -30,22 +30,21 @@ from geopool import exitcodes
 from geopool import options as shared
 from geopool.conformance.command import pytest_argv
 from geopool.conformance.registry import load_expectations, load_registry
+from geopool.deadlines import load_command_s
 from geopool.errors import ConfigError
+from geopool.events import EventChannel
 from geopool.gate import progress_plugin
 from geopool.gate.options import CONFORMANCE_PHASE, LOAD_PHASE
 from geopool.gate.verdict import judge
 from geopool.gate.waivers import load_waivers
 from geopool.load.run.command import check_load_values
 from geopool.load.run.options import option as load_option
+from geopool.load.run.tally import load_line
 from geopool.load.scenario import Scenario
 from geopool.options import Option
-from geopool.progress import LoadTally, ProgressLine, json_lines, watch_child
+from geopool.progress import ProgressLine, watch_child
 
 __all__ = ["conformance_command", "default_report_dir", "load_command", "run_gate"]
-
-#: Beyond the load scenario's own end: start-up of the embedded server, Locust and the report.
-LOAD_DEADLINE_EXTRA_S = 900.0
-
 
 def default_report_dir() -> Path:
     return Path("reports") / f"gate-{datetime.datetime.now(datetime.UTC).strftime('%Y%m%dT%H%M%SZ')}"
@@ -166,15 +165,14 @@ def conformance_command(values: Mapping[str, Any], folder: Path, pytest_args: Se
 
 def _run_conformance(options: _Run, folder: Path, progress: ProgressLine) -> tuple[int, str | None]:
     out = folder / "conformance"
-    tally = out / "progress.jsonl"
-    tally.unlink(missing_ok=True)
-    env = _child_env(options, {progress_plugin.ENV: str(tally)})
+    channel = EventChannel()  # the progress plugin's events (geopool.gate.progress_plugin)
 
     def show() -> None:
-        progress.show("conformance", _conformance_progress(tally))
+        progress.show("conformance", _conformance_progress(channel))
 
-    code = watch_child(conformance_command(options.values, folder, options.pytest_args), env=env,
-                       log=out / "output.txt", deadline_s=options.values["conformance_timeout"], tick=show)
+    code = watch_child(conformance_command(options.values, folder, options.pytest_args), env=_child_env(options),
+                       log=out / "output.txt", deadline_s=options.values["conformance_timeout"], tick=show,
+                       events=channel)
     output = (out / "output.txt").read_text(errors="replace")
     error = next((line.split("geopool conformance: ", 1)[1] for line in output.splitlines()
                   if "geopool conformance: " in line and line.startswith(("!", "Exit", "geopool"))), None)
@@ -184,18 +182,13 @@ def _run_conformance(options: _Run, folder: Path, progress: ProgressLine) -> tup
     return code, error
 
 
-def _conformance_progress(tally: Path) -> str:
-    total, done, failed, xfailed = None, 0, 0, 0
-    for record in json_lines(tally):
-        if "total" in record:
-            total = record["total"]
-        elif "outcome" in record:
-            done += 1
-            failed += record["outcome"] == "failed"
-            xfailed += record["outcome"] == "xfailed"
-    if total is None:
+def _conformance_progress(channel: EventChannel) -> str:
+    collected = channel.latest("collected")
+    if collected is None:
         return "starting (collecting tests, resolving the target)"
-    return f"{done}/{total} tests, {failed} failed, {xfailed} expected failures"
+    done = channel.count("test")
+    failed, xfailed = channel.count("test", outcome="failed"), channel.count("test", outcome="xfailed")
+    return f"{done}/{collected['total']} tests, {failed} failed, {xfailed} expected failures"
 
 
 # ------------------------------------------------------------------------------------------ load
@@ -209,27 +202,25 @@ def load_command(values: Mapping[str, Any], folder: Path) -> list[str]:
 
 
 def _run_load(options: _Run, folder: Path, progress: ProgressLine) -> int:
-    scenario = options.scenario  # checked before anything started
-    records = folder / "load" / "records.jsonl"
-    deadline = scenario.end_s + 2 * scenario.grace_s + LOAD_DEADLINE_EXTRA_S
-
-    tally = LoadTally(records, scenario.max_requests, scenario.duration_s)
+    embedded = options.values["base_url"] is None  # `geopool load` starts a server with the default start-up deadline
+    deadline = load_command_s(options.scenario, server_startup_s=shared.STARTUP_TIMEOUT.default if embedded else None)
+    channel = EventChannel()  # the load run's tally, passed up by `geopool load` (geopool.load.run.tally)
 
     def show() -> None:
-        progress.show("load", tally.line())
+        progress.show("load", load_line(channel.latest("load")))
 
-    records.parent.mkdir(parents=True, exist_ok=True)
-    code = watch_child(load_command(options.values, folder), env=_child_env(options, {}),
-                       log=records.parent / "output.txt", deadline_s=deadline, tick=show)
+    (folder / "load").mkdir(parents=True, exist_ok=True)
+    code = watch_child(load_command(options.values, folder), env=_child_env(options), events=channel,
+                       log=folder / "load" / "output.txt", deadline_s=deadline, tick=show)
     return exitcodes.TARGET_UNUSABLE if code is None else code
 
 
 # ----------------------------------------------------------------------------------------- common
 
 
-def _child_env(options: _Run, extra: dict[str, str]) -> dict[str, str]:
+def _child_env(options: _Run) -> dict[str, str]:
     # secrets by environment, never argv (`ps` shows argv)
-    return {**os.environ, **extra, **shared.secret_env((shared.API_KEY,), options.values)}
+    return {**os.environ, **shared.secret_env((shared.API_KEY,), options.values)}
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:

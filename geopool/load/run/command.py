@@ -15,7 +15,9 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from geopool.deadlines import locust_run_s
 from geopool.errors import ConfigError
+from geopool.events import EventChannel
 from geopool.exitcodes import INTERRUPTED
 from geopool.load.judge.slo import EXIT_NO_TARGET, load_slo
 from geopool.load.run.options import (
@@ -25,17 +27,16 @@ from geopool.load.run.options import (
     require_input_dtype,
     resolve,
 )
+from geopool.load.run.tally import load_line
 from geopool.modes import IMAGE_TO_IMAGE
 from geopool.numerics import bounds_for
 from geopool.options import DEVICE
-from geopool.progress import LoadTally, ProgressLine, watch_child
+from geopool.progress import ProgressLine, watch_child
 from geopool.server import DEFAULT_PLUGIN
 
 __all__ = ["check_load_values", "child_values", "locust_command", "run_child", "run_load", "target"]
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")  # not imported here: Locust monkey-patches
-#: Beyond the scenario's end and two grace periods: time to start Locust, build pools and write the report.
-DEADLINE_EXTRA_S = 180.0
 #: Image-to-image against the embedded server: the GeoTIFFs it reads, in the run's report folder.
 IO_INPUTS = "io-inputs"
 
@@ -100,16 +101,17 @@ def run_child(child: Mapping[str, Any], scenario: Any, report_dir: Path) -> int:
     env = dict(os.environ)
     if child.get("api_key"):  # through the environment, not argv, so it never shows in `ps`
         env["GEOPOOL_API_KEY"] = child["api_key"]
-    deadline = scenario.end_s + 2 * scenario.grace_s + DEADLINE_EXTRA_S
+    deadline = locust_run_s(scenario)
     return _run_child(locust_command(child, report_dir), env, deadline, report_dir, scenario)
 
 
 def _run_child(command: list[str], env: dict[str, str], deadline: float, report_dir: Path, scenario: Any) -> int:
     progress = ProgressLine()
     records = report_dir / "records.jsonl"
-    tally = LoadTally(records, scenario.max_requests, scenario.duration_s)
+    channel = EventChannel(forward=True)  # a gate that started this command shows the same figures
     try:
-        code = watch_child(command, env=env, deadline_s=deadline, tick=lambda: progress.show("load", tally.line()))
+        code = watch_child(command, env=env, deadline_s=deadline, events=channel,
+                           tick=lambda: progress.show("load", load_line(channel.latest("load"))))
     except KeyboardInterrupt:
         return INTERRUPTED
     finally:

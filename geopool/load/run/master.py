@@ -22,13 +22,14 @@ from typing import Any
 
 import gevent
 
-from geopool import client
+from geopool import client, events
 from geopool.client import Endpoint
 from geopool.load.judge import breach, serverview, slo
 from geopool.load.records import Record, RecordLog, clock, record_from
 from geopool.load.report import run_report
 from geopool.load.run.plan import MSG_CLOSE, MSG_PLAN, Plan
 from geopool.load.run.shape import shape_tick
+from geopool.load.run.tally import LoadTally
 from geopool.load.schedule import arrival_offsets
 
 __all__ = ["Master", "RunSettings", "SlotState", "target_facts"]
@@ -36,6 +37,7 @@ __all__ = ["Master", "RunSettings", "SlotState", "target_facts"]
 log = logging.getLogger("geopool.load")
 
 SCRAPE_INTERVAL_S = 1.0
+PROGRESS_INTERVAL_S = 1.0
 FINAL_WAIT_S = 15.0
 
 
@@ -92,6 +94,7 @@ class Master:
         self.report_dir = settings.run_dir(run)
         self.report_dir.mkdir(parents=True, exist_ok=True)
         self.records = RecordLog(self.report_dir / "records.jsonl")
+        self.tally = LoadTally(settings.plan.scenario.max_requests, settings.plan.scenario.duration_s)
         self.samples: list[dict[str, Any]] = []
         self.slots: dict[int, SlotState] = {}
         self.target: dict[str, Any] = {"url": self.plan.host}
@@ -121,6 +124,7 @@ class Master:
             return False
         self.plan = self.plan.with_model(self.plan.model or self.target.get("model"))
         self._scraper = gevent.spawn(self._scrape_loop)
+        gevent.spawn(self._progress_loop)
         if self.seen is not None:
             gevent.spawn(self._watch_breach)
         if self.distributed:
@@ -147,6 +151,7 @@ class Master:
             self.fail(slo.EXIT_USAGE, f"worker {slot}: {data['error']}")
         records = [record_from(found) for found in data["records"]]  # plain data when from another process
         self.records.append(records)
+        self.tally.add(records)
         if self.seen is not None:
             self.seen.extend(records)
         state.t0 = state.t0 or data.get("t0")
@@ -183,6 +188,7 @@ class Master:
         if self._scraper is not None:
             self._scraper.kill(block=False)
         self.records.close()
+        events.emit("load", **self.tally.snapshot())
         if self.fatal:
             if self._kept_scraper is not None:
                 self._kept_scraper.close()
@@ -246,6 +252,12 @@ class Master:
                             found["why"])
                 self.all_finished = True  # the shape stops the run; close() then collects the last records
                 return
+
+    def _progress_loop(self) -> None:
+        """The tally so far, every second, to whoever started this run (``geopool load``), until it ends."""
+        while not self.finished:
+            events.emit("load", **self.tally.snapshot())
+            gevent.sleep(PROGRESS_INTERVAL_S)
 
     def _scrape_loop(self) -> None:
         while True:
