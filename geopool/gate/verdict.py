@@ -100,7 +100,8 @@ def _load_part(code: int | None, summary: dict[str, Any] | None, skipped: str | 
     checks = summary.get("slo", {}).get("checks", [])
     breached = [f"{c['bound']}: {c.get('by') or 'breached'}" for c in checks if c["state"] == "breached"]
     if breached:
-        _reason(reasons, exitcodes.SLO_BREACHED, "SLO breached: " + "; ".join(breached))
+        what = "SLO breached" if summary.get("slo", {}).get("file") else "wrong answers or errors under load"
+        _reason(reasons, exitcodes.SLO_BREACHED, f"{what}: " + "; ".join(breached))
     if not summary.get("valid", True):
         _reason(reasons, exitcodes.LOAD_INVALID, "load run invalid: " + "; ".join(summary.get("invalid_reasons", [])))
     if not any(reason["code"] == code for reason in reasons):
@@ -121,7 +122,7 @@ def _line(verdict: str, code: int, conformance: dict[str, Any], load: dict[str, 
     elif load["verdict"] == "pass":
         # What a pass of the load phase covered: the SLO's bounds, or only the run's validity.
         parts.append(f"load pass, {load['slo_bounds_met']} SLO bounds met" if load.get("slo_file") else
-                     "load valid, no SLO given (latency and throughput not gated)")
+                     "load pass, no answer wrong and no error; no SLO given (latency and throughput not gated)")
     else:
         parts.append(f"load {load['verdict']}")
     if verdict == "pass":

@@ -33,7 +33,18 @@ def test_a_clean_run_passes_and_says_what_it_checked():
     assert verdict["line"].endswith("load pass, 1 SLO bounds met")
     no_slo = judge(conformance_code=0, conformance=conformance({"POOL-A-001": "pass"}), waivers={}, load_code=0,
                    load=load())
-    assert no_slo["line"].endswith("load valid, no SLO given (latency and throughput not gated)")
+    assert no_slo["line"].endswith("load pass, no answer wrong and no error; no SLO given (latency and throughput "
+                                   "not gated)")
+
+
+def test_without_an_slo_wrong_answers_under_load_fail_the_gate():
+    wrong = {"bound": "verification failures <= 0", "state": "breached",
+             "by": "1 over (1 responses failed verification)"}
+    verdict = judge(conformance_code=0, conformance=conformance({"POOL-A-001": "pass"}), waivers={},
+                    load_code=exitcodes.SLO_BREACHED, load=load("slo-breached", checks=[wrong]) | {"slo": {
+                        "file": None, "checks": [wrong]}})
+    assert verdict["exit_code"] == exitcodes.SLO_BREACHED
+    assert verdict["reasons"][0]["message"].startswith("wrong answers or errors under load: verification failures")
 
 
 def test_an_unchecked_must_fails_the_gate_unless_waived():

@@ -284,3 +284,23 @@ def test_report_is_written_whatever_the_verdicts(tmp_path, verdict, capsys):
     expected = {OK: slo.EXIT_OK, VERIFY_FAILED: slo.EXIT_BREACH, HTTP_ERROR: slo.EXIT_BREACH}[verdict]
     assert code == summary["exit_code"] == expected, capsys.readouterr().out
     assert f"(exit {expected})" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("verdict", [OK, VERIFY_FAILED, HTTP_ERROR])
+def test_without_an_slo_a_wrong_answer_or_an_error_still_fails_the_run(tmp_path, verdict, capsys):
+    """No --slo: latency and throughput go ungated, correctness does not (and the summary says which)."""
+    from geopool.load.report import run_report
+
+    scenario = Scenario("o", mode="open", rate=1.0, duration_s=40.0, warmup_s=5.0, window_requests=5)
+    log = RecordLog(tmp_path / "records.jsonl")
+    log.append(record(1000.0 + i, 1000.5 + i, seq=i, intended=1000.0 + i,
+                      verdict=verdict if i == 20 else OK) for i in range(40))  # one request of 40
+    log.close()
+    code = run_report.finalize(tmp_path, scenario=scenario, slo_spec=None, target={"url": "http://127.0.0.1:1"},
+                               samples=[], slots={0: {"t0": 1000.0}})
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert code == summary["exit_code"] == (slo.EXIT_OK if verdict == OK else slo.EXIT_BREACH)
+    assert summary["slo"]["file"] is None and summary["slo"]["gated"] == slo.CORRECTNESS_ONLY_TEXT
+    assert {check["bound"] for check in summary["slo"]["checks"]} == {"error rate <= 0", "verification failures <= 0"}
+    assert not any(check["bound"].startswith(("latency", "throughput")) for check in summary["slo"]["checks"])
+    assert "latency and throughput not gated" in capsys.readouterr().out

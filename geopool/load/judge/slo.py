@@ -43,7 +43,8 @@ from geopool.errors import ConfigError
 from geopool.load.judge.stats import PERCENTILES, early_stopping_check
 from geopool.tomlfile import read_toml
 
-__all__ = ["EXIT_CODES", "Goodput", "Slo", "evaluate", "exit_code", "load_slo"]
+__all__ = ["CORRECTNESS_ONLY", "CORRECTNESS_ONLY_TEXT", "EXIT_CODES", "Goodput", "Slo", "evaluate", "exit_code",
+           "load_slo"]
 
 #: Process exit codes of a load run (``geopool load`` and ``locust -f load/locustfile.py``): the ones of
 #: geopool's one table (:mod:`geopool.exitcodes`) a load run can end with.
@@ -71,6 +72,13 @@ class Slo:
     max_verification_failures: int = 0
     source: str = ""
     goodput: Goodput | None = None
+
+
+#: Without an SLO file a run is still judged on what it was answered: no wrong answer (verification) and
+#: no error (HTTP or transport). Only latency and throughput go ungated, and the summary says so.
+CORRECTNESS_ONLY = Slo(latency_ms={}, max_error_rate=0.0, max_verification_failures=0, source="")
+#: What a run without an SLO file gates (summary.json ``slo.gated``).
+CORRECTNESS_ONLY_TEXT = "correctness only (no SLO file: latency and throughput not gated)"
 
 
 def load_slo(path: str | Path) -> Slo:

@@ -68,7 +68,7 @@ def finalize(report_dir: Path, *, scenario: Scenario, slo_spec: slo.Slo | None, 
                                                      summary["measured_seconds"], scenario.open_loop)
     if scenario.stages:
         summary["stages"] = goodput.stage_summaries(records, scenario, t0, slo_spec)
-    checks = slo.evaluate(slo_spec, summary, latencies) if slo_spec else []
+    checks = slo.evaluate(slo_spec or slo.CORRECTNESS_ONLY, summary, latencies)
     code = slo.exit_code(checks, summary["valid"])
     if stopped_early:  # --stop-on-breach: a bound was breached beyond doubt, whatever the shortened run shows
         code = slo.EXIT_BREACH
@@ -82,7 +82,8 @@ def finalize(report_dir: Path, *, scenario: Scenario, slo_spec: slo.Slo | None, 
         scenario=scenario.to_dict(), target=dict(target), mode=mode, io=dict(io) if io else None, t0=t0,
         slots=len(slots),
         stopped_early=dict(stopped_early) if stopped_early else None,
-        slo={"file": slo_spec.source if slo_spec else None, "checks": checks},
+        slo={"file": slo_spec.source if slo_spec else None, "checks": checks,
+             "gated": "the SLO file's bounds and correctness" if slo_spec else slo.CORRECTNESS_ONLY_TEXT},
         verdict={slo.EXIT_OK: "pass", slo.EXIT_BREACH: "slo-breached", slo.EXIT_INVALID: "invalid"}[code],
         exit_code=code, exit_codes=slo.EXIT_CODES,
         locust={"requests": locust_stats.total.num_requests, "failures": locust_stats.total.num_failures,
@@ -144,6 +145,8 @@ def print_summary(summary: Mapping[str, Any], report_dir: Path) -> None:
     if "overhead_mean_ms" in overhead:
         lines.append(f"  overhead vs the server's HTTP handling of /pooling: {_ms(overhead['overhead_mean_ms'])} "
                      f"(client {_ms(overhead['client_mean_ms'])} − server {_ms(overhead['server_http_mean_ms'])})")
+    if not summary["slo"].get("file"):
+        lines.append(f"  gated: {slo.CORRECTNESS_ONLY_TEXT}")
     for check in summary["slo"]["checks"]:
         tail = f": {check['by']}" if check.get("by") else ""
         lines.append(f"  SLO {check['state'].upper():12} {check['bound']}{tail}")
