@@ -223,9 +223,9 @@ def fault_matrix_runs(embedded_server, request: pytest.FixtureRequest,
     return results
 
 
-#: `./run test` runs the tests on several xdist workers (--dist loadgroup): each module is one unit of work,
-#: so its module fixtures run once. These groups also share a session fixture costlier than the embedded
-#: server (which each worker starts once), so each group runs on one worker.
+#: `./run test` runs the tests on several xdist workers: each module is one unit of work (its module
+#: fixtures run once), and these groups of modules share a session fixture costlier than the embedded
+#: server (which each worker starts once), so each group is one unit too (:func:`pytest_xdist_make_scheduler`).
 SHARED_FIXTURE_GROUPS = {
     "proxy/test_fault_matrix.py": "matrix", "conformance/test_suite_runs.py": "matrix",
     "test_client_install.py": "matrix",
@@ -239,9 +239,9 @@ LONGEST_FIRST = ("matrix", "image-to-image", "live/test_ci_recipes_live.py", "li
                  "load/test_sweep_live.py", "conformance/test_expectations_live.py")
 
 
-def work_unit(item: pytest.Item) -> str:
-    tests = Path(__file__).parent
-    module = item.path.relative_to(tests).as_posix() if item.path.is_relative_to(tests) else str(item.path)
+def work_unit(nodeid: str) -> str:
+    """The unit of work a test belongs to: its module's group, else its module (path under tests/)."""
+    module = nodeid.split("::", 1)[0].removeprefix("tests/")
     return SHARED_FIXTURE_GROUPS.get(module, module)
 
 
@@ -257,14 +257,23 @@ def pytest_configure(config: pytest.Config) -> None:
         os.environ.setdefault(SERVER_CORE_ENV, cpu_core_for_servers())
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     rank = {unit: index for index, unit in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(work_unit(item), len(rank)))  # stable: collection order within
+    items.sort(key=lambda item: rank.get(work_unit(item.nodeid), len(rank)))  # stable: collection order within
     plain = [item for item in items if item.name == PLAIN_RUN_TEST]
     for item in plain:  # last in its group: it waits for the background run the fault matrix started
         items.remove(item)
-        group = [index for index, other in enumerate(items) if work_unit(other) == "matrix"]
+        group = [index for index, other in enumerate(items) if work_unit(other.nodeid) == "matrix"]
         items.insert(group[-1] + 1 if group else len(items), item)
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(work_unit(item)))
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """xdist's loadscope scheduling with :func:`work_unit` as the scope (xdist's own loadgroup marks do not
+    reach the node ids on pytest 9), in collection order (run with ``--no-loadscope-reorder``)."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class WorkUnitScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    return WorkUnitScheduling(config, log)
