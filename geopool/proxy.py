@@ -58,8 +58,11 @@ class FaultProxy:
     # ------------------------------------------------------------------------------------ async
     async def start(self) -> None:
         self._done = asyncio.Event()
+        # A new upstream connection per request: a kept-alive one the server closed meanwhile (uvicorn drops
+        # idle ones after 5 s) would fail the next request with a broken pipe, which is no fault of the server.
         self._session = aiohttp.ClientSession(
-            timeout=aiohttp.ClientTimeout(total=self.upstream_timeout_s, connect=10), auto_decompress=False)
+            timeout=aiohttp.ClientTimeout(total=self.upstream_timeout_s, connect=10), auto_decompress=False,
+            connector=aiohttp.TCPConnector(force_close=True))
         app = web.Application(client_max_size=1024**3)
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None)

@@ -10,8 +10,8 @@ few vLLM start-ups:
   what only an owned server shows: one real engine kill of each kind (its restart included), the API-key,
   canary-file and keep-alive checks; then the load phase starts another server.
 
-Both judge verdicts, not timings, so the matrix module starts the plain run in the background, and the
-plain run's test, moved to the end of the session, waits for it. Run on its own, the test starts it itself.
+Both judge verdicts, not timings, so the matrix's fixture starts the plain run in the background first, and
+the plain run's test, moved to the end of its group, waits for it. Run on its own, the test starts it itself.
 """
 
 from __future__ import annotations
@@ -175,13 +175,6 @@ def plain_conformance_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     run.stop()
 
 
-@pytest.fixture(scope="module")
-def plain_conformance_run_alongside(request: pytest.FixtureRequest) -> None:
-    """Used by a module whose tests may share the machine with the plain run: starts it, if selected."""
-    if any(item.name == PLAIN_RUN_TEST for item in request.session.items):
-        request.getfixturevalue("plain_conformance_run").start()
-
-
 @pytest.fixture(scope="session")
 def fault_matrix_runs(embedded_server, request: pytest.FixtureRequest,
                       tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
@@ -191,6 +184,8 @@ def fault_matrix_runs(embedded_server, request: pytest.FixtureRequest,
     from geopool.conformance.matrix import CONTROLS, MATRIX, options_of
     from geopool.conformance.registry import EXPECTATIONS_DIR
 
+    if any(item.name == PLAIN_RUN_TEST for item in request.session.items):  # alongside: both judge verdicts
+        request.getfixturevalue("plain_conformance_run").start()
     folder = tmp_path_factory.mktemp("matrix")
     selected = {item.callspec.params.get("fault") or item.callspec.params.get("repair")
                 for item in request.session.items
@@ -235,8 +230,11 @@ SHARED_FIXTURE_GROUPS = {
 }
 #: The longest units first (measured wall time on 2 cores), so that no worker starts one near the end.
 LONGEST_FIRST = ("matrix", "image-to-image", "live/test_ci_recipes_live.py", "live/test_server_lifecycle.py",
-                 "load/test_load_live.py", "float16", "load/test_compare_live.py", "gate/test_gate_live.py",
-                 "load/test_sweep_live.py", "conformance/test_expectations_live.py")
+                 "float16", "gate/test_gate_live.py", "conformance/test_expectations_live.py",
+                 "live/test_numeric_oracle.py", "proxy/test_reproducer_live.py")
+#: Then everything else, in collection order; last, the live load runs that measure latency, so that they
+#: share the machine with as little else as the schedule allows.
+TIMING_LAST = ("load/test_load_live.py", "load/test_compare_live.py", "load/test_sweep_live.py")
 
 
 def work_unit(nodeid: str) -> str:
@@ -259,7 +257,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     rank = {unit: index for index, unit in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(work_unit(item.nodeid), len(rank)))  # stable: collection order within
+    rank |= {unit: len(rank) + 1 + index for index, unit in enumerate(TIMING_LAST)}
+    items.sort(key=lambda item: rank.get(work_unit(item.nodeid), len(LONGEST_FIRST)))  # stable within a rank
     plain = [item for item in items if item.name == PLAIN_RUN_TEST]
     for item in plain:  # last in its group: it waits for the background run the fault matrix started
         items.remove(item)

@@ -143,7 +143,7 @@ def view(report: Mapping[str, Any], *, page_dir: Path | None = None) -> dict[str
 
 
 #: Outcomes in the order a reader wants them counted.
-_ORDER = ("fail", "error", "unexpected-pass", "expected-fail", "pass", "skip", "not-run")
+_ORDER = ("fail", "error", "unexpected-pass", "partial", "expected-fail", "pass", "skip", "not-run")
 
 
 def _row(requirement: Mapping[str, Any], unchecked_why: str | None, page_dir: Path | None) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from hypothesis.database import DirectoryBasedExampleDatabase
 from geopool.conformance.hooks.ledger import (
     default_case,
     pytest_collection_modifyitems,
+    pytest_deselected,
     pytest_runtest_call,
     pytest_runtest_makereport,
     pytest_sessionfinish,
@@ -62,6 +63,7 @@ __all__ = [
     "BASE_URL_MODULE", "BASE_URL_PLUGIN", "EVALUATED_KEY", "EXPECT_KEY", "GUARD_KEY", "LEDGER_KEY", "NO_TORCH",
     "PLUGIN_NAME", "STARTED_KEY", "TARGET_KEY", "base_url_plugin_owns_the_option", "checks", "default_case", "guard",
     "pytest_addoption", "pytest_collection_finish", "pytest_collection_modifyitems", "pytest_configure",
+    "pytest_deselected",
     "pytest_report_header", "pytest_runtest_call", "pytest_runtest_makereport", "pytest_runtest_setup",
     "pytest_sessionfinish", "pytest_terminal_summary", "strict_failures", "strict_mode", "target",
 ]

@@ -9,6 +9,10 @@ The ledger's rules, per test and requirement the test is marked with:
 - no failing fact → "pass" only when the test evaluated the requirement (a ``checks.that``/``require``/
   ``send``/``decode`` call), else "not-run": the test ran but did not check it.
 
+A requirement's outcome is the worst of its tests', except that one with some tests checked and others
+not (skipped, deselected with ``-k``/``-m``, or run without evaluating it) is "partial", never "pass" or
+"expected-fail": its unchecked cases are listed, and a partial MUST counts as unchecked.
+
 An expectation entry is "expected-fail" when one of its cases failed, "unexpected-pass" when none did
 but one of them was evaluated and held, "not-run" when none of its cases was evaluated.
 """
@@ -27,12 +31,14 @@ import pytest
 from geopool.conformance.registry import Expectations, ExpectedFailure, Requirement
 from geopool.conformance.reproducers import write_reproducers
 
-__all__ = ["OUTCOMES", "NOT_EVALUATED", "RequirementLedger", "ids_by_reason", "listed_ids", "write_report",
+__all__ = ["OUTCOMES", "NOT_EVALUATED", "UNCHECKED", "RequirementLedger", "ids_by_reason", "listed_ids", "write_report",
            "terminal_table",
            "unchecked_line"]
 
-#: Worst first: a requirement's outcome is the worst of its tests'.
-OUTCOMES = ("fail", "error", "unexpected-pass", "expected-fail", "pass", "skip", "not-run")
+#: Worst first: a requirement's outcome is the worst of its tests' ("partial": some of them checked it).
+OUTCOMES = ("fail", "error", "unexpected-pass", "partial", "expected-fail", "pass", "skip", "not-run")
+#: Outcomes that leave a MUST requirement unchecked (the gate's exit 13 unless waived).
+UNCHECKED = ("partial", "skip", "not-run")
 #: The evidence of a requirement a test is marked with but did not evaluate.
 NOT_EVALUATED = "the test ran but did not evaluate this requirement"
 #: Outcomes of a test that checked the requirement: its evaluated cases that did not fail held.
@@ -48,6 +54,8 @@ class RequirementLedger:
         self.expectations: Expectations = Expectations(None, {})
         self.tests: dict[str, list[str]] = {rid: [] for rid in registry}
         self.results: dict[str, list[dict[str, Any]]] = {rid: [] for rid in registry}
+        #: Tests collected and then deselected (``-k``, ``-m``): their cases are not checked.
+        self.deselected: set[str] = set()
 
     def add_test(self, nodeid: str, ids: list[str]) -> None:
         for rid in ids:
@@ -105,18 +113,34 @@ class RequirementLedger:
 
     def outcome(self, rid: str) -> str:
         """Worst test outcome; an expectation entry of the requirement that held everywhere it was
-        evaluated makes it an unexpected pass (unless a test failed or errored)."""
+        evaluated makes it an unexpected pass (unless a test failed or errored); checked by some of its
+        tests and not by others, it is partial."""
         seen = {entry["outcome"] for entry in self.results[rid]}
         if not seen:
             return "not-run"
-        if seen == {"skip"}:
-            return "skip"
-        seen.discard("skip")
-        worst = next(o for o in OUTCOMES if o in seen)
-        if OUTCOMES.index(worst) > OUTCOMES.index("unexpected-pass") and any(
+        if seen <= {"skip", "not-run"}:  # nothing checked it
+            return "skip" if seen == {"skip"} else "not-run"
+        worst = next(o for o in OUTCOMES if o in seen - {"skip", "not-run"})
+        if worst in ("fail", "error"):
+            return worst
+        if worst == "unexpected-pass" or any(
                 self.entry_outcome(entry)[0] == "unexpected-pass" for entry in self._entries(rid)):
             return "unexpected-pass"
-        return worst
+        return "partial" if self.unchecked_cases(rid) else worst
+
+    def unchecked_cases(self, rid: str) -> list[dict[str, str]]:
+        """The tests of ``rid`` that did not check it, each with why: deselected, skipped (the skip's
+        reason), run without evaluating it, or not run."""
+        found = []
+        for nodeid in self.tests[rid]:
+            outcomes = [entry for entry in self.results[rid] if entry["test"] == nodeid]
+            if any(entry["outcome"] not in ("skip", "not-run") for entry in outcomes):
+                continue
+            skips = [entry for entry in outcomes if entry["outcome"] == "skip" and entry["evidence"]]
+            why = ("deselected (-k/-m)" if nodeid in self.deselected else _short(skips[0]["evidence"][0]["message"])
+                   if skips else "ran without evaluating it" if outcomes else "not run")
+            found.append({"test": nodeid, "why": why})
+        return found
 
     def _entries(self, rid: str) -> list[ExpectedFailure]:
         return [entry for entry in self.expectations.entries if entry.id == rid]
@@ -125,18 +149,23 @@ class RequirementLedger:
         return [entry for entry in self.expectations.entries if self.entry_outcome(entry)[0] == "unexpected-pass"]
 
     def unchecked_must(self) -> list[tuple[str, str, str]]:
-        """MUST requirements nothing checked: (id, outcome, why) for outcomes skip and not-run."""
+        """MUST requirements not wholly checked: (id, outcome, why) for outcomes partial, skip and not-run."""
         found = []
         for rid, requirement in self.registry.items():
             outcome = self.outcome(rid)
-            if requirement.level == "MUST" and outcome in ("skip", "not-run"):
+            if requirement.level == "MUST" and outcome in UNCHECKED:
                 found.append((rid, outcome, self._why_unchecked(rid)))
         return found
 
     def _why_unchecked(self, rid: str) -> str:
         results = self.results[rid]
         if not results:
+            if self.tests[rid] and set(self.tests[rid]) <= self.deselected:
+                return "deselected (-k/-m)"
             return "no test selected" if not self.tests[rid] else "no test ran"
+        if self.outcome(rid) == "partial":
+            unchecked = self.unchecked_cases(rid)
+            return f"partly: {len(unchecked)} of {len(self.tests[rid])} tests did not check it, {unchecked[0]['why']}"
         skips = [e["evidence"][0]["message"] for e in results if e["outcome"] == "skip" and e["evidence"]]
         if skips:
             return _short(skips[0])
@@ -188,6 +217,8 @@ def write_report(path: Path, ledger: RequirementLedger, target: Any, expectation
         outcome = ledger.outcome(rid)
         entry = {**requirement.__dict__, "outcome": outcome, "tests": ledger.results[rid] or
                  [{"test": nodeid, "outcome": "not-run", "evidence": []} for nodeid in ledger.tests[rid]]}
+        if outcome == "partial":
+            entry["unchecked_cases"] = ledger.unchecked_cases(rid)
         if rid in expectations.reasons:
             entry["expected_failure_reason"] = expectations.reasons[rid]
             entry["expected_failures"] = [_entry_report(ledger, e) for e in expectations.entries if e.id == rid]

@@ -18,7 +18,7 @@ from geopool.conformance.report import listed_ids
 __all__ = ["append_step_summary", "render_markdown"]
 
 #: Outcomes in the order the counts table lists them.
-_OUTCOMES = ("fail", "error", "unexpected-pass", "expected-fail", "pass", "skip", "not-run")
+_OUTCOMES = ("fail", "error", "unexpected-pass", "partial", "expected-fail", "pass", "skip", "not-run")
 #: Characters of a failed requirement's evidence in its table cell.
 _EVIDENCE_CHARS = 160
 

@@ -34,7 +34,8 @@ def read_metrics(text: str, *, only: Sequence[str] | None = None) -> dict[str, A
 
     ``only``: parse just the families with these names (their ``# HELP`` / ``# TYPE`` lines and samples,
     found by name prefix), which is much cheaper on a server exporting hundreds of lines."""
-    parser = import_optional("prometheus_client.parser", "reading /metrics", "pip install prometheus-client (a dependency of geopool)")
+    parser = import_optional("prometheus_client.parser", "reading /metrics",
+                             "pip install prometheus-client (a dependency of geopool)")
     if only is not None:
         text = _only_families(text, tuple(only))
     return {family.name: family for family in parser.text_string_to_metric_families(text)}

@@ -183,3 +183,52 @@ def test_everything(checks):
 ''', "", "--strict")
     assert result.ret == 0, result.stdout.str()[-2000:]
     assert report["unchecked_must"] == [] and report["unchecked_line"] == f"all {len(musts)} MUST requirements checked"
+
+
+PARTLY_CHECKED = '''
+import pytest
+
+@pytest.mark.requirement("POOL-REJ-010")
+@pytest.mark.parametrize("case", ["messages-not-a-list", "two-image-parts", "empty-messages"])
+def test_rejects(checks, case):
+    if case == "empty-messages":
+        pytest.skip("destructive input: pass --destructive")
+    checks.that("POOL-REJ-010", True, "answered 400", case=case)
+
+@pytest.mark.requirement("POOL-ENV-001")
+def test_envelope(checks):
+    checks.that("POOL-ENV-001", True, "held")
+
+@pytest.mark.requirement("POOL-ENV-001")
+def test_envelope_again(checks):
+    checks.that("POOL-ENV-001", True, "held")
+'''
+
+
+def test_a_requirement_checked_by_some_of_its_cases_is_partial_and_unchecked(pytester):
+    """One passing case beside a skipped one is no pass: the requirement is partial, its skipped case
+    listed, and a partial MUST counts as unchecked (exit 13 under --strict, as the gate judges it)."""
+    result, report = run(pytester, PARTLY_CHECKED)
+    assert result.ret == 0
+    rej = requirement(report, "POOL-REJ-010")
+    assert rej["outcome"] == "partial" and requirement(report, "POOL-ENV-001")["outcome"] == "pass"
+    assert [case["why"] for case in rej["unchecked_cases"]] == ["destructive input"]
+    assert rej["unchecked_cases"][0]["test"].endswith("test_rejects[empty-messages]")
+    unchecked = {entry["id"]: entry for entry in report["unchecked_must"]}
+    assert unchecked["POOL-REJ-010"]["outcome"] == "partial" and "POOL-ENV-001" not in unchecked
+    assert "partly: 1 of 3 tests did not check it, destructive input" == unchecked["POOL-REJ-010"]["why"]
+    strict, _ = run(pytester, PARTLY_CHECKED, "", "--strict")
+    assert strict.ret == exitcodes.UNCHECKED_MUST
+
+
+def test_cases_deselected_with_k_or_m_leave_their_requirement_partial(pytester):
+    """``-k`` removes tests before they run: the ledger still knows them, and says they were not checked."""
+    result, report = run(pytester, PARTLY_CHECKED, "", "-k", "not two-image-parts and not envelope_again")
+    assert result.ret == 0
+    rej, env = requirement(report, "POOL-REJ-010"), requirement(report, "POOL-ENV-001")
+    assert rej["outcome"] == env["outcome"] == "partial"
+    assert sorted(case["why"] for case in rej["unchecked_cases"]) == ["deselected (-k/-m)", "destructive input"]
+    assert env["unchecked_cases"] == [{"test": env["unchecked_cases"][0]["test"], "why": "deselected (-k/-m)"}]
+    _, report = run(pytester, PARTLY_CHECKED, "", "-k", "rejects")
+    assert requirement(report, "POOL-ENV-001")["outcome"] == "not-run"
+    assert {e["id"]: e["why"] for e in report["unchecked_must"]}["POOL-ENV-001"] == "deselected (-k/-m)"

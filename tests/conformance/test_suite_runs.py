@@ -29,6 +29,27 @@ OWNED_SERVER_REQUIREMENTS = {"POOL-CLI-005", "POOL-CLI-007", "POOL-CLI-008", "PO
 REAL_KILLS = 4
 
 
+def _test_key(nodeid: str) -> tuple[str, str]:
+    """(module, test) of a node id: the folder part depends on where pytest ran."""
+    return Path(nodeid.split("::")[0]).stem, nodeid.split("::")[-1]
+
+
+def checked_tests(report: dict, severity: dict[str, int]) -> dict[str, dict[tuple[str, str], str]]:
+    """Requirement → (module, test) → the outcome of each test that checked it in this run."""
+    found: dict[str, dict[tuple[str, str], str]] = {}
+    for entry in report["requirements"]:
+        for test in entry["tests"]:
+            if test["outcome"] in severity:
+                found.setdefault(entry["id"], {})[_test_key(test["test"])] = test["outcome"]
+    return found
+
+
+def known_tests(report: dict, rid: str) -> set[tuple[str, str]]:
+    """Every test of ``rid`` the run knew: those that ran and those it left unchecked (deselected, skipped)."""
+    entry = next(e for e in report["requirements"] if e["id"] == rid)
+    return {_test_key(t["test"]) for t in [*entry["tests"], *entry.get("unchecked_cases", [])]}
+
+
 @pytest.mark.live
 @pytest.mark.timeout(2400)
 def test_plain_gate_against_the_embedded_server(plain_conformance_run, fault_matrix_runs):
@@ -76,18 +97,24 @@ def test_plain_gate_against_the_embedded_server(plain_conformance_run, fault_mat
     baseline = json.loads(Path(fault_matrix_runs["baseline"]["report"]).read_text())
     assert baseline["target"]["vllm_version"] == "0.32.0"
     registry = load_registry()
-    owned_outcomes = {entry["id"]: entry["outcome"] for entry in owned["requirements"]}
-    proxied_outcomes = {entry["id"]: entry["outcome"] for entry in baseline["requirements"]}
-    # A run's verdict on a requirement counts where that run checked it; the two together take the worse
-    # (each selects some of a requirement's cases). Through the proxy, POOL-CLI-007's 5xx case passes (a
-    # proxy keeps its own connections alive): the owned server's expected-fail is the worse, and the server's.
+    # A run's verdict on a requirement counts in the tests where that run checked it; each run selects some
+    # of a requirement's tests (the owned run few, each partial), the two together take the worse. Through
+    # the proxy, POOL-CLI-007's 5xx case passes (a proxy keeps its own connections alive): the owned
+    # server's expected-fail is the worse, and the server's.
     severity = {"pass": 1, "unexpected-pass": 2, "expected-fail": 3, "fail": 4, "error": 5}
-    assert {rid for rid in OWNED_SERVER_REQUIREMENTS if owned_outcomes.get(rid) not in severity} == set()
+    owned_checked, proxied_checked = checked_tests(owned, severity), checked_tests(baseline, severity)
+    assert {rid for rid in OWNED_SERVER_REQUIREMENTS if not owned_checked.get(rid)} == set()
     # The worse hides an unexpected pass only where the proxy is known to cause one, and the server's own
     # run shows the defect.
+    proxied_outcomes = {entry["id"]: entry["outcome"] for entry in baseline["requirements"]}
     assert {rid for rid, outcome in proxied_outcomes.items() if outcome == "unexpected-pass"} <= {"POOL-CLI-007"}
-    assert owned_outcomes.get("POOL-CLI-007") == "expected-fail"
-    outcomes = {rid: max((run.get(rid) for run in (owned_outcomes, proxied_outcomes) if run.get(rid) in severity),
+    assert {entry["id"]: entry["outcome"] for entry in owned["requirements"]}.get("POOL-CLI-007") == "expected-fail"
+    # Together the two runs check every test of every requirement: nothing is left partial.
+    for rid in registry:
+        every = known_tests(owned, rid) | known_tests(baseline, rid)
+        checked = set(owned_checked.get(rid, {})) | set(proxied_checked.get(rid, {}))
+        assert every <= checked, (rid, sorted(every - checked))
+    outcomes = {rid: max([*owned_checked.get(rid, {}).values(), *proxied_checked.get(rid, {}).values()],
                          key=severity.__getitem__, default=None) for rid in registry}
     expected = load_expectations("0.32.0").reasons
     assert {rid for rid, outcome in outcomes.items() if outcome == "expected-fail"} == set(expected), outcomes

@@ -27,8 +27,10 @@ pytestmark = pytest.mark.live
 GEOPOOL = str(Path(sys.executable).with_name("geopool"))
 #: 1 user, 45 s: ~0.45-0.6 s a request, so 60-90 samples (side by side: ~50). Window means of 5 requests drift
 #: a lot on 2 shared cores; a run's validity is not what is tested here, so the steady-state tolerance is wide.
+# steadiness is not what compare is judged on here: window means swing by 100 % and more while other
+# test workers' servers compute
 RUN = ("--scenario", "closed", "--users", "1", "--duration", "45", "--warmup", "5", "--window-requests", "5",
-       "--stability-tolerance", "1.0")
+       "--stability-tolerance", "3")
 
 
 def load_command(folder: Path, url: str, *args: str, slo: str | None = None) -> list[str]:

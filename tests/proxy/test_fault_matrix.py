@@ -18,7 +18,7 @@ from geopool.conformance.registry import EXPECTATIONS_DIR, SUITE_DIR, load_regis
 
 # verdicts, not timings: the plain conformance run may share the machine (tests/conftest.py)
 # The first test sets up the session's matrix run (every row: ~15 min on 2 busy cores), within its timeout.
-pytestmark = [pytest.mark.live, pytest.mark.usefixtures("plain_conformance_run_alongside"), pytest.mark.timeout(3600)]
+pytestmark = [pytest.mark.live, pytest.mark.timeout(3600)]
 REPO = SUITE_DIR.parent
 RESULTS: dict[str, Measured] = {}
 

@@ -19,14 +19,15 @@ from geopool.conformance.registry import load_registry
 from geopool.conformance.report import RequirementLedger, unchecked_line
 from geopool.modes import TENSOR_TO_TENSOR
 
-__all__ = ["default_case", "pytest_collection_modifyitems", "pytest_runtest_call", "pytest_runtest_makereport",
-           "pytest_sessionfinish", "requirements_of", "strict_failures", "strict_mode"]
+__all__ = ["default_case", "pytest_collection_modifyitems", "pytest_deselected", "pytest_runtest_call",
+           "pytest_runtest_makereport", "pytest_sessionfinish", "requirements_of", "strict_failures", "strict_mode"]
 
 
 def requirements_of(item: pytest.Item) -> list[str]:
     return [rid for mark in item.iter_markers("requirement") for rid in mark.args]
 
 
+@pytest.hookimpl(tryfirst=True)  # before -k/-m deselect: the ledger knows every test, selected or not
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if not active(config):
         return  # another project's "requirement" marker is none of our business
@@ -57,6 +58,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         Path(map_path).write_text(json.dumps(ledger.tests, indent=2))
 
 
+
+
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    """Tests ``-k``/``-m`` (or anything else) deselected: the cases they check are not checked."""
+    for item in items:
+        ledger = item.config.stash.get(LEDGER_KEY, None)
+        if ledger is not None:
+            ledger.deselected.add(item.nodeid)
 
 
 @pytest.hookimpl(wrapper=True)

@@ -25,7 +25,16 @@ from typing import Any
 
 from geopool import options as shared
 from geopool.errors import ConfigError, InvalidArgument
-from geopool.load.scenario import ARRIVALS, PAYLOADS, RESPONSE_ENCODINGS, STABILITY, VERIFY, Scenario, resolve_scenario
+from geopool.load.scenario import (
+    ARRIVALS,
+    MAX_STABILITY,
+    PAYLOADS,
+    RESPONSE_ENCODINGS,
+    STABILITY,
+    VERIFY,
+    Scenario,
+    resolve_scenario,
+)
 from geopool.modes import IMAGE_TO_IMAGE, TENSOR_TO_TENSOR
 from geopool.options import Option
 
@@ -63,8 +72,9 @@ _LOAD_ROWS = shared.declare(
                field="warmup_s"),
     Option("--window-requests", "Steady-state window size (overrides).", kind=int, low=2,
                field="window_requests"),
-    Option("--stability-tolerance", f"Steady state: the last 3 windows within this fraction [{STABILITY:.2f}].",
-               kind=float, low=0, high=1, low_open=True, field="stability_tolerance"),
+    Option("--stability-tolerance", "Steady state: the last 3 windows' throughput and mean latency within this "
+           f"fraction (max/min - 1) [{STABILITY:.2f}].", kind=float, low=0, high=MAX_STABILITY, low_open=True,
+           field="stability_tolerance"),
     Option("--payload", "Payload pool or the seed input (overrides).", choices=PAYLOADS, field="payload"),
     Option("--pool-size", "Distinct pre-encoded inputs (overrides).", kind=int, low=1, field="pool_size"),
     Option("--verify", "Check answers against the contract, or also against the reference output of "
