@@ -15,8 +15,10 @@ __all__ = ["COMMAND_OVERHEAD_S", "LOCUST_OVERHEAD_S", "load_command_s", "locust_
 
 #: Locust's start, the payload pools (built before the first request) and the report after the last.
 LOCUST_OVERHEAD_S = 180.0
-#: A geopool command's own start and end around its child: imports, checks, its server's stop.
-COMMAND_OVERHEAD_S = 60.0
+#: A geopool command's own start and end around its child: imports and checks; when its child overruns,
+#: stopping it (a minute's grace after SIGTERM, :func:`geopool.progress.watch_child`) and its embedded
+#: server (up to a minute), then its report — so that the command, not its parent, reports its own timeout.
+COMMAND_OVERHEAD_S = 240.0
 
 
 class _Timed(Protocol):

@@ -21,10 +21,11 @@ import json
 import os
 import stat
 import threading
+from collections import Counter
 from collections.abc import Callable
 from typing import IO, Any
 
-__all__ = ["ENV", "EventChannel", "emit"]
+__all__ = ["ENV", "EventChannel", "emit", "listening"]
 
 ENV = "GEOPOOL_EVENTS_FD"
 _inherited = os.environ.pop(ENV, None)
@@ -44,6 +45,12 @@ def _channel() -> IO[bytes] | None:
     return _out
 
 
+def listening() -> bool:
+    """Whether a parent listens (so a child can skip building events nobody reads)."""
+    with _lock:
+        return _channel() is not None
+
+
 def emit(kind: str, **fields: Any) -> None:
     """Send one event to the parent, if one listens; a parent that went away only ends the events."""
     global _out
@@ -58,7 +65,8 @@ def emit(kind: str, **fields: Any) -> None:
 
 
 class EventChannel:
-    """The parent's end: a reader thread keeps every event and the latest of each kind.
+    """The parent's end: a reader thread keeps the latest event of each kind and counts them by kind and
+    outcome (a soak's once-a-second load events are not kept one by one).
 
     ``forward``: pass each event on to this process's own parent (``geopool load`` under the gate)."""
 
@@ -66,7 +74,7 @@ class EventChannel:
         self._read, self._write = os.pipe()
         self.env = {ENV: str(self._write)}
         self.pass_fds = (self._write,)
-        self.events: list[dict[str, Any]] = []
+        self._counts: Counter[tuple[str, Any]] = Counter()
         self._latest: dict[str, dict[str, Any]] = {}
         self._forward: Callable[..., None] | None = emit if forward else None
         self._thread: threading.Thread | None = None
@@ -80,28 +88,34 @@ class EventChannel:
     def latest(self, kind: str) -> dict[str, Any] | None:
         return self._latest.get(kind)
 
-    def count(self, kind: str, **match: Any) -> int:
-        return sum(1 for event in list(self.events)
-                   if event.get("kind") == kind and all(event.get(k) == v for k, v in match.items()))
+    def count(self, kind: str, outcome: Any = None) -> int:
+        """Events of ``kind`` so far (with that ``outcome``, if given)."""
+        if outcome is not None:
+            return self._counts[(kind, outcome)]
+        return sum(n for (counted, _), n in list(self._counts.items()) if counted == kind)
 
     def close(self, timeout: float = 5.0) -> None:
-        """After the child ended: wait (bounded) for the last events."""
+        """After the child ended: wait (bounded) for the last events. Never started (the child could not be
+        started): close both ends."""
         if self._thread is not None:
             self._thread.join(timeout)
-        else:
-            os.close(self._write)
-            os.close(self._read)
+            return
+        for fd in (self._write, self._read):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
 
     def _drain(self) -> None:
         with os.fdopen(self._read, "rb") as stream:
-            for line in stream:
+            for line in stream:  # read to the end whatever a line holds: a child blocked on a full pipe would hang
                 try:
                     event = json.loads(line)
-                except ValueError:
+                    if not isinstance(event, dict) or not isinstance(event.get("kind"), str):
+                        continue
+                    self._counts[(event["kind"], event.get("outcome"))] += 1
+                    self._latest[event["kind"]] = event
+                    if self._forward is not None:
+                        self._forward(**event)
+                except Exception:  # a progress hint, never worth the child's run
                     continue
-                if not isinstance(event, dict) or not isinstance(event.get("kind"), str):
-                    continue
-                self.events.append(event)
-                self._latest[event["kind"]] = event
-                if self._forward is not None:
-                    self._forward(**event)

@@ -76,9 +76,14 @@ def watch_child(command: list[str], *, env: dict[str, str], deadline_s: float, t
     any other exception stops the child first."""
     out = open(log, "wb") if log is not None else None
     try:
-        child = subprocess.Popen(command, env={**env, **(events.env if events else {})}, stdout=out,
-                                 stderr=subprocess.STDOUT if out else None, start_new_session=True,
-                                 pass_fds=events.pass_fds if events else ())
+        try:
+            child = subprocess.Popen(command, env={**env, **(events.env if events else {})}, stdout=out,
+                                     stderr=subprocess.STDOUT if out else None, start_new_session=True,
+                                     pass_fds=events.pass_fds if events else ())
+        except BaseException:
+            if events is not None:
+                events.close()
+            raise
         if events is not None:
             events.started()
         pause = threading.Event()

@@ -266,9 +266,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         items.insert(group[-1] + 1 if group else len(items), item)
 
 
+@pytest.hookimpl(optionalhook=True)  # a hook of xdist's: unknown to a run with -p no:xdist
 def pytest_xdist_make_scheduler(config: pytest.Config, log):
-    """xdist's loadscope scheduling with :func:`work_unit` as the scope (xdist's own loadgroup marks do not
-    reach the node ids on pytest 9), in collection order (run with ``--no-loadscope-reorder``)."""
+    """With ``--dist loadscope`` (``./run test``): xdist's loadscope scheduling with :func:`work_unit` as the
+    scope (xdist's own loadgroup marks do not reach the node ids on pytest 9), in collection order (run
+    with ``--no-loadscope-reorder``). Any other ``--dist``: xdist's own."""
+    if config.getvalue("dist") != "loadscope":
+        return None
     from xdist.scheduler import LoadScopeScheduling
 
     class WorkUnitScheduling(LoadScopeScheduling):

@@ -25,7 +25,7 @@ from geopool.conformance.report import listed_ids
 __all__ = ["family_of", "render_conformance_html", "render_conformance_section", "verdict", "write_conformance_html"]
 
 #: Outcomes that open a requirement's evidence (the others show only their row).
-SHOWN = ("fail", "error", "expected-fail", "unexpected-pass")
+SHOWN = ("fail", "error", "expected-fail", "unexpected-pass", "partial")
 #: A test's outcomes that come with failing facts and a replay command.
 _FAILING_TESTS = ("fail", "error", "expected-fail")
 #: Failing tests of a requirement shown before the rest fold into "N more".
@@ -67,12 +67,15 @@ def verdict(report: Mapping[str, Any]) -> tuple[bool, str]:
         unnoticed = (f"; {_count(unexpected, 'unexpected pass', 'unexpected passes')} ({listed_ids(unexpected)})"
                      if unexpected and not strict_unexpected else "")
         return False, "FAILED: " + "; ".join(problems) + expected + unnoticed
-    checked = len(ids["pass"]) + len(ids["expected-fail"]) + len(unexpected)
+    partial = ids.get("partial", [])
+    checked = len(ids["pass"]) + len(ids["expected-fail"]) + len(unexpected) + len(partial)
     if not checked:
         return False, "NOTHING CHECKED: no requirement was evaluated (all skipped or not run)"
     line = f"PASSED: {_count(ids['pass'], 'requirement')} held"
     if ids["expected-fail"]:
         line += f", {_count(ids['expected-fail'], 'expected failure')}"
+    if partial:
+        line += f", {_count(partial, 'requirement')} checked only in part ({listed_ids(partial)})"
     if unexpected:
         line += (f"; {_count(unexpected, 'unexpected pass', 'unexpected passes')} ({listed_ids(unexpected)}: "
                  "its expectation entry is out of date; fails the run with --strict)")

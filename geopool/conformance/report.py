@@ -137,7 +137,7 @@ class RequirementLedger:
             if any(entry["outcome"] not in ("skip", "not-run") for entry in outcomes):
                 continue
             skips = [entry for entry in outcomes if entry["outcome"] == "skip" and entry["evidence"]]
-            why = ("deselected (-k/-m)" if nodeid in self.deselected else _short(skips[0]["evidence"][0]["message"])
+            why = ("deselected" if nodeid in self.deselected else _short(skips[0]["evidence"][0]["message"])
                    if skips else "ran without evaluating it" if outcomes else "not run")
             found.append({"test": nodeid, "why": why})
         return found
@@ -161,7 +161,7 @@ class RequirementLedger:
         results = self.results[rid]
         if not results:
             if self.tests[rid] and set(self.tests[rid]) <= self.deselected:
-                return "deselected (-k/-m)"
+                return "deselected"
             return "no test selected" if not self.tests[rid] else "no test ran"
         if self.outcome(rid) == "partial":
             unchecked = self.unchecked_cases(rid)

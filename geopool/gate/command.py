@@ -187,7 +187,7 @@ def _conformance_progress(channel: EventChannel) -> str:
     if collected is None:
         return "starting (collecting tests, resolving the target)"
     done = channel.count("test")
-    failed, xfailed = channel.count("test", outcome="failed"), channel.count("test", outcome="xfailed")
+    failed, xfailed = channel.count("test", "failed"), channel.count("test", "xfailed")
     return f"{done}/{collected['total']} tests, {failed} failed, {xfailed} expected failures"
 
 

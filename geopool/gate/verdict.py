@@ -122,7 +122,8 @@ def _line(verdict: str, code: int, conformance: dict[str, Any], load: dict[str, 
     elif load["verdict"] == "pass":
         # What a pass of the load phase covered: the SLO's bounds, or only the run's validity.
         parts.append(f"load pass, {load['slo_bounds_met']} SLO bounds met" if load.get("slo_file") else
-                     "load pass, no answer wrong and no error; no SLO given (latency and throughput not gated)")
+                     "load pass, no answer wrong and no error after warm-up; no SLO given (latency and throughput "
+                     "not gated)")
     else:
         parts.append(f"load {load['verdict']}")
     if verdict == "pass":

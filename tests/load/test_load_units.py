@@ -286,15 +286,17 @@ def test_report_is_written_whatever_the_verdicts(tmp_path, verdict, capsys):
     assert f"(exit {expected})" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("verdict", [OK, VERIFY_FAILED, HTTP_ERROR])
-def test_without_an_slo_a_wrong_answer_or_an_error_still_fails_the_run(tmp_path, verdict, capsys):
-    """No --slo: latency and throughput go ungated, correctness does not (and the summary says which)."""
+@pytest.mark.parametrize(("verdict", "at"), [(OK, 20), (VERIFY_FAILED, 20), (HTTP_ERROR, 20), (VERIFY_FAILED, 2)],
+                         ids=["ok", "wrong-answer", "http-error", "wrong-answer-in-warm-up"])
+def test_without_an_slo_a_wrong_answer_or_an_error_still_fails_the_run(tmp_path, verdict, at, capsys):
+    """No --slo: latency and throughput go ungated, correctness does not (and the summary says which); a
+    wrong answer fails the run in warm-up too."""
     from geopool.load.report import run_report
 
     scenario = Scenario("o", mode="open", rate=1.0, duration_s=40.0, warmup_s=5.0, window_requests=5)
     log = RecordLog(tmp_path / "records.jsonl")
     log.append(record(1000.0 + i, 1000.5 + i, seq=i, intended=1000.0 + i,
-                      verdict=verdict if i == 20 else OK) for i in range(40))  # one request of 40
+                      verdict=verdict if i == at else OK) for i in range(40))  # one request of 40
     log.close()
     code = run_report.finalize(tmp_path, scenario=scenario, slo_spec=None, target={"url": "http://127.0.0.1:1"},
                                samples=[], slots={0: {"t0": 1000.0}})

@@ -24,7 +24,8 @@ __all__ = ["default_case", "pytest_collection_modifyitems", "pytest_deselected",
 
 
 def requirements_of(item: pytest.Item) -> list[str]:
-    return [rid for mark in item.iter_markers("requirement") for rid in mark.args]
+    """The requirement ids a test is marked with, each once (marks on a class and its methods add up)."""
+    return list(dict.fromkeys(rid for mark in item.iter_markers("requirement") for rid in mark.args))
 
 
 @pytest.hookimpl(tryfirst=True)  # before -k/-m deselect: the ledger knows every test, selected or not
@@ -61,7 +62,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_deselected(items: list[pytest.Item]) -> None:
-    """Tests ``-k``/``-m`` (or anything else) deselected: the cases they check are not checked."""
+    """Tests ``-k``/``-m``, ``--lf`` or anything else deselected: the cases they check are not checked."""
     for item in items:
         ledger = item.config.stash.get(LEDGER_KEY, None)
         if ledger is not None:

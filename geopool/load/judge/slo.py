@@ -44,7 +44,7 @@ from geopool.load.judge.stats import PERCENTILES, early_stopping_check
 from geopool.tomlfile import read_toml
 
 __all__ = ["CORRECTNESS_ONLY", "CORRECTNESS_ONLY_TEXT", "EXIT_CODES", "Goodput", "Slo", "evaluate", "exit_code",
-           "load_slo"]
+           "gated_text", "load_slo"]
 
 #: Process exit codes of a load run (``geopool load`` and ``locust -f load/locustfile.py``): the ones of
 #: geopool's one table (:mod:`geopool.exitcodes`) a load run can end with.
@@ -78,7 +78,17 @@ class Slo:
 #: no error (HTTP or transport). Only latency and throughput go ungated, and the summary says so.
 CORRECTNESS_ONLY = Slo(latency_ms={}, max_error_rate=0.0, max_verification_failures=0, source="")
 #: What a run without an SLO file gates (summary.json ``slo.gated``).
-CORRECTNESS_ONLY_TEXT = "correctness only (no SLO file: latency and throughput not gated)"
+CORRECTNESS_ONLY_TEXT = ("correctness only (no SLO file: latency and throughput not gated): no wrong answer, "
+                         "no error after warm-up")
+
+
+def gated_text(spec: Slo | None) -> str:
+    """What a run's verdict gated, in words (summary.json ``slo.gated``)."""
+    if spec is None:
+        return CORRECTNESS_ONLY_TEXT
+    errors = "errors not bounded (the file has no [errors] max_error_rate)" if spec.max_error_rate is None else \
+        f"error rate <= {spec.max_error_rate:g}"
+    return f"the SLO file's bounds; verification failures <= {spec.max_verification_failures}; {errors}"
 
 
 def load_slo(path: str | Path) -> Slo:
@@ -179,9 +189,11 @@ def evaluate(slo: Slo, summary: Mapping[str, Any], latencies_ms: Mapping[str, np
                                   f"{observed - slo.max_error_rate:.4f} over ({observed:.4f} observed: "
                                   f"{requests['http_errors']} HTTP + {requests['transport_errors']} transport errors "
                                   f"of {requests['finished']})"))
-    failures, allowed = requests["verification_failures"], slo.max_verification_failures
+    failures = requests["verification_failures"] + requests.get("warmup_verification_failures", 0)
+    allowed = slo.max_verification_failures
     checks.append(_simple(f"verification failures <= {allowed}", allowed, failures, failures <= allowed,
-                          f"{failures - allowed} over ({failures} responses failed verification)"))
+                          f"{failures - allowed} over ({failures} responses failed verification, warm-up "
+                          "included)"))
     return checks
 
 

@@ -116,8 +116,10 @@ def summarize(records: Sequence[Record], scenario: Scenario, t0: float) -> dict[
         ("ok", OK), ("http_errors", HTTP_ERROR), ("transport_errors", TRANSPORT_ERROR),
         ("verification_failures", VERIFY_FAILED), ("unfinished", UNFINISHED)]}
     finished = len(measured) - counts["unfinished"]
+    # a wrong answer is wrong in warm-up too: the correctness bound counts these as well
+    warmup_wrong = sum(1 for r in records if r.verdict == VERIFY_FAILED) - counts["verification_failures"]
     counts.update(total=len(records), warmup_excluded=len(records) - len(measured), measured=len(measured),
-                  finished=finished)
+                  finished=finished, warmup_verification_failures=warmup_wrong)
     ok = sorted((r for r in measured if r.verdict == OK), key=lambda r: r.done)
     done = np.array([r.done for r in ok], dtype=float)
     sent = np.array([r.sent for r in ok], dtype=float)

@@ -188,7 +188,8 @@ class Master:
         if self._scraper is not None:
             self._scraper.kill(block=False)
         self.records.close()
-        events.emit("load", **self.tally.snapshot())
+        if events.listening():
+            events.emit("load", **self.tally.snapshot())
         if self.fatal:
             if self._kept_scraper is not None:
                 self._kept_scraper.close()
@@ -255,7 +256,7 @@ class Master:
 
     def _progress_loop(self) -> None:
         """The tally so far, every second, to whoever started this run (``geopool load``), until it ends."""
-        while not self.finished:
+        while not self.finished and events.listening():
             events.emit("load", **self.tally.snapshot())
             gevent.sleep(PROGRESS_INTERVAL_S)
 

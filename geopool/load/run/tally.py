@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any
 
 import numpy as np
@@ -10,16 +11,20 @@ import numpy as np
 from geopool.load.judge.verify import OK, UNFINISHED
 from geopool.load.records import Record
 
-__all__ = ["LoadTally", "load_line"]
+__all__ = ["RECENT", "LoadTally", "load_line"]
+
+#: The ok requests whose latencies the progress line's running p50/p99 are taken over.
+RECENT = 2000
 
 
 class LoadTally:
     """A load run so far, kept by its master process as record batches arrive (:meth:`add`): requests,
-    time, running p50/p99 of the ok ones, errors. :meth:`snapshot` is the progress event it sends."""
+    time, running p50/p99 of the last :data:`RECENT` ok ones (bounded: a soak's master must not slow down
+    as it goes), errors. :meth:`snapshot` is the progress event it sends."""
 
     def __init__(self, max_requests: int, duration_s: float) -> None:
         self.max_requests, self.duration_s = max_requests, duration_s
-        self._latencies: list[float] = []
+        self._latencies: deque[float] = deque(maxlen=RECENT)
         self._count = self._errors = 0
         self._first_sent: float | None = None
         self._last = 0.0
