@@ -37,14 +37,15 @@ max_error_rate = 0.0
 
 def test_sweep_finds_the_rate_limit_within_one_step(embedded_server, tmp_path):
     (tmp_path / "slo.toml").write_text(SLO)
-    # steady state from windows of 4 (a step below the knee has 16-20 samples), within 50 %: the tiny model's
-    # few hundred ms vary that much on 2 shared cores, and above the knee latency grows far beyond any of it
+    # steady state from windows of 4 (a step below the knee has 16-20 samples), within 300 %: the tiny model's
+    # few hundred ms vary by 50 % on 2 shared cores and by far more while other test workers' servers
+    # compute; the knee shows in the SLO (above it latency grows far beyond any of that), not in steadiness
     report_dir = tmp_path / "sweep"
     with FaultProxy(embedded_server.url, f"rate-limit:{KNEE_RPS}", max_seconds=400) as proxy:
         result = subprocess.run(
             [GEOPOOL, "sweep", "--base-url", proxy.url, "--input-dtype", "float32", "--slo", str(tmp_path / "slo.toml"),
              "--rates", ",".join(f"{rate:g}" for rate in RATES), "--step-duration", "22", "--warmup", "2",
-             "--window-requests", "4", "--stability-tolerance", "0.5", "--report-dir", str(report_dir)],
+             "--window-requests", "4", "--stability-tolerance", "3", "--report-dir", str(report_dir)],
             capture_output=True, text=True, timeout=360, cwd=tmp_path)
     tail = result.stdout[-3000:] + result.stderr[-2000:]
     assert result.returncode == exitcodes.OK, tail
