@@ -3,15 +3,15 @@
 The whole conformance suite is judged against the session's embedded server twice over, at the cost of
 few vLLM start-ups:
 
-- the fault matrix's baseline (:func:`fault_matrix_runs`): every tensor-mode test through the fault proxy's
+- the fault matrix's baseline (:func:`matrix_baseline`): every tensor-mode test through the fault proxy's
   ``die-on-killer`` with ``--destructive``: the inputs that kill vLLM 0.32's engine get the 500 and the
   death it gives them (a restart each, ~50 s, if they were sent), everything else reaches the real server;
 - the plain gate (:class:`BackgroundSuiteRun`): ``geopool gate`` with no URL, as a user runs it, selecting
   what only an owned server shows: one real engine kill of each kind (its restart included), the API-key,
   canary-file and keep-alive checks; then the load phase starts another server.
 
-Both judge verdicts, not timings, so the matrix's fixture starts the plain run in the background first, and
-the plain run's test, moved to the end of its group, waits for it. Run on its own, the test starts it itself.
+Both judge verdicts, not timings, so the baseline's fixture starts the plain run in the background first,
+and the plain run's test, moved to the end of its group, waits for it. Run on its own, the test starts it itself.
 """
 
 from __future__ import annotations
@@ -176,35 +176,13 @@ def plain_conformance_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     run.stop()
 
 
-@pytest.fixture(scope="session")
-def fault_matrix_runs(embedded_server, request: pytest.FixtureRequest,
-                      tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
-    """The fault matrix's conformance runs, all in one child process (tests/proxy/matrix_session.py): the
-    ``baseline`` row (the whole tensor-mode suite through ``die-on-killer``, ``--destructive``, vLLM 0.32's
-    expectations) and the matrix rows this session selected; row → its result (report path included)."""
-    from geopool.conformance.matrix import CONTROLS, MATRIX, options_of
-    from geopool.conformance.registry import EXPECTATIONS_DIR
-
-    if any(item.name == PLAIN_RUN_TEST for item in request.session.items):  # alongside: both judge verdicts
-        request.getfixturevalue("plain_conformance_run").start()
-    folder = tmp_path_factory.mktemp("matrix")
-    selected = {item.callspec.params.get("fault") or item.callspec.params.get("repair")
-                for item in request.session.items
-                if item.module.__name__.endswith("test_fault_matrix") and hasattr(item, "callspec")}
-
-    def expectations(row: str) -> str:
-        stem = options_of(row).expectations
-        return "none" if stem == "none" else str(EXPECTATIONS_DIR / f"{stem}.toml")
-
-    rows = [{"row": "baseline", "fault": "die-on-killer", "selection": [""], "destructive": True,
-             "extra": list(BASELINE_SELECTION), "expectations": expectations("baseline")}]
-    rows += [{"row": row, "selection": list(selection), "destructive": options_of(row).destructive,
-              "expectations": expectations(row)}
-             for row, (selection, _) in {**MATRIX, **CONTROLS}.items() if row in selected]
+def _matrix_session(server: EmbeddedServer, rows: list[dict], folder: Path) -> dict[str, dict]:
+    """Conformance runs through the fault proxy, one per row, in one child process
+    (tests/proxy/matrix_session.py); row → its result (report path included)."""
     for index, row in enumerate(rows):
         row["report"] = str(folder / f"{index}.json")
-    plan = {"upstream": embedded_server.url, "dtype": embedded_server.dtype, "model": embedded_server.model_name,
-            "served_dir": str(embedded_server.served_dir), "out": str(folder / "results.jsonl"), "rows": rows}
+    plan = {"upstream": server.url, "dtype": server.dtype, "model": server.model_name,
+            "served_dir": str(server.served_dir), "out": str(folder / "results.jsonl"), "rows": rows}
     (folder / "plan.json").write_text(json.dumps(plan))
     repo = suite_dir().parent
     child = subprocess.run([sys.executable, str(MATRIX_SESSION), str(folder / "plan.json")], capture_output=True,
@@ -219,20 +197,57 @@ def fault_matrix_runs(embedded_server, request: pytest.FixtureRequest,
     return results
 
 
+def _expectations_file(row: str) -> str:
+    from geopool.conformance.matrix import options_of
+    from geopool.conformance.registry import EXPECTATIONS_DIR
+
+    stem = options_of(row).expectations
+    return "none" if stem == "none" else str(EXPECTATIONS_DIR / f"{stem}.toml")
+
+
+@pytest.fixture(scope="session")
+def matrix_baseline(embedded_server, request: pytest.FixtureRequest,
+                    tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The fault matrix's baseline: the whole tensor-mode suite through ``die-on-killer``, ``--destructive``,
+    vLLM 0.32's expectations (its result, report path included). The plain gate starts first, alongside:
+    both judge verdicts, and the plain gate's test combines the two."""
+    if any(item.name == PLAIN_RUN_TEST for item in request.session.items):
+        request.getfixturevalue("plain_conformance_run").start()
+    row = {"row": "baseline", "fault": "die-on-killer", "selection": [""], "destructive": True,
+           "extra": list(BASELINE_SELECTION), "expectations": _expectations_file("baseline")}
+    return _matrix_session(embedded_server, [row], tmp_path_factory.mktemp("matrix-baseline"))["baseline"]
+
+
+@pytest.fixture(scope="session")
+def fault_matrix_runs(embedded_server, request: pytest.FixtureRequest,
+                      tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
+    """The fault matrix's rows this session selected, in one child process: row → its result."""
+    from geopool.conformance.matrix import CONTROLS, MATRIX, options_of
+
+    selected = {item.callspec.params.get("fault") or item.callspec.params.get("repair")
+                for item in request.session.items
+                if item.module.__name__.endswith("test_fault_matrix") and hasattr(item, "callspec")}
+    rows = [{"row": row, "selection": list(selection), "destructive": options_of(row).destructive,
+             "expectations": _expectations_file(row)}
+            for row, (selection, _) in {**MATRIX, **CONTROLS}.items() if row in selected]
+    return _matrix_session(embedded_server, rows, tmp_path_factory.mktemp("matrix")) if rows else {}
+
+
 #: `./run test` runs the tests on several xdist workers: each module is one unit of work (its module
 #: fixtures run once), and these groups of modules share a session fixture costlier than the embedded
 #: server (which each worker starts once), so each group is one unit too (:func:`pytest_xdist_make_scheduler`).
 SHARED_FIXTURE_GROUPS = {
-    "proxy/test_fault_matrix.py": "matrix", "conformance/test_suite_runs.py": "matrix",
-    "test_client_install.py": "matrix",
+    "proxy/test_matrix_baseline.py": "baseline", "test_client_install.py": "baseline",
+    "conformance/test_suite_runs.py": "baseline",
     "conformance/test_io_suite_live.py": "image-to-image", "load/test_io_load_live.py": "image-to-image",
     "proxy/test_io_shift_fault.py": "image-to-image", "test_io_reference.py": "image-to-image",
     "live/test_float16_target.py": "float16", "live/test_seed_client.py": "float16",
 }
 #: The longest units first (measured wall time on 2 cores), so that no worker starts one near the end.
-LONGEST_FIRST = ("matrix", "image-to-image", "live/test_ci_recipes_live.py", "live/test_server_lifecycle.py",
-                 "float16", "gate/test_gate_live.py", "conformance/test_expectations_live.py",
-                 "live/test_numeric_oracle.py", "proxy/test_reproducer_live.py")
+LONGEST_FIRST = ("baseline", "proxy/test_fault_matrix.py", "image-to-image", "live/test_ci_recipes_live.py",
+                 "live/test_server_lifecycle.py", "float16", "gate/test_gate_live.py",
+                 "conformance/test_expectations_live.py", "live/test_numeric_oracle.py",
+                 "proxy/test_reproducer_live.py")
 #: Then everything else, in collection order; last, the live load runs that measure latency, so that they
 #: share the machine with as little else as the schedule allows.
 TIMING_LAST = ("load/test_load_live.py", "load/test_compare_live.py", "load/test_sweep_live.py")
@@ -259,11 +274,13 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     rank = {unit: index for index, unit in enumerate(LONGEST_FIRST)}
     rank |= {unit: len(rank) + 1 + index for index, unit in enumerate(TIMING_LAST)}
-    items.sort(key=lambda item: rank.get(work_unit(item.nodeid), len(LONGEST_FIRST)))  # stable within a rank
+    # stable within a rank; the baseline's module first in its group: its fixture starts the plain gate
+    items.sort(key=lambda item: (rank.get(work_unit(item.nodeid), len(LONGEST_FIRST)),
+                                 "test_matrix_baseline.py" != item.path.name))
     plain = [item for item in items if item.name == PLAIN_RUN_TEST]
-    for item in plain:  # last in its group: it waits for the background run the fault matrix started
+    for item in plain:  # last in its group: it waits for the background run the baseline's fixture started
         items.remove(item)
-        group = [index for index, other in enumerate(items) if work_unit(other.nodeid) == "matrix"]
+        group = [index for index, other in enumerate(items) if work_unit(other.nodeid) == "baseline"]
         items.insert(group[-1] + 1 if group else len(items), item)
 
 

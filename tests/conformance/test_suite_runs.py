@@ -52,7 +52,7 @@ def known_tests(report: dict, rid: str) -> set[tuple[str, str]]:
 
 @pytest.mark.live
 @pytest.mark.timeout(2400)
-def test_plain_gate_against_the_embedded_server(plain_conformance_run, fault_matrix_runs):
+def test_plain_gate_against_the_embedded_server(plain_conformance_run, matrix_baseline):
     """``geopool gate`` with no URL: the suite starts its own server; one real engine kill of each kind, each
     followed by a restart, and the owned-server checks; then load on another embedded server; exit 0.
     With the fault matrix's baseline (the whole suite through die-on-killer, same session server), every
@@ -94,7 +94,7 @@ def test_plain_gate_against_the_embedded_server(plain_conformance_run, fault_mat
                 for entry in owned["requirements"] for test in entry["tests"] if test["outcome"] != "not-run"}
     assert reported and reported <= junit_cases, sorted(reported - junit_cases)[:10]
 
-    baseline = json.loads(Path(fault_matrix_runs["baseline"]["report"]).read_text())
+    baseline = json.loads(Path(matrix_baseline["report"]).read_text())
     assert baseline["target"]["vllm_version"] == "0.32.0"
     registry = load_registry()
     # A run's verdict on a requirement counts in the tests where that run checked it; each run selects some

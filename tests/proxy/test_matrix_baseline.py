@@ -1,0 +1,18 @@
+"""The fault matrix's baseline: the whole tensor-mode suite through the fault proxy's ``die-on-killer``
+(vLLM 0.32's engine deaths played by the proxy, everything else answered by the real server), with
+``--destructive`` and vLLM 0.32's expectations, exits 0 with nothing failing. Its rows (one fault each)
+are tests/proxy/test_fault_matrix.py; the plain gate's test and the client install compare with this run.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = [pytest.mark.live, pytest.mark.timeout(3600)]
+
+
+def test_the_baseline_passes(matrix_baseline):
+    assert matrix_baseline["requirements"] is not None, "no conformance report\n" + matrix_baseline["stdout"][-3000:]
+    assert matrix_baseline["returncode"] == 0, matrix_baseline["stdout"][-4000:]
+    failing = {(rid, test) for rid, test, outcome in matrix_baseline["tests"] if outcome in ("fail", "error")}
+    assert failing == set()
