@@ -34,7 +34,7 @@ p50 = 5000
 [latency.uncorrected]
 p50 = 5000
 [throughput]
-min_rps = 0.5
+min_rps = 0.4
 [errors]
 max_error_rate = 0.0
 max_verification_failures = 0
@@ -79,7 +79,8 @@ def check_lines(output: str) -> str:
 @pytest.fixture(scope="module")
 def healthy_run(embedded_server, tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("healthy")
-    return run_load(tmp_path, "--base-url", embedded_server.url, "--scenario", "open-constant", "--rate", "1.2",
+    # 0.6/s: well within what the server answers even while other test workers' servers share its core
+    return run_load(tmp_path, "--base-url", embedded_server.url, "--scenario", "open-constant", "--rate", "0.6",
                     "--users", "4", "--duration", "60", "--warmup", "10", "--window-requests", "20",
                     # window means of 20 requests drift up to ~15 % on 2 quiet cores, and by 90 % and more
                     # while other test workers' servers compute: steadiness is not what these tests judge
@@ -93,12 +94,12 @@ def test_gate_passes_on_a_healthy_server(healthy_run):
     assert summary["verdict"] == "pass" and summary["valid"]
     assert [check["state"] for check in summary["slo"]["checks"]] == ["met"] * 5
     assert summary["target"]["vllm_version"] == "0.32.0"
-    # every scheduled arrival (1.2/s for 60 s) was sent, answered, verified and recorded
-    assert summary["requests"]["total"] == 72 == len(records(report_dir))
-    assert summary["requests"]["ok"] == summary["requests"]["measured"] == 60
+    # every scheduled arrival (0.6/s for 60 s) was sent, answered, verified and recorded
+    assert summary["requests"]["total"] == 36 == len(records(report_dir))
+    assert summary["requests"]["ok"] == summary["requests"]["measured"] == 30
     # the schedule was kept: a send is late only by the time another answer's verification holds the loop,
-    # far less than the gap between two arrivals (833 ms at 1.2/s) however busy the 2 cores are
-    assert summary["late_sends"]["max_ms"] < 0.5 * 1000 / 1.2
+    # far less than the gap between two arrivals (1667 ms at 0.6/s) however busy the 2 cores are
+    assert summary["late_sends"]["max_ms"] < 0.5 * 1000 / 0.6
     assert "verdict: pass (exit 0)" in result.stdout
 
 
@@ -106,9 +107,11 @@ def test_healthy_run_has_the_server_view_and_locust_outputs(healthy_run):
     _, summary, report_dir = healthy_run
     server = summary["server"]
     assert server["available"] and server["failed_scrapes"] == 0
-    assert server["e2e"]["count"] >= 60 and server["batch"]["mean_size"] >= 1.0
+    assert server["e2e"]["count"] >= 30 and server["batch"]["mean_size"] >= 1.0
     client_mean = summary["latency_ms"]["uncorrected"]["mean"]
-    assert 0 < server["e2e"]["mean_ms"] < client_mean
+    # (the server's e2e mean is over its scrape windows, the client's over the measured requests: they are
+    # compared below on the same requests, through the server's HTTP handling)
+    assert server["e2e"]["mean_ms"] > 0
     assert summary["client_minus_server_ms"] == pytest.approx(client_mean - server["e2e"]["mean_ms"])
     # against the server's whole HTTP handling of /pooling: every answered request, between the first and last scrape
     overhead = summary["overhead_ms"]
