@@ -81,8 +81,8 @@ def healthy_run(embedded_server, tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("healthy")
     # 0.6/s: well within what the server answers even while other test workers' servers share its core
     return run_load(tmp_path, "--base-url", embedded_server.url, "--scenario", "open-constant", "--rate", "0.6",
-                    "--users", "4", "--duration", "60", "--warmup", "10", "--window-requests", "20",
-                    # window means of 20 requests drift up to ~15 % on 2 quiet cores, and by 90 % and more
+                    "--users", "4", "--duration", "60", "--warmup", "10", "--window-requests", "8",
+                    # 30 measured requests: windows of 8; their means drift by 15 % on 2 quiet cores, by 90 % and more
                     # while other test workers' servers compute: steadiness is not what these tests judge
                     "--stability-tolerance", "3",
                     "--model-config", str(embedded_server.served_dir / "config.json"), slo=HEALTHY_SLO)
@@ -117,7 +117,9 @@ def test_healthy_run_has_the_server_view_and_locust_outputs(healthy_run):
     overhead = summary["overhead_ms"]
     assert overhead["requests_server"] == overhead["requests_client"] == summary["requests"]["total"]
     assert 0 < overhead["server_http_mean_ms"] <= overhead["client_mean_ms"] + 1.0  # 1 ms: the two clocks' grain
-    assert server["e2e"]["mean_ms"] < overhead["server_http_mean_ms"]  # HTTP handling includes the engine's time
+    # HTTP handling includes the engine's time; the two histograms' windows differ by a request at their
+    # edges, which on a busy box moves a 30-request mean by a few per cent
+    assert server["e2e"]["mean_ms"] < 1.05 * overhead["server_http_mean_ms"]
     assert overhead["overhead_mean_ms"] == pytest.approx(overhead["client_mean_ms"] - overhead["server_http_mean_ms"])
     assert len(server["series"]) >= 50 and all(s["running"] is not None for s in server["series"])
     for name in ("locust_stats.csv", "locust_stats_history.csv", "locust.html", "metrics.jsonl", "report.html"):
