@@ -71,9 +71,10 @@ def io_valid_input(target: Target):
 def io_guard(request: pytest.FixtureRequest, target: Target, io_valid_input):
     """The survival guard of image-to-image runs (a valid GeoTIFF must still get a correct answer)."""
     from geopool.conformance.io_support import IOServerGuard
-    from geopool.conformance.plugin import GUARD_KEY
+    from geopool.conformance.plugin import GUARD_KEY, LAST_TEST_KEY
 
     found = IOServerGuard(target, io_valid_input)
+    found.last_test = request.config.stash.get(LAST_TEST_KEY, False)
     request.config.stash[GUARD_KEY] = found
     return found
 

@@ -247,7 +247,7 @@ SHARED_FIXTURE_GROUPS = {
 }
 #: The longest units first (measured wall time on 2 cores), so that no worker starts one near the end.
 LONGEST_FIRST = ("baseline", "proxy/test_fault_matrix.py", "image-to-image", "live/test_ci_recipes_live.py",
-                 "live/test_server_lifecycle.py", "float16", "gate/test_gate_live.py",
+                 "live/test_server_lifecycle.py", "float16", "gate/test_gate_live.py", "load/test_load_faults_live.py",
                  "conformance/test_expectations_live.py", "live/test_numeric_oracle.py",
                  "proxy/test_reproducer_live.py")
 #: Then everything else, in collection order; last, the live load runs that measure latency, one after

@@ -24,6 +24,9 @@ SURVIVAL_TOLERANCE = 1e-4
 class ServerGuard:
     """Knows what a healthy answer looks like and whether the suite may restart the server."""
 
+    #: Whether the test running now is the session's last (the suite's plugin sets it before each test).
+    last_test = False
+
     def __init__(self, target: Target, valid_body: dict, baseline: np.ndarray) -> None:
         self.target = target
         self.valid_body = valid_body
@@ -75,8 +78,11 @@ class ServerGuard:
         return None
 
     def recover(self) -> None:
-        """Restart the owned server if it is not healthy (waiting briefly for a dying one to exit)."""
-        if self.target.server is None or self.healthy():
+        """Restart the owned server if it is not healthy (waiting briefly for a dying one to exit).
+
+        Not after the session's last test: nothing would use the new server before the session stops it,
+        and a restart is a vLLM start-up (~45 CPU-s, a minute or more on a busy 2-core box)."""
+        if self.target.server is None or self.last_test or self.healthy():
             return
         started = time.monotonic()
         self.target.server.restart()

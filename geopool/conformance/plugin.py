@@ -45,6 +45,7 @@ from geopool.conformance.hooks.session import (
     pytest_collection_finish,
     pytest_configure,
     pytest_report_header,
+    pytest_runtest_protocol,
     pytest_runtest_setup,
     target,
 )
@@ -52,6 +53,7 @@ from geopool.conformance.hooks.stash import (
     EVALUATED_KEY,
     EXPECT_KEY,
     GUARD_KEY,
+    LAST_TEST_KEY,
     LEDGER_KEY,
     PLUGIN_NAME,
     STARTED_KEY,
@@ -60,11 +62,13 @@ from geopool.conformance.hooks.stash import (
 from geopool.conformance.hooks.summary import pytest_terminal_summary
 
 __all__ = [
-    "BASE_URL_MODULE", "BASE_URL_PLUGIN", "EVALUATED_KEY", "EXPECT_KEY", "GUARD_KEY", "LEDGER_KEY", "NO_TORCH",
+    "BASE_URL_MODULE", "BASE_URL_PLUGIN", "EVALUATED_KEY", "EXPECT_KEY", "GUARD_KEY", "LAST_TEST_KEY", "LEDGER_KEY",
+    "NO_TORCH",
     "PLUGIN_NAME", "STARTED_KEY", "TARGET_KEY", "base_url_plugin_owns_the_option", "checks", "default_case", "guard",
     "pytest_addoption", "pytest_collection_finish", "pytest_collection_modifyitems", "pytest_configure",
     "pytest_deselected",
-    "pytest_report_header", "pytest_runtest_call", "pytest_runtest_makereport", "pytest_runtest_setup",
+    "pytest_report_header", "pytest_runtest_call", "pytest_runtest_makereport", "pytest_runtest_protocol",
+    "pytest_runtest_setup",
     "pytest_sessionfinish", "pytest_terminal_summary", "strict_failures", "strict_mode", "target",
 ]
 

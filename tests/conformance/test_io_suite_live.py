@@ -85,6 +85,8 @@ def test_the_d8_only_plugin_on_float32_shows_d9(tmp_path):
     assert outcomes(report)["POOL-IO-012"] == "expected-fail"
     shown = evidence(report, "POOL-IO-012")
     assert "died" in shown or "fails" in shown, shown
+    # its only test killed the engine: no restart after the session's last test (a vLLM start-up saved)
+    assert "server restarted 0×" in result.stdout, result.stdout[-3000:]
 
 
 def test_a_shifted_transform_through_the_proxy_fails_georeferencing(io_server, tmp_path):

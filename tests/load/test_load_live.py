@@ -1,33 +1,19 @@
-"""The load suite against the real embedded vLLM server, directly and through the fault proxy.
-
-Runs are short (12–45 s) so the module stays within a few minutes on 2 cores; what they assert does
-not depend on the machine's speed: the gate's verdict and which bound failed, counts of requests,
-errors and verification failures, the corrected/uncorrected gap a stall opens, the split of an
-open-loop schedule across workers, the users a shape asks for, and the report rendering in Chromium.
-(``geopool load`` with no URL starting its own server is the plain gate's load phase:
-tests/conformance/test_suite_runs.py.)
+"""A healthy load run against the real embedded vLLM server: the gate passes, the server's view agrees with
+the client's through the server's own HTTP timing, Locust's outputs are written, and the report renders
+in Chromium. It measures latency, so it runs in the tests' latency unit (tests/conftest.py), with as little
+else on the machine as the schedule allows. (What a run counts under planted faults:
+test_load_faults_live.py; ``geopool load`` with no URL starting its own server is the plain gate's load
+phase: tests/conformance/test_suite_runs.py.)
 """
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
-
 import pytest
-from page_text import assert_plots_drawn, rendered_dom  # tests/ is on sys.path (its conftest.py)
-
-from geopool.proxy import FaultProxy
+from load_runs import check_lines, records, run_load  # tests/ is on sys.path (its conftest.py)
+from page_text import assert_plots_drawn, rendered_dom
 
 pytestmark = pytest.mark.live
 
-REPO = Path(__file__).resolve().parents[2]
-GEOPOOL = str(Path(sys.executable).with_name("geopool"))
-LOCUSTFILE = str(REPO / "load" / "locustfile.py")
 HEALTHY_SLO = """
 [latency.corrected]
 p50 = 5000
@@ -39,38 +25,6 @@ min_rps = 0.4
 max_error_rate = 0.0
 max_verification_failures = 0
 """
-TAIL_SLO = """
-[latency.corrected]
-p90 = 2000
-"""
-ERROR_SLO = """
-[errors]
-max_error_rate = 0.0
-"""
-
-
-def run_load(tmp_path: Path, *args: str, slo: str | None = None, timeout: float = 300,
-             ) -> tuple[subprocess.CompletedProcess[str], dict, Path]:
-    report_dir = tmp_path / "run"
-    command = [GEOPOOL, "load", "--report-dir", str(report_dir), *args]
-    if "--base-url" in args:  # the session's servers are float32 (geopool needs a URL's dtype told)
-        command += ["--input-dtype", "float32"]
-    if slo is not None:
-        (tmp_path / "slo.toml").write_text(slo)
-        command += ["--slo", str(tmp_path / "slo.toml")]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=tmp_path)
-    summary_path = report_dir / "summary.json"
-    assert summary_path.is_file(), f"no summary.json; exit {result.returncode}\n{result.stdout[-3000:]}\n" \
-                                   f"{result.stderr[-3000:]}"
-    return result, json.loads(summary_path.read_text()), report_dir
-
-
-def records(report_dir: Path) -> list[dict]:
-    return [json.loads(line) for line in (report_dir / "records.jsonl").read_text().splitlines()]
-
-
-def check_lines(output: str) -> str:
-    return "\n".join(line for line in output.splitlines() if line.strip().startswith(("SLO", "INVALID", "verdict")))
 
 
 # ------------------------------------------------------------------------------- healthy server
@@ -133,179 +87,3 @@ def test_report_renders_with_its_plots_in_headless_chromium(healthy_run, tmp_pat
     dom = rendered_dom(report_dir / "report.html", tmp_path / "profile")
     assert "Verdict: pass (exit 0)" in dom
     assert_plots_drawn(dom, ("latency", "throughput", "cdf", "queue"))
-
-
-# ------------------------------------------------------------------------------- the gate trips
-
-
-def test_gate_trips_on_a_slow_tail(embedded_server, tmp_path):
-    with FaultProxy(embedded_server.url, "slow-tail:50:3", max_seconds=300) as proxy:
-        result, summary, _ = run_load(tmp_path, "--base-url", proxy.url, "--scenario", "open-constant",
-                                      "--rate", "1", "--users", "8", "--duration", "25", "--warmup", "2", slo=TAIL_SLO)
-    assert result.returncode == 10, check_lines(result.stdout)
-    assert summary["verdict"] == "slo-breached"
-    lines = check_lines(result.stdout)
-    assert "SLO BREACHED     latency.corrected.p90 <= 2000 ms: " in lines and " ms over (" in lines
-    assert summary["latency_ms"]["corrected"]["p90"] > 3000
-
-
-def test_gate_trips_on_503s(embedded_server, tmp_path):
-    with FaultProxy(embedded_server.url, "503:30", max_seconds=300) as proxy:
-        result, summary, _ = run_load(tmp_path, "--base-url", proxy.url, "--scenario", "closed", "--users", "2",
-                                      "--duration", "15", "--warmup", "2", slo=ERROR_SLO)
-    assert result.returncode == 10, check_lines(result.stdout)
-    requests = summary["requests"]
-    assert requests["http_errors"] > 0 and requests["verification_failures"] == 0 and requests["ok"] > 0
-    assert "SLO BREACHED     error rate <= 0: " in check_lines(result.stdout)
-    assert f"{requests['http_errors']} HTTP + 0 transport errors" in result.stdout
-    assert summary["locust"]["failures"] >= requests["http_errors"]  # Locust's own stats count them too
-
-
-@pytest.mark.parametrize("encoding", ["base64", "bytes"])
-def test_a_200_with_a_wrong_tensor_is_a_verification_failure(embedded_server, tmp_path, encoding):
-    with FaultProxy(embedded_server.url, "nan:7", max_seconds=300) as proxy:
-        result, summary, report_dir = run_load(tmp_path, "--base-url", proxy.url, "--scenario", "closed",
-                                               "--users", "2", "--duration", "12", "--warmup", "0",
-                                               "--response-encoding", encoding, slo=ERROR_SLO)
-    assert summary["scenario"]["response_encoding"] == encoding
-    assert result.returncode == 10, check_lines(result.stdout)
-    requests = summary["requests"]
-    assert requests["http_errors"] == 0 and requests["ok"] == 0
-    assert requests["verification_failures"] == requests["finished"] > 0
-    assert {r["status"] for r in records(report_dir)} == {200}
-    assert all(r["detail"] == "1 non-finite values" for r in records(report_dir))
-    assert "SLO BREACHED     verification failures <= 0" in check_lines(result.stdout)
-    assert "INVALID: no successful request after warm-up" in result.stdout
-
-
-def test_a_stall_shows_in_corrected_but_not_uncorrected_latency(embedded_server, tmp_path):
-    # One sender, 1.5 arrivals/s, the server path held for 6 s: arrivals queue behind the stall.
-    with FaultProxy(embedded_server.url, "stall:8:6", max_seconds=300) as proxy:
-        _, summary, _ = run_load(tmp_path, "--base-url", proxy.url, "--scenario", "open-constant", "--rate", "1.5",
-                                 "--users", "1", "--duration", "30", "--warmup", "2")
-    corrected, uncorrected = summary["latency_ms"]["corrected"], summary["latency_ms"]["uncorrected"]
-    assert corrected["p99"] > uncorrected["p99"] + 500, (corrected, uncorrected)
-    assert corrected["p90"] > 2 * uncorrected["p90"], (corrected, uncorrected)
-    assert summary["late_sends"]["count"] >= 5
-
-
-def test_answers_can_be_checked_against_the_reference_of_their_own_input(embedded_server, tmp_path):
-    # One user: vLLM 0.32 mixes up location_coords between requests batched together (POOL-DET-003),
-    # so a lone sender is what makes every answer comparable with its own input's reference.
-    result, summary, report_dir = run_load(
-        tmp_path, "--base-url", embedded_server.url, "--scenario", "closed", "--users", "1", "--duration", "12",
-        "--warmup", "0", "--pool-size", "3", "--verify", "reference", "--window-requests", "3",
-        "--stability-tolerance", "3",  # a valid run (steady state) with 12 s of a lone sender on a busy box
-        "--model-config", str(embedded_server.served_dir / "config.json"),
-        "--reference-checkpoint", str(embedded_server.served_dir), "--numeric-bounds", "same-kernels", slo=ERROR_SLO)
-    assert result.returncode == 0, check_lines(result.stdout) + str(summary["invalid_reasons"])
-    assert summary["requests"]["ok"] >= 5 and summary["requests"]["verification_failures"] == 0
-    assert {r["item"] for r in records(report_dir)} == {0, 1, 2}
-
-
-def test_reference_verification_catches_wrong_values_the_contract_check_passes(embedded_server, tmp_path):
-    with FaultProxy(embedded_server.url, "noise:0.05", max_seconds=300) as proxy:
-        result, summary, _ = run_load(
-            tmp_path, "--base-url", proxy.url, "--scenario", "closed", "--users", "1", "--duration", "8",
-            "--warmup", "0", "--pool-size", "2", "--verify", "reference",
-            "--model-config", str(embedded_server.served_dir / "config.json"),
-            "--reference-checkpoint", str(embedded_server.served_dir), "--numeric-bounds", "same-kernels",
-            slo=ERROR_SLO)
-    assert result.returncode == 10, check_lines(result.stdout)
-    requests = summary["requests"]
-    assert requests["verification_failures"] == requests["finished"] > 0 and requests["http_errors"] == 0
-    assert "differs from the reference of its own input" in (tmp_path / "run" / "records.jsonl").read_text()
-
-
-# ------------------------------------------------------------------------- shapes and Locust itself
-
-
-def test_a_shape_changes_the_number_of_users(embedded_server, tmp_path):
-    (tmp_path / "scenarios.toml").write_text("""
-[scenario.two-step]
-mode = "closed"
-duration_s = 24
-warmup_s = 0
-stages = [{ until_s = 10, users = 1 }, { until_s = 24, users = 3 }]
-""")
-    _, summary, report_dir = run_load(tmp_path, "--base-url", embedded_server.url, "--scenario", "two-step",
-                                      "--scenario-file", str(tmp_path / "scenarios.toml"))
-    rows = [r for r in records(report_dir) if r["done"] is not None]
-    t0 = summary["t0"]
-
-    def most_in_flight(start: float, end: float) -> int:
-        inside = [r for r in rows if start <= r["sent"] - t0 < end]
-        return max(sum(1 for other in rows if other["sent"] <= r["sent"] < other["done"]) for r in inside)
-
-    assert most_in_flight(1, 8) == 1
-    assert most_in_flight(14, 22) == 3
-
-
-def test_plain_locust_master_and_two_workers_split_the_schedule(embedded_server, tmp_path):
-    common = ["-f", LOCUSTFILE, "--master-port", "0"]
-    port = _free_port()
-    report_dir = tmp_path / "run"
-    master = subprocess.Popen(
-        [sys.executable, "-m", "locust", "-f", LOCUSTFILE, "--master", "--master-bind-port", str(port),
-         # workers import geopool and gevent: on a busy box that alone can take a minute
-         "--expect-workers", "2", "--expect-workers-max-wait", "240", "--headless", "--host", embedded_server.url,
-         "--input-dtype", "float32",
-         "--scenario", "open-constant", "--rate", "2", "-t", "20s", "--warmup", "2", "--window-requests", "8",
-         "--stability-tolerance", "3",
-         "--report-dir", str(report_dir)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path, start_new_session=True)
-    workers = [subprocess.Popen([sys.executable, "-m", "locust", *common[:2], "--worker", "--master-port", str(port)],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path,
-                                start_new_session=True) for _ in range(2)]
-    try:
-        output, _ = master.communicate(timeout=420)
-        for worker in workers:
-            worker.wait(timeout=60)
-    finally:
-        for process in (master, *workers):
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGKILL)
-    assert (report_dir / "summary.json").is_file(), f"exit {master.returncode}\n{output[-3000:]}"
-    summary = json.loads((report_dir / "summary.json").read_text())
-    assert master.returncode == 0, output[-3000:] + str(summary["invalid_reasons"])
-    assert summary["slots"] == 2
-    rows = records(report_dir)
-    by_slot = {slot: sorted(r["seq"] for r in rows if r["slot"] == slot) for slot in (0, 1)}
-    # 2 arrivals/s for 20 s = 40, every other one per worker, all merged at the master
-    assert by_slot == {0: list(range(0, 40, 2)), 1: list(range(1, 40, 2))}
-    assert summary["requests"]["total"] == 40 and summary["requests"]["ok"] == summary["requests"]["measured"]
-    assert "no final records" not in output
-
-
-def _free_port() -> int:
-    from geopool.server import free_port
-
-    return free_port()
-
-
-# ----------------------------------------------------------------------------------- bad input
-
-
-def test_bad_input_is_one_clear_line(tmp_path):
-    unknown = subprocess.run([GEOPOOL, "load", "--base-url", "http://127.0.0.1:9", "--scenario", "nope"],
-                             capture_output=True, text=True, timeout=60)
-    assert unknown.returncode == 4 and "Traceback" not in unknown.stderr
-    assert "error: unknown scenario 'nope'; the scenario file has: closed" in unknown.stderr
-    (tmp_path / "bad.toml").write_text("[latency.corrected]\np97 = 3\n")
-    bad_slo = subprocess.run([GEOPOOL, "load", "--base-url", "http://127.0.0.1:9", "--slo", str(tmp_path / "bad.toml")],
-                             capture_output=True, text=True, timeout=60)
-    assert bad_slo.returncode == 4 and "latency.corrected.p97 is not one of p50, p90, p95, p99, p99.9" in bad_slo.stderr
-    no_host = subprocess.run([sys.executable, "-m", "locust", "-f", LOCUSTFILE, "--headless", "-t", "5s"],
-                             capture_output=True, text=True, timeout=120, cwd=tmp_path)
-    assert no_host.returncode == 4 and "no target: pass --host URL" in no_host.stderr
-
-
-def test_an_unreachable_target_exits_12_quickly(tmp_path):
-    started = time.monotonic()
-    result = subprocess.run([GEOPOOL, "load", "--base-url", f"http://127.0.0.1:{_free_port()}", "--input-dtype",
-                             "float32", "--duration", "30",
-                             "--report-dir", str(tmp_path / "run")], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 12, result.stdout[-2000:] + result.stderr[-2000:]
-    assert "is not reachable" in result.stdout + result.stderr
-    assert json.loads((tmp_path / "run" / "summary.json").read_text())["verdict"] == "error"
-    assert time.monotonic() - started < 60

@@ -22,7 +22,15 @@ from geopool import exitcodes, options, wire
 from geopool.conformance.checks import Checks
 from geopool.conformance.guard import ServerGuard
 from geopool.conformance.hooks.options import as_path, base_url
-from geopool.conformance.hooks.stash import EXPECT_KEY, GUARD_KEY, LEDGER_KEY, PLUGIN_NAME, STARTED_KEY, TARGET_KEY
+from geopool.conformance.hooks.stash import (
+    EXPECT_KEY,
+    GUARD_KEY,
+    LAST_TEST_KEY,
+    LEDGER_KEY,
+    PLUGIN_NAME,
+    STARTED_KEY,
+    TARGET_KEY,
+)
 from geopool.conformance.registry import Expectations, load_expectations, load_registry
 from geopool.conformance.target import Target, resolve_target
 from geopool.errors import EmbeddedServerError, GeopoolError, ServerError, TargetError
@@ -165,6 +173,15 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         pytest.skip("destructive input: sent only to the embedded server, or to --base-url with --destructive")
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """Tell the survival guard whether a test follows this one (it restarts a killed server only then)."""
+    item.config.stash[LAST_TEST_KEY] = nextitem is None
+    guard = item.config.stash.get(GUARD_KEY, None)
+    if guard is not None:
+        guard.last_test = nextitem is None
+
+
 @pytest.fixture(scope="session")
 def guard(request: pytest.FixtureRequest, target: Target, baseline) -> ServerGuard:
     """Survival checks and restarts of an owned server (``baseline`` comes from the suite's conftest)."""
@@ -172,6 +189,7 @@ def guard(request: pytest.FixtureRequest, target: Target, baseline) -> ServerGua
     from geopool.conformance.support import body_for
 
     found = ServerGuard(target, body_for(target, wire.seed_inputs(target.contract)), baseline)
+    found.last_test = request.config.stash.get(LAST_TEST_KEY, False)
     request.config.stash[GUARD_KEY] = found
     return found
 

@@ -10,7 +10,8 @@ from geopool.conformance.registry import Expectations
 from geopool.conformance.report import RequirementLedger
 from geopool.conformance.target import Target
 
-__all__ = ["EVALUATED_KEY", "EXPECT_KEY", "GUARD_KEY", "LEDGER_KEY", "PLUGIN_NAME", "STARTED_KEY", "TARGET_KEY"]
+__all__ = ["EVALUATED_KEY", "EXPECT_KEY", "GUARD_KEY", "LAST_TEST_KEY", "LEDGER_KEY", "PLUGIN_NAME", "STARTED_KEY",
+           "TARGET_KEY"]
 
 #: The module pytest loads (``-p geopool.conformance.plugin``, the pytest11 entry point, conftest.py): a run that
 #: names it asks for the suite's behaviour (:func:`geopool.conformance.hooks.session.active`).
@@ -21,4 +22,6 @@ LEDGER_KEY = pytest.StashKey[RequirementLedger]()
 EXPECT_KEY = pytest.StashKey[Expectations]()
 STARTED_KEY = pytest.StashKey[float]()
 GUARD_KEY = pytest.StashKey[ServerGuard]()
+#: Whether the test running now is the session's last (:attr:`ServerGuard.last_test`).
+LAST_TEST_KEY = pytest.StashKey[bool]()
 EVALUATED_KEY = pytest.StashKey[Evaluations]()
