@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import selectors
 import shutil
 import signal
 import subprocess
@@ -176,25 +177,81 @@ def plain_conformance_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     run.stop()
 
 
-def _matrix_session(server: EmbeddedServer, rows: list[dict], folder: Path) -> dict[str, dict]:
-    """Conformance runs through the fault proxy, one per row, in one child process
-    (tests/proxy/matrix_session.py); row → its result (report path included)."""
-    for index, row in enumerate(rows):
-        row["report"] = str(folder / f"{index}.json")
-    plan = {"upstream": server.url, "dtype": server.dtype, "model": server.model_name,
-            "served_dir": str(server.served_dir), "out": str(folder / "results.jsonl"), "rows": rows}
-    (folder / "plan.json").write_text(json.dumps(plan))
-    repo = suite_dir().parent
-    child = subprocess.run([sys.executable, str(MATRIX_SESSION), str(folder / "plan.json")], capture_output=True,
-                           text=True, cwd=repo, timeout=3300)  # within the matrix module's 3600 s
-    results = {}
-    if (folder / "results.jsonl").is_file():
-        results = {line["row"]: line for line in map(json.loads, (folder / "results.jsonl").read_text().splitlines())}
-    if child.returncode != 0 or len(results) != len(rows):
-        missing = [row["row"] for row in rows if row["row"] not in results]
-        pytest.fail(f"the matrix session stopped (exit {child.returncode}) before rows {missing}:\n"
-                    + child.stdout[-3000:] + child.stderr[-3000:])
-    return results
+class MatrixSession:
+    """This worker's fault-matrix process (tests/proxy/matrix_session.py), started on first use: it runs rows
+    (conformance runs through the fault proxy in front of ``server``) on request, one plan at a time."""
+
+    def __init__(self, server: EmbeddedServer, folder: Path) -> None:
+        self.server, self.folder = server, folder
+        self._child: subprocess.Popen[str] | None = None
+        self._plans = 0
+
+    def run(self, rows: list[dict], timeout_s: float = 1800) -> dict[str, dict]:
+        """Run ``rows`` (each given a report path here); row → its result. Fails the test if the process
+        stops or answers nothing within ``timeout_s``."""
+        self._plans += 1
+        folder = self.folder / f"plan-{self._plans}"
+        folder.mkdir()
+        for index, row in enumerate(rows):
+            row["report"] = str(folder / f"{index}.json")
+        plan = {"upstream": self.server.url, "dtype": self.server.dtype, "model": self.server.model_name,
+                "served_dir": str(self.server.served_dir), "out": str(folder / "results.jsonl"), "rows": rows}
+        (folder / "plan.json").write_text(json.dumps(plan))
+        child = self._started()
+        assert child.stdin is not None
+        child.stdin.write(f"{folder / 'plan.json'}\n")
+        child.stdin.flush()
+        done = self._wait_for(f"MATRIX-DONE {folder / 'plan.json'}", timeout_s)
+        finished = folder / "results.jsonl"
+        lines = finished.read_text().splitlines() if finished.is_file() else []
+        results = {line["row"]: line for line in map(json.loads, lines)}
+        if not done or len(results) != len(rows):
+            missing = [row["row"] for row in rows if row["row"] not in results]
+            self.close()
+            pytest.fail(f"the matrix process stopped or took over {timeout_s:.0f} s before rows {missing}:\n"
+                        + self._log_tail())
+        return results
+
+    def close(self) -> None:
+        child, self._child = self._child, None
+        if child is None:
+            return
+        if child.stdin is not None:
+            child.stdin.close()
+        try:
+            child.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait(timeout=30)
+
+    def _started(self) -> subprocess.Popen[str]:
+        if self._child is None or self._child.poll() is not None:
+            log = (self.folder / "matrix-session.log").open("a")
+            self._child = subprocess.Popen([sys.executable, str(MATRIX_SESSION)], stdin=subprocess.PIPE,
+                                           stdout=subprocess.PIPE, stderr=log, text=True, cwd=suite_dir().parent)
+            log.close()
+        return self._child
+
+    def _wait_for(self, line: str, timeout_s: float) -> bool:
+        """Read the process's stdout until ``line`` (True) or its end or the deadline (False)."""
+        child = self._child
+        assert child is not None and child.stdout is not None
+        deadline = time.monotonic() + timeout_s
+        with selectors.DefaultSelector() as selector:
+            selector.register(child.stdout, selectors.EVENT_READ)
+            while (left := deadline - time.monotonic()) > 0:
+                if not selector.select(timeout=min(left, 30)):
+                    continue
+                got = child.stdout.readline()
+                if not got:  # the process ended
+                    return False
+                if got.rstrip("\n") == line:
+                    return True
+        return False
+
+    def _log_tail(self) -> str:
+        log = self.folder / "matrix-session.log"
+        return log.read_text(errors="replace")[-4000:] if log.is_file() else ""
 
 
 def _expectations_file(row: str) -> str:
@@ -206,8 +263,14 @@ def _expectations_file(row: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def matrix_baseline(embedded_server, request: pytest.FixtureRequest,
-                    tmp_path_factory: pytest.TempPathFactory) -> dict:
+def matrix_session(embedded_server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[MatrixSession]:
+    session = MatrixSession(embedded_server, tmp_path_factory.mktemp("matrix"))
+    yield session
+    session.close()
+
+
+@pytest.fixture(scope="session")
+def matrix_baseline(matrix_session: MatrixSession, request: pytest.FixtureRequest) -> dict:
     """The fault matrix's baseline: the whole tensor-mode suite through ``die-on-killer``, ``--destructive``,
     vLLM 0.32's expectations (its result, report path included). The plain gate starts first, alongside:
     both judge verdicts, and the plain gate's test combines the two."""
@@ -215,22 +278,21 @@ def matrix_baseline(embedded_server, request: pytest.FixtureRequest,
         request.getfixturevalue("plain_conformance_run").start()
     row = {"row": "baseline", "fault": "die-on-killer", "selection": [""], "destructive": True,
            "extra": list(BASELINE_SELECTION), "expectations": _expectations_file("baseline")}
-    return _matrix_session(embedded_server, [row], tmp_path_factory.mktemp("matrix-baseline"))["baseline"]
+    return matrix_session.run([row])["baseline"]
 
 
-@pytest.fixture(scope="session")
-def fault_matrix_runs(embedded_server, request: pytest.FixtureRequest,
-                      tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
-    """The fault matrix's rows this session selected, in one child process: row → its result."""
+@pytest.fixture
+def matrix_row(matrix_session: MatrixSession) -> Callable[[str], dict]:
+    """Run one fault-matrix row (or positive control) through this worker's matrix process: its result."""
     from geopool.conformance.matrix import CONTROLS, MATRIX, options_of
 
-    selected = {item.callspec.params.get("fault") or item.callspec.params.get("repair")
-                for item in request.session.items
-                if item.module.__name__.endswith("test_fault_matrix") and hasattr(item, "callspec")}
-    rows = [{"row": row, "selection": list(selection), "destructive": options_of(row).destructive,
-             "expectations": _expectations_file(row)}
-            for row, (selection, _) in {**MATRIX, **CONTROLS}.items() if row in selected]
-    return _matrix_session(embedded_server, rows, tmp_path_factory.mktemp("matrix")) if rows else {}
+    def run(row: str) -> dict:
+        selection, _ = {**MATRIX, **CONTROLS}[row]
+        spec = {"row": row, "selection": list(selection), "destructive": options_of(row).destructive,
+                "expectations": _expectations_file(row)}
+        return matrix_session.run([spec], timeout_s=900)[row]
+
+    return run
 
 
 #: `./run test` runs the tests on several xdist workers: each module is one unit of work (its module
@@ -246,7 +308,7 @@ SHARED_FIXTURE_GROUPS = {
     "load/test_load_live.py": "latency", "load/test_compare_live.py": "latency", "load/test_sweep_live.py": "latency",
 }
 #: The longest units first (measured wall time on 2 cores), so that no worker starts one near the end.
-LONGEST_FIRST = ("baseline", "proxy/test_fault_matrix.py", "image-to-image", "live/test_ci_recipes_live.py",
+LONGEST_FIRST = ("baseline", "fault-matrix-0", "image-to-image", "fault-matrix-1", "live/test_ci_recipes_live.py",
                  "live/test_server_lifecycle.py", "float16", "gate/test_gate_live.py", "load/test_load_faults_live.py",
                  "conformance/test_expectations_live.py", "live/test_numeric_oracle.py",
                  "proxy/test_reproducer_live.py")
@@ -255,9 +317,22 @@ LONGEST_FIRST = ("baseline", "proxy/test_fault_matrix.py", "image-to-image", "li
 TIMING_LAST = ("latency",)
 
 
+#: The fault matrix's tests are split into this many units (``fault-matrix-N``, rows dealt in turn), so
+#: that its rows run on as many workers at once, each worker in its own matrix process.
+MATRIX_UNITS = 2
+MATRIX_MODULE = "proxy/test_fault_matrix.py"
+
+
 def work_unit(nodeid: str) -> str:
-    """The unit of work a test belongs to: its module's group, else its module (path under tests/)."""
+    """The unit of work a test belongs to: its module's group, else its module (path under tests/); a
+    fault-matrix test, its share of the matrix."""
     module = nodeid.split("::", 1)[0].removeprefix("tests/")
+    if module == MATRIX_MODULE:
+        from geopool.conformance.matrix import CONTROLS, MATRIX
+
+        rows = list({**MATRIX, **CONTROLS})
+        row = nodeid.partition("[")[2].removesuffix("]")
+        return f"fault-matrix-{rows.index(row) % MATRIX_UNITS if row in rows else 0}"
     return SHARED_FIXTURE_GROUPS.get(module, module)
 
 

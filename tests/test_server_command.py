@@ -30,13 +30,15 @@ def test_cpu_launch_reserves_a_share_of_host_memory_and_targets_the_cpu():
     assert _flag(argv, "--gpu-memory-utilization") == str(DEFAULT_MEMORY_FRACTION) == "0.05"
     assert (_flag(argv, "--model"), _flag(argv, "--port"), _flag(argv, "--dtype")) == (str(MODEL), "8123", "float32")
     assert {"--model-impl", "--skip-tokenizer-init", "--enforce-eager", "--enable-mm-embeds"} <= set(argv)
-    assert env == {"VLLM_TARGET_DEVICE": "cpu", "HF_HUB_OFFLINE": "1", "VLLM_USE_V2_MODEL_RUNNER": "0"}
+    assert env == {"VLLM_TARGET_DEVICE": "cpu", "HF_HUB_OFFLINE": "1", "VLLM_USE_V2_MODEL_RUNNER": "0",
+                   "VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
 
 
 def test_cuda_launch_keeps_vllms_memory_default_and_the_first_model_runner():
     argv, env = launch_spec("cuda", **COMMON)
     assert "--gpu-memory-utilization" not in argv
-    assert env == {"VLLM_TARGET_DEVICE": None, "HF_HUB_OFFLINE": "1", "VLLM_USE_V2_MODEL_RUNNER": "0"}
+    assert env == {"VLLM_TARGET_DEVICE": None, "HF_HUB_OFFLINE": "1", "VLLM_USE_V2_MODEL_RUNNER": "0",
+                   "VLLM_ENABLE_V1_MULTIPROCESSING": None}
     assert argv == launch_spec("cpu", **COMMON)[0][:-2]  # the same command, less the host-memory share
 
 

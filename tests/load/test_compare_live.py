@@ -25,8 +25,9 @@ from geopool.proxy import FaultProxy
 pytestmark = pytest.mark.live
 
 GEOPOOL = str(Path(sys.executable).with_name("geopool"))
-#: 1 user, 30 s: ~0.3-0.6 s a request, so 50-100 samples, 25-50 in each interleaved half. Window means of 5 requests drift
-#: a lot on 2 shared cores; a run's validity is not what is tested here, so the steady-state tolerance is wide.
+#: 1 user, 30 s: ~0.3-0.6 s a request, so 50-100 samples, 25-50 in each interleaved half. Window means of 5
+#: requests drift a lot on 2 shared cores; a run's validity is not what is tested here, so the steady-state
+#: tolerance is wide.
 # steadiness is not what compare is judged on here: window means swing by 100 % and more while other
 # test workers' servers compute
 RUN = ("--scenario", "closed", "--users", "1", "--duration", "30", "--warmup", "5", "--window-requests", "5",

@@ -36,9 +36,9 @@ def healthy_run(embedded_server, tmp_path_factory):
     # 0.6/s: well within what the server answers even while other test workers' servers share its core
     return run_load(tmp_path, "--base-url", embedded_server.url, "--scenario", "open-constant", "--rate", "0.6",
                     "--users", "4", "--duration", "60", "--warmup", "10", "--window-requests", "8",
-                    # 30 measured requests: windows of 8; their means drift by 15 % on 2 quiet cores, by 90 % and more
-                    # while other test workers' servers compute: steadiness is not what these tests judge
-                    "--stability-tolerance", "3",
+                    # 30 measured requests: windows of 8; their means drift by 15 % on 2 quiet cores, by 560 % once
+                    # while other test workers' servers computed: steadiness is not what these tests judge
+                    "--stability-tolerance", "10",
                     "--model-config", str(embedded_server.served_dir / "config.json"), slo=HEALTHY_SLO)
 
 

@@ -1,4 +1,7 @@
-"""Every fault-matrix row's conformance run in one Python process: ``python tests/proxy/matrix_session.py PLAN``.
+"""Fault-matrix rows' conformance runs in one Python process: ``python tests/proxy/matrix_session.py`` reads
+plan paths from stdin, one a line, runs each plan's rows and answers with a line ``MATRIX-DONE PLAN`` on
+stdout. A test worker keeps one such process (tests/conftest.py's :class:`MatrixSession`) and sends it each
+row when the row's test comes, so the rows can spread over the workers, each paying the imports once.
 
 Each row is still the run a user would do (``pytest conformance/...`` through a proxy planting the row's
 fault, with the row's expectations file and report), but as :func:`pytest.main` in one process instead of a
@@ -59,8 +62,20 @@ def run_row(plan: dict, row: dict, contract) -> dict:
                                for test in entry["tests"]]}
 
 
-def main(plan_path: str) -> int:
-    plan = json.loads(Path(plan_path).read_text())
+DONE = "MATRIX-DONE"
+
+
+def main() -> int:
+    for line in sys.stdin:
+        plan_path = line.strip()
+        if plan_path:
+            run_plan(json.loads(Path(plan_path).read_text()))
+            print(f"{DONE} {plan_path}", flush=True)
+    return 0
+
+
+def run_plan(plan: dict) -> None:
+    """Run the plan's rows, one after another, appending each one's result to ``out`` as it finishes."""
     contract = load_contract(Path(plan["served_dir"]), input_dtype=plan["dtype"])
     out = Path(plan["out"])
     for row in plan["rows"]:
@@ -72,8 +87,7 @@ def main(plan_path: str) -> int:
                       "tests": []}
         with out.open("a") as stream:
             stream.write(json.dumps(result) + "\n")
-    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
+    sys.exit(main())

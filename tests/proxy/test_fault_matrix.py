@@ -1,6 +1,7 @@
 """Every conformance check can fail, and every known defect can be seen fixed: run the suite through the
-fault proxy, one row at a time, in front of the real embedded vLLM server. The rows' runs share one child
-process (tests/proxy/matrix_session.py: a pytest session per row, switching the proxy's fault per row).
+fault proxy, one row at a time, in front of the real embedded vLLM server. Each test worker's rows run in
+one child process (tests/proxy/matrix_session.py: a pytest session per row, switching the proxy's fault per
+row); the rows are split into units (tests/conftest.py) that run on different workers.
 
 A fault row is *caught* when the run a user would do (the row's expectations file applied) exits
 non-zero with exactly the row's requirements reported ``fail``. A positive control (``repair-*``) must
@@ -9,6 +10,7 @@ exit 0 with its requirements reported ``pass``. The rows live in geopool/conform
 
 from __future__ import annotations
 
+import os
 import tomllib
 
 import pytest
@@ -16,16 +18,16 @@ import pytest
 from geopool.conformance.matrix import CONTROLS, MATRIX, NOT_SEEN_PASSING, OPTIONS, Measured, markdown, options_of
 from geopool.conformance.registry import EXPECTATIONS_DIR, SUITE_DIR, load_registry
 
-# verdicts, not timings: the plain conformance run may share the machine (tests/conftest.py)
-# The first test sets up the session's matrix run (every row: ~15 min on 2 busy cores), within its timeout.
-pytestmark = [pytest.mark.live, pytest.mark.timeout(3600)]
+# verdicts, not timings: other test workers share the machine (tests/conftest.py). A worker's first row pays
+# the matrix process's imports (TerraTorch, the reference model) and the embedded server's start.
+pytestmark = [pytest.mark.live, pytest.mark.timeout(1800)]
 REPO = SUITE_DIR.parent
 RESULTS: dict[str, Measured] = {}
 
 
-def row_result(fault_matrix_runs: dict[str, dict], row: str) -> dict:
+def row_result(matrix_row, row: str) -> dict:
     """A row's run: exit code, requirement outcomes, per-test outcomes ((id, test) → outcome), output."""
-    run = dict(fault_matrix_runs[row])
+    run = dict(matrix_row(row))
     assert run["requirements"] is not None, f"{row}: no conformance report\n" + run["stdout"][-3000:]
     run["tests"] = {(rid, test): outcome for rid, test, outcome in run["tests"]}
     return run
@@ -41,9 +43,9 @@ def masked_by_whole_requirement_entries(stem: str) -> frozenset[str]:
 
 
 @pytest.mark.parametrize("fault", list(MATRIX))
-def test_fault_is_caught_by_exactly_its_requirements(fault_matrix_runs, fault):
+def test_fault_is_caught_by_exactly_its_requirements(matrix_row, fault):
     _, expected = MATRIX[fault]
-    run = row_result(fault_matrix_runs, fault)
+    run = row_result(matrix_row, fault)
     failing = frozenset(rid for rid, outcome in run["requirements"].items() if outcome == "fail")
     RESULTS[fault] = (run["returncode"], failing, run["seconds"])
     masked = expected & masked_by_whole_requirement_entries(options_of(fault).expectations)
@@ -58,9 +60,9 @@ def test_fault_is_caught_by_exactly_its_requirements(fault_matrix_runs, fault):
 
 
 @pytest.mark.parametrize("repair", list(CONTROLS))
-def test_positive_control_makes_its_requirements_pass(fault_matrix_runs, repair):
+def test_positive_control_makes_its_requirements_pass(matrix_row, repair):
     _, expected = CONTROLS[repair]
-    run = row_result(fault_matrix_runs, repair)
+    run = row_result(matrix_row, repair)
     passing = frozenset(rid for rid, outcome in run["requirements"].items() if outcome == "pass")
     RESULTS[repair] = (run["returncode"], passing & expected, run["seconds"])
     assert run["returncode"] == 0, f"{repair}: exit code {run['returncode']}\n" + run["stdout"][-4000:]
@@ -97,7 +99,9 @@ def teardown_module() -> None:
         total = sum(seconds for *_, seconds in RESULTS.values())
         (REPO / "reports").mkdir(exist_ok=True)
         footer = f"\nrows: total {total:.0f} s (the baseline: tests/proxy/test_matrix_baseline.py)\n"
-        (REPO / "reports" / "fault-matrix.md").write_text(table + footer)
+        # the rows are split over the test workers: each writes the rows it ran
+        worker = os.environ.get("PYTEST_XDIST_WORKER")
+        (REPO / "reports" / f"fault-matrix{'-' + worker if worker else ''}.md").write_text(table + footer)
         print("\n" + table + f"total wall time {total:.0f} s")
 
 
