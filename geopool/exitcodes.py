@@ -17,7 +17,7 @@ __all__ = ["OK", "FAILED", "INTERRUPTED", "INTERNAL", "USAGE", "NO_TESTS", "TOO_
 
 OK = 0
 FAILED = 1            # pytest: tests failed
-INTERRUPTED = 2       # pytest: interrupted (Ctrl-C)
+INTERRUPTED = 2       # pytest: interrupted (Ctrl-C, or errors during collection)
 INTERNAL = 3          # pytest: internal error
 USAGE = 4             # pytest: usage error
 NO_TESTS = 5          # pytest: no tests collected
@@ -34,7 +34,8 @@ TABLE: dict[int, tuple[str, str]] = {
                "its SLO, and every MUST requirement was checked or waived"),
     FAILED: ("conformance-failed", "a conformance requirement failed or errored (with --strict-expectations "
                                    "or pytest's --strict also: an expected failure passed)"),
-    INTERRUPTED: ("interrupted", "interrupted (Ctrl-C) before the verdict"),
+    INTERRUPTED: ("interrupted", "interrupted before the verdict: Ctrl-C, or pytest stopped on errors "
+                                 "collecting the suite"),
     INTERNAL: ("internal-error", "internal error: a bug in geopool, pytest or a plugin"),
     USAGE: ("usage", "bad command line, scenario, SLO, expectations or waiver file (one error: line)"),
     NO_TESTS: ("no-tests", "no conformance test was selected (e.g. -k matched nothing)"),

@@ -74,10 +74,21 @@ class RequirementLedger:
                 self._add(rid, nodeid, "skip", [{"message": reason}])
             return "skip"
         if error is not None or (report.failed and report.when != "call"):
+            # A requirement the test saw fail before the error fails (the error follows its evidence); the
+            # others errored, and so did one whose failure an expectation excuses: it never excuses a crash.
             message = error or "the test failed outside its body"
+            overall = []
             for rid in ids:
-                self._add(rid, nodeid, "error", [{"requirement": rid, "message": message}])
-            return "error"
+                failing = [e for e in evidence if e.get("requirement") == rid]
+                if failing and self._record_requirement(nodeid, rid, failing, evaluated.get(rid, set())) == "fail":
+                    self.results[rid][-1]["evidence"].append({"requirement": rid, "message": f"then: {message}"})
+                    overall.append("fail")
+                    continue
+                if failing:
+                    self.results[rid].pop()
+                self._add(rid, nodeid, "error", [{"requirement": rid, "message": message}, *failing])
+                overall.append("error")
+            return next(o for o in OUTCOMES if o in overall)
         overall = [self._record_requirement(nodeid, rid, [e for e in evidence if e.get("requirement") == rid],
                                             evaluated.get(rid, set())) for rid in ids]
         return next(o for o in OUTCOMES if o in overall)

@@ -131,13 +131,15 @@ def decode_json_response(
 
 
 def decode_bytes_response(
-    content: bytes, metadata: str | None, shape: tuple[int, ...], *, index: int = 0
+    content: bytes, metadata: str | None, shape: tuple[int, ...], *, index: int = 0, embed_dtype: str | None = None
 ) -> np.ndarray:
     """Decode an ``encoding_format: "bytes"`` response: raw body plus the ``metadata`` header's JSON.
 
     The dtype, byte order and slice come from the header; its ``shape`` must match ``shape``
     without the leading batch dimension (vLLM reports ``[2, 512, 512]`` for ``(1, 2, 512, 512)``).
+    ``embed_dtype``: the one the request asked for, which the header must name (None: any it names).
     """
+    asked = embed_dtype
     if metadata is None:
         raise MalformedResponseError("bytes response has no 'metadata' header")
     try:
@@ -155,5 +157,7 @@ def decode_bytes_response(
         raise MalformedResponseError(f"metadata slice [{start}:{end}] is outside the {len(content)}-byte body")
     if embed_dtype not in EMBED_DTYPES or endianness not in ENDIANNESSES:
         raise MalformedResponseError(f"metadata has unsupported embed_dtype/endianness {embed_dtype!r}/{endianness!r}")
+    if asked is not None and embed_dtype != asked:
+        raise MalformedResponseError(f"metadata says embed_dtype {embed_dtype!r}; the request asked for {asked!r}")
     values = content if (start, end) == (0, len(content)) else memoryview(content)[start:end]  # no copy
     return decode_values(values, shape, embed_dtype=embed_dtype, endianness=endianness)

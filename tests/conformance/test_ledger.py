@@ -85,6 +85,31 @@ def test_crashes(checks):
     assert test["outcome"] == "error" and test["evidence"][0]["message"] == "KeyError: 'missing'"
 
 
+def test_recorded_failures_are_kept_when_a_later_step_raises(pytester):
+    result, report = run(pytester, '''
+import pytest
+from geopool.conformance.support import require
+
+@pytest.mark.requirement("POOL-ENV-001", "POOL-ENV-002")
+def test_fails_then_a_send_fails(checks):
+    checks.that("POOL-ENV-001", False, "the first answer's envelope is wrong")
+    require("POOL-ENV-002", False, "the next request got no answer")
+
+@pytest.mark.requirement("POOL-ENV-003", "POOL-ENV-004")
+def test_fails_then_crashes(checks):
+    checks.that("POOL-ENV-003", False, "a real failure before the crash")
+    {}["missing"]
+''')
+    result.assert_outcomes(failed=2)
+    outcomes = {rid: requirement(report, rid)["outcome"] for rid in
+                ("POOL-ENV-001", "POOL-ENV-002", "POOL-ENV-003", "POOL-ENV-004")}
+    # both facts of the first test are failures; the crash fails what the test saw fail and errors the rest
+    assert outcomes == {"POOL-ENV-001": "fail", "POOL-ENV-002": "fail", "POOL-ENV-003": "fail",
+                        "POOL-ENV-004": "error"}
+    crashed = results_by_test(report, "POOL-ENV-003")["test_fails_then_crashes"]["evidence"]
+    assert [fact["message"] for fact in crashed] == ["a real failure before the crash", "then: KeyError: 'missing'"]
+
+
 def test_a_new_failing_case_of_an_expected_requirement_fails_the_run(pytester):
     expected = ('[[expected-fail]]\nid = "POOL-SURV-002"\ncase = "known-*"\nreason = "D9: the known killer"\n'
                 'evidence = "500, then the server exits"\n')

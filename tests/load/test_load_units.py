@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from synthetic_records import record  # tests/ is on sys.path (its conftest.py)
 
+from geopool import exitcodes
 from geopool.contract import SEN1FLOODS11
 from geopool.errors import ConfigError
 from geopool.load.judge import serverview, slo, stats
@@ -306,3 +307,16 @@ def test_without_an_slo_a_wrong_answer_or_an_error_still_fails_the_run(tmp_path,
     assert {check["bound"] for check in summary["slo"]["checks"]} == {"error rate <= 0", "verification failures <= 0"}
     assert not any(check["bound"].startswith(("latency", "throughput")) for check in summary["slo"]["checks"])
     assert "latency and throughput not gated" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("code", "verdict_written", "expected"), [
+    (0, True, exitcodes.OK), (10, True, exitcodes.SLO_BREACHED), (11, True, exitcodes.LOAD_INVALID),
+    (12, True, exitcodes.TARGET_UNUSABLE), (2, True, exitcodes.INTERRUPTED),
+    (2, False, exitcodes.USAGE),  # Locust's argparse refused its command line
+    (1, False, exitcodes.INTERNAL), (1, True, exitcodes.INTERNAL),  # a crash is never "conformance failed"
+    (-9, False, exitcodes.INTERNAL),
+])
+def test_locusts_own_exit_codes_map_into_geopools_table(code, verdict_written, expected):
+    from geopool.load.run.command import geopool_code
+
+    assert geopool_code(code, verdict_written=verdict_written) == expected

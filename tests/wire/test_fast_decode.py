@@ -145,3 +145,18 @@ def test_verify_response_checks_bytes_answers_like_base64_ones(tmp_path):
     assert verify_response(200, as_json, contract) == expected
     verdict, detail = verify_response(200, values.tobytes(), contract, encoding="bytes", metadata=None)
     assert verdict == VERIFY_FAILED and detail == "malformed: bytes response has no 'metadata' header"
+
+
+def test_verify_response_fails_an_answer_in_a_dtype_load_did_not_ask_for():
+    from geopool.contract import load_contract
+    from geopool.resources import fixture_models_dir
+
+    contract = load_contract(fixture_models_dir() / "prithvi-tiny-tl" / "config.json")
+    half = np.zeros(contract.output_shape, np.float16)  # finite values a widening decode would let through
+    meta = json.dumps({"data": [{"index": 0, "embed_dtype": "float16", "endianness": "little", "start": 0,
+                                 "end": half.nbytes, "shape": list(contract.output_shape[1:])}]})
+    verdict, detail = verify_response(200, bytearray(half.tobytes()), contract, encoding="bytes", metadata=meta)
+    assert (verdict, detail) == (VERIFY_FAILED, "malformed: metadata says embed_dtype 'float16'; the request asked "
+                                                "for 'float32'")
+    verdict, detail = verify_response(200, answer(base64.b64encode(half.tobytes()).decode()), contract)
+    assert verdict == VERIFY_FAILED and "malformed" in detail

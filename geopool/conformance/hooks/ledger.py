@@ -73,12 +73,23 @@ def pytest_deselected(items: list[pytest.Item]) -> None:
 def pytest_runtest_call(item: pytest.Item):
     """Record what the test body evaluates (every ``Checks``, ``require``, ``send``, ``decode`` call, also in
     Hypothesis tests that build their own Checks), then raise the ``checks`` fixture's failures."""
+    found = getattr(item, "funcargs", {}).get("checks")
+    recorded = found.failures if isinstance(found, Checks) else []
     with recording() as record, sending():
         item.stash[EVALUATED_KEY] = record
-        result = yield
-    found = getattr(item, "funcargs", {}).get("checks")
-    if isinstance(found, Checks) and found.failures:
-        raise RequirementFailure(found.failures)
+        try:
+            result = yield
+        except RequirementFailure as failure:  # a send()/decode()/require() after facts the test recorded
+            if recorded:
+                raise RequirementFailure([*recorded, *failure.evidence]) from failure
+            raise
+        except Exception as error:  # the facts recorded before the error are verdicts too
+            if recorded:
+                raise ExceptionGroup("requirement failures, then an error",
+                                     [RequirementFailure(recorded), error]) from None
+            raise
+    if recorded:
+        raise RequirementFailure(recorded)
     return result
 
 
@@ -182,17 +193,19 @@ def strict_failures(config: pytest.Config, ledger: RequirementLedger) -> list[st
 
 
 def _attribute(call: pytest.CallInfo, case: str) -> tuple[list[dict], str | None]:
-    """The failing facts of a test phase (their case defaulting to the test's), or the error that is
-    not a requirement failure (exception type and message)."""
+    """The failing facts of a test phase (their case defaulting to the test's), and the first error that is
+    not a requirement failure (exception type and message), if any: a group can hold both."""
     if call.excinfo is None or call.excinfo.errisinstance(pytest.skip.Exception):
         return [], None
-    error = call.excinfo.value
-    failures = ([error] if isinstance(error, RequirementFailure) else
-                [e for e in getattr(error, "exceptions", ()) if isinstance(e, RequirementFailure)])
-    if failures and (isinstance(error, RequirementFailure) or len(failures) == len(error.exceptions)):
-        return [{**item.as_dict(), "case": item.case or case} for f in failures for item in f.evidence], None
-    message = str(error).strip().splitlines()
+    raised = call.excinfo.value
+    group = list(raised.exceptions) if isinstance(raised, BaseExceptionGroup) else [raised]
+    failures = [e for e in group if isinstance(e, RequirementFailure)]
+    evidence = [{**item.as_dict(), "case": item.case or case} for f in failures for item in f.evidence]
+    errors = [e for e in group if not isinstance(e, RequirementFailure)]
+    if not errors:
+        return evidence, None
+    message = str(errors[0]).strip().splitlines()
     short = " | ".join(message[:6])[:800]
-    return [], f"{type(error).__name__}: {short}" if short else type(error).__name__
+    return evidence, f"{type(errors[0]).__name__}: {short}" if short else type(errors[0]).__name__
 
 

@@ -4,6 +4,8 @@ It checks the scenario and SLO files first (a bad one is a usage error before an
 starts the embedded vLLM server when no URL is given, runs headless Locust on
 :mod:`geopool.load.run.locustfile` as a child process with a hard deadline, and returns Locust's exit
 code, which geopool's locustfile sets from the run's verdict (:data:`geopool.load.judge.slo.EXIT_CODES`).
+A code Locust sets on its own (a crash, its command line refused) is mapped into geopool's table by
+:func:`geopool_code`, never passed through with another meaning.
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ from typing import Any
 from geopool.deadlines import locust_run_s
 from geopool.errors import ConfigError
 from geopool.events import EventChannel
-from geopool.exitcodes import INTERRUPTED
-from geopool.load.judge.slo import EXIT_NO_TARGET, load_slo
+from geopool.exitcodes import INTERNAL, INTERRUPTED, USAGE
+from geopool.load.judge.slo import EXIT_CODES, EXIT_NO_TARGET, load_slo
 from geopool.load.run.options import (
     default_report_dir,
     locust_arguments,
@@ -34,7 +36,7 @@ from geopool.options import DEVICE
 from geopool.progress import ProgressLine, watch_child
 from geopool.server import DEFAULT_PLUGIN
 
-__all__ = ["check_load_values", "child_values", "locust_command", "run_child", "run_load", "target"]
+__all__ = ["check_load_values", "child_values", "geopool_code", "locust_command", "run_child", "run_load", "target"]
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")  # not imported here: Locust monkey-patches
 #: Image-to-image against the embedded server: the GeoTIFFs it reads, in the run's report folder.
@@ -120,7 +122,24 @@ def _run_child(command: list[str], env: dict[str, str], deadline: float, report_
         print(f"error: the load run did not stop within {deadline:.0f} s and was stopped; "
               f"records so far are in {records}", file=sys.stderr)
         return EXIT_NO_TARGET
-    return code
+    mapped = geopool_code(code, verdict_written=(report_dir / "summary.json").is_file())
+    if mapped != code:
+        print(f"error: Locust exited {code} without a verdict of geopool's ({describe_locust(code)}); "
+              f"records so far are in {records}", file=sys.stderr)
+    return mapped
+
+
+def geopool_code(code: int, *, verdict_written: bool) -> int:
+    """geopool's exit code for the Locust child's ``code``: the locustfile's own codes (:data:`EXIT_CODES`)
+    stand; any other code is Locust's own: exit 2 without a written verdict is Locust refusing its command
+    line (argparse), anything else a crash (1: an exception, which Locust's table calls failures)."""
+    if code in EXIT_CODES and (code != INTERRUPTED or verdict_written):
+        return code
+    return USAGE if code == INTERRUPTED else INTERNAL
+
+
+def describe_locust(code: int) -> str:
+    return "its command line was refused" if code == INTERRUPTED else "it crashed or stopped on its own"
 
 
 @contextlib.contextmanager
