@@ -187,6 +187,7 @@ OPTIONS: dict[str, RunOptions] = {
 
 #: Faults aimed at the load suite (latency and availability under load), not at a requirement.
 LOAD_ONLY = {"slow-tail": "latency SLOs of the load suite's gate",
+             "slow-every": "a known difference between the requests of one run, for `geopool compare` to find",
              "stall": "coordinated omission: the load suite's corrected vs uncorrected latency",
              "rate-limit": "a known capacity (the knee) for `geopool sweep` to find"}
 #: Faults that stage a situation for geopool's own tests rather than break a requirement.

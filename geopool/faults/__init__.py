@@ -76,7 +76,7 @@ from geopool.faults.outputs import (
     Truncate,
 )
 from geopool.faults.repairs import RepairFloat, RepairOpenapi, RepairSerialize
-from geopool.faults.timing import RateLimit, ResetMidBody, SlowTail, Stall, Unavailable
+from geopool.faults.timing import RateLimit, ResetMidBody, SlowEvery, SlowTail, Stall, Unavailable
 
 __all__ = ["FAULTS", "Exchange", "Fault", "describe_faults", "parse_fault"]
 
@@ -86,7 +86,7 @@ FAULTS: dict[str, Callable[..., Fault]] = {cls.name: cls for cls in [
     IgnoreInput, Stale, Swap, ServerErrorForClientError, AcceptBad, FlatErrors, BlankErrors, DieAfterBad,
     MetricsFrozen, MetricsGarbage, VersionGarbage, VersionAs, ModelsEmpty, OpenapiStrip, OpenapiNarrow,
     BytesMetadata, BytesNoMetadata, HealthFlap, IgnoreEndianness,
-    SlowTail, Stall, RateLimit, Unavailable, ResetMidBody,
+    SlowTail, SlowEvery, Stall, RateLimit, Unavailable, ResetMidBody,
     AcceptCompletion, CloseAfterError, LowBit,
     Scale, FixedNoise,
     RepairValidate, DieOnKiller, RepairFloat, RepairOpenapi, RepairSerialize,

@@ -1,4 +1,5 @@
-"""Timing and transport faults: a slow tail, a stall, a rate limit, 503s and connection resets mid-body."""
+"""Timing and transport faults: a slow tail, every Nth request slow, a stall, a rate limit, 503s and connection
+resets mid-body."""
 
 from __future__ import annotations
 
@@ -23,6 +24,24 @@ class SlowTail(_Sampled):
     async def intercept(self, exchange):
         if exchange.pooling and self.random.random() * 100 < self._float(0, 10.0):
             await asyncio.sleep(self._float(1, 2.0))
+        return False
+
+
+class SlowEvery(Fault):
+    name, summary = ("slow-every", "every Nth pooling request (the Nth, 2Nth, ...) delayed by SECONDS: one user's "
+                                  "closed loop alternates delayed and prompt answers (params: n [2], seconds [0.1])")
+
+    def __init__(self, *params):
+        super().__init__(*params)
+        if not self._float(0, 2.0) >= 1:
+            raise FaultSpecError(f"fault {self.name}: n must be >= 1, got {params[0]!r}")
+        self.seen = 0
+
+    async def intercept(self, exchange):
+        if exchange.pooling:
+            self.seen += 1
+            if self.seen % int(self._float(0, 2.0)) == 0:
+                await asyncio.sleep(self._float(1, 0.1))
         return False
 
 

@@ -282,3 +282,18 @@ def test_die_on_killer_never_forwards_a_destructive_client_mistake(case):
     exchange = model_request(case.body(seed_body(), CONTRACT))
     assert asyncio.run(fault.intercept(exchange)) is True
     assert exchange.status == 500 and "EngineCore" in wire.parse_error(exchange.body)["message"]
+
+
+def test_slow_every_delays_exactly_every_nth_pooling_request():
+    import time
+
+    fault = parse_fault("slow-every:3:0.05")
+    delayed = []
+    for _ in range(6):
+        asyncio.run(fault.intercept(Exchange("GET", "/health", b"", None)))  # not counted
+        started = time.monotonic()
+        asyncio.run(fault.intercept(model_request(b"{}")))
+        delayed.append(time.monotonic() - started >= 0.05)
+    assert delayed == [False, False, True, False, False, True]
+    with pytest.raises(FaultSpecError, match="n must be >= 1"):
+        parse_fault("slow-every:0")
