@@ -305,13 +305,13 @@ SHARED_FIXTURE_GROUPS = {
     "proxy/test_io_shift_fault.py": "image-to-image", "test_io_reference.py": "image-to-image",
     "live/test_float16_target.py": "float16", "live/test_seed_client.py": "float16",
     # not a shared fixture: the load runs that measure latency, one after another, last (TIMING_LAST)
-    "load/test_load_live.py": "latency", "load/test_sweep_live.py": "latency",
+    "load/test_load_live.py": "latency", "load/test_compare_live.py": "latency", "load/test_sweep_live.py": "latency",
 }
 #: The longest units first (measured wall time on 2 cores), so that no worker starts one near the end.
 LONGEST_FIRST = ("baseline", "fault-matrix-0", "image-to-image", "fault-matrix-1", "live/test_ci_recipes_live.py",
-                 "load/test_load_faults_live.py", "live/test_server_lifecycle.py", "load/test_compare_live.py",
-                 "float16", "gate/test_gate_live.py", "conformance/test_expectations_live.py",
-                 "live/test_numeric_oracle.py", "proxy/test_reproducer_live.py")
+                 "load/test_load_faults_live.py", "live/test_server_lifecycle.py", "float16", "gate/test_gate_live.py",
+                 "conformance/test_expectations_live.py", "live/test_numeric_oracle.py",
+                 "proxy/test_reproducer_live.py")
 #: Then everything else, in collection order; last, the live load runs that measure latency, one after
 #: another, so that they share the machine with as little else as the schedule allows.
 TIMING_LAST = ("latency",)

@@ -75,7 +75,7 @@ def test_healthy_run_has_the_server_view_and_locust_outputs(healthy_run):
     # edges, which on a busy box moves a 30-request mean by a few per cent
     assert server["e2e"]["mean_ms"] < 1.05 * overhead["server_http_mean_ms"]
     assert overhead["overhead_mean_ms"] == pytest.approx(overhead["client_mean_ms"] - overhead["server_http_mean_ms"])
-    assert len(server["series"]) >= 50 and all(s["running"] is not None for s in server["series"])
+    assert len(server["series"]) >= 40 and all(s["running"] is not None for s in server["series"])  # ~1 a second
     for name in ("locust_stats.csv", "locust_stats_history.csv", "locust.html", "metrics.jsonl", "report.html"):
         assert (report_dir / name).stat().st_size > 0, name
     locust_rows = (report_dir / "locust_stats.csv").read_text()
