@@ -16,6 +16,8 @@ and the plain run's test, moved to the end of its group, waits for it. Run on it
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import selectors
@@ -28,7 +30,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from selections import BASELINE_SELECTION, REAL_KILLS_SELECTION, waive_every_must  # tests/ is on sys.path
+from selections import BASELINE_SELECTION, PLAIN_RUN_TEST, REAL_KILLS_SELECTION, waive_every_must  # on sys.path
 
 from geopool import wire
 from geopool.client import PROBE_TIMEOUT, PoolingClient
@@ -36,7 +38,6 @@ from geopool.modes import IMAGE_TO_IMAGE
 from geopool.resources import DATA_PACKAGES, suite_dir
 from geopool.server import EmbeddedServer
 
-PLAIN_RUN_TEST = "test_plain_gate_against_the_embedded_server"
 #: vLLM's CPU build: the cores its inference threads are bound to.
 SERVER_CORE_ENV = "VLLM_CPU_OMP_THREADS_BIND"
 MATRIX_SESSION = Path(__file__).parent / "proxy" / "matrix_session.py"
@@ -270,15 +271,46 @@ def matrix_session(embedded_server, tmp_path_factory: pytest.TempPathFactory) ->
 
 
 @pytest.fixture(scope="session")
-def matrix_baseline(matrix_session: MatrixSession, request: pytest.FixtureRequest) -> dict:
+def matrix_baseline(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """The fault matrix's baseline: the whole tensor-mode suite through ``die-on-killer``, ``--destructive``,
-    vLLM 0.32's expectations (its result, report path included). The plain gate starts first, alongside:
-    both judge verdicts, and the plain gate's test combines the two."""
-    if any(item.name == PLAIN_RUN_TEST for item in request.session.items):
-        request.getfixturevalue("plain_conformance_run").start()
-    row = {"row": "baseline", "fault": "die-on-killer", "selection": [""], "destructive": True,
-           "extra": list(BASELINE_SELECTION), "expectations": _expectations_file("baseline")}
-    return matrix_session.run([row])["baseline"]
+    vLLM 0.32's expectations (its result, report path included). Run once per test run: by the first worker
+    to ask (the baseline's own unit, at the start); a worker that asks later (the client install's unit, which
+    compares with it) waits for that result and reads it."""
+    shared = run_wide_folder(tmp_path_factory) / "matrix-baseline.json"
+    with exclusive(shared.with_suffix(".lock"), timeout_s=3600):
+        if shared.is_file():
+            return json.loads(shared.read_text())
+        row = {"row": "baseline", "fault": "die-on-killer", "selection": [""], "destructive": True,
+               "extra": list(BASELINE_SELECTION), "expectations": _expectations_file("baseline")}
+        result = request.getfixturevalue("matrix_session").run([row])["baseline"]
+        shared.write_text(json.dumps(result))
+        return result
+
+
+def run_wide_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder every xdist worker of this run sees (each worker's base temp is a child of the run's)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if "PYTEST_XDIST_WORKER" in os.environ else base
+
+
+@contextlib.contextmanager
+def exclusive(lock_path: Path, timeout_s: float) -> Iterator[None]:
+    """Hold ``lock_path``'s lock (one process of the run at a time); fail the test past ``timeout_s``. The
+    system drops the lock of a process that dies, so a crashed holder never blocks the others."""
+    with open(lock_path, "w") as lock:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"another test worker held {lock_path} for over {timeout_s:.0f} s")
+                time.sleep(1)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 @pytest.fixture
@@ -299,22 +331,24 @@ def matrix_row(matrix_session: MatrixSession) -> Callable[[str], dict]:
 #: fixtures run once), and these groups of modules share a session fixture costlier than the embedded
 #: server (which each worker starts once), so each group is one unit too (:func:`pytest_xdist_make_scheduler`).
 SHARED_FIXTURE_GROUPS = {
-    "proxy/test_matrix_baseline.py": "baseline", "test_client_install.py": "baseline",
-    "conformance/test_suite_runs.py": "baseline",
+    "proxy/test_matrix_baseline.py": "baseline", "conformance/test_suite_runs.py": "baseline",
     "conformance/test_io_suite_live.py": "image-to-image", "load/test_io_load_live.py": "image-to-image",
     "proxy/test_io_shift_fault.py": "image-to-image", "test_io_reference.py": "image-to-image",
     "live/test_float16_target.py": "float16", "live/test_seed_client.py": "float16",
-    # not a shared fixture: the load runs that measure latency, one after another, last (TIMING_LAST)
-    "load/test_load_live.py": "latency", "load/test_compare_live.py": "latency", "load/test_sweep_live.py": "latency",
+    # not shared fixtures: the load runs that measure latency, in two units that run last (TIMING_LAST)
+    "load/test_compare_live.py": "latency-compare",
+    "load/test_load_live.py": "latency-runs", "load/test_sweep_live.py": "latency-runs",
 }
-#: The longest units first (measured wall time on 2 cores), so that no worker starts one near the end.
-LONGEST_FIRST = ("baseline", "fault-matrix-0", "image-to-image", "fault-matrix-1", "live/test_ci_recipes_live.py",
-                 "load/test_load_faults_live.py", "live/test_server_lifecycle.py", "float16", "gate/test_gate_live.py",
-                 "conformance/test_expectations_live.py", "live/test_numeric_oracle.py",
-                 "proxy/test_reproducer_live.py")
-#: Then everything else, in collection order; last, the live load runs that measure latency, one after
-#: another, so that they share the machine with as little else as the schedule allows.
-TIMING_LAST = ("latency",)
+#: The longest units first (measured wall time on 2 cores), so that no worker starts one near the end. The
+#: client install compares with the baseline, which :func:`matrix_baseline` shares between the workers.
+LONGEST_FIRST = ("baseline", "fault-matrix-0", "image-to-image", "fault-matrix-1", "load/test_load_faults_live.py",
+                 "live/test_ci_recipes_live.py", "test_client_install.py", "conformance/test_io_plugins_live.py",
+                 "live/test_server_lifecycle.py", "gate/test_gate_live.py", "float16", "live/test_numeric_oracle.py",
+                 "proxy/test_reproducer_live.py", "conformance/test_expectations_live.py")
+#: Then everything else, in collection order; last, the live load runs that measure latency, on two workers
+#: (each worker's server computes on a core of its own), so that they share the machine with as little
+#: else as the schedule allows.
+TIMING_LAST = ("latency-runs", "latency-compare")
 
 
 #: The fault matrix's tests are split into this many units (``fault-matrix-N``, rows dealt in turn), so
@@ -374,4 +408,28 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
         def _split_scope(self, nodeid: str) -> str:
             return work_unit(nodeid)
 
+        def _reschedule(self, node) -> None:
+            # xdist hands a worker its next unit when 2 of its tests are left; a worker runs a test only once
+            # it knows the next one, so 1 is the least that keeps it going. With units of many minutes, the
+            # next unit then goes to a worker that is about to be free, not to one with a long test ahead.
+            if not node.shutting_down and self.workqueue and self._pending_of(self.assigned_work[node]) > 1:
+                return
+            super()._reschedule(node)
+
     return WorkUnitScheduling(config, log)
+
+
+#: Set to a file path, ``./run test`` writes there one JSON line per test phase (worker, node id, phase,
+#: start, stop, outcome): what each worker did when, to see where a run's wall time goes.
+TIMELINE_ENV = "GEOPOOL_TEST_TIMELINE"
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    path = os.environ.get(TIMELINE_ENV)
+    if not path or "PYTEST_XDIST_WORKER" in os.environ:  # written once, by the process that sees every worker
+        return
+    node = getattr(report, "node", None)
+    worker = getattr(getattr(node, "gateway", None), "id", "main")
+    with open(path, "a") as timeline:
+        timeline.write(json.dumps({"worker": worker, "test": report.nodeid, "phase": report.when,
+                                   "start": report.start, "stop": report.stop, "outcome": report.outcome}) + "\n")

@@ -15,6 +15,10 @@ BASELINE_SELECTION = ("-k", "not test_concurrent_requests_of_different_sizes")
 REAL_KILLS_SELECTION = ("extra-input-key or empty-messages or input-token-ids or different_sizes or "
                         "code_running_pickle_never_runs or api_key_guards or keep_alive_connection_survives")
 
+#: The plain gate's test (tests/conformance/test_suite_runs.py): its run starts in the background with the
+#: fault matrix's baseline, and the test comes last in that unit of work (tests/conftest.py).
+PLAIN_RUN_TEST = "test_plain_gate_against_the_embedded_server"
+
 
 def waive_every_must(path: Path, reason: str) -> Path:
     """A waiver file naming every MUST requirement: for runs that select a few tests and judge the rest."""

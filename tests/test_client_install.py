@@ -48,10 +48,11 @@ def test_the_client_install_has_no_vllm_terratorch_or_torch(client_venv):
 
 
 @pytest.mark.timeout(3600)  # run alone, it sets up the fault matrix's baseline first
-def test_conformance_from_the_client_install_gives_the_in_repo_verdicts(client_venv, embedded_server,
-                                                                         matrix_baseline, tmp_path):
+def test_conformance_from_the_client_install_gives_the_in_repo_verdicts(client_venv, embedded_server, request,
+                                                                         tmp_path):
     """The in-repo run is the fault matrix's baseline (tests/conftest.py): the whole suite through
-    die-on-killer with --destructive; the client runs the same through the same fault, from outside."""
+    die-on-killer with --destructive; the client runs the same through the same fault, from outside. The
+    baseline is asked for once the client's run is done: on another worker, it runs meanwhile."""
     outside = tmp_path / "runner"
     outside.mkdir()
     contract = load_contract(embedded_server.served_dir, input_dtype=embedded_server.dtype)
@@ -61,7 +62,7 @@ def test_conformance_from_the_client_install_gives_the_in_repo_verdicts(client_v
                                  "--hypothesis-profile", "fast", "-p", "no:cacheprovider",
                                  "--conformance-report", str(outside / "client.json")],
                                 capture_output=True, text=True, cwd=outside, timeout=1200)
-    in_repo = matrix_baseline
+    in_repo = request.getfixturevalue("matrix_baseline")
     assert client.returncode == in_repo["returncode"] == 0, client.stdout[-3000:] + in_repo["stdout"][-3000:]
     ours, theirs = _outcomes(outside / "client.json"), _outcomes(Path(in_repo["report"]))
     assert set(ours) == set(theirs)

@@ -145,7 +145,8 @@ def test_plain_locust_master_and_two_workers_split_the_schedule(embedded_server,
          "--expect-workers", "2", "--expect-workers-max-wait", "240", "--headless", "--host", embedded_server.url,
          "--input-dtype", "float32",
          "--scenario", "open-constant", "--rate", "2", "-t", "20s", "--warmup", "2", "--window-requests", "8",
-         "--stability-tolerance", "3",
+         # steadiness is not what this run judges: 2/s on busy cores queues up (window means 441 % apart, seen)
+         "--stability-tolerance", "10",
          "--report-dir", str(report_dir)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path, start_new_session=True)
     workers = [subprocess.Popen([sys.executable, "-m", "locust", *common[:2], "--worker", "--master-port", str(port)],

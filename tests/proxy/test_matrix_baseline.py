@@ -7,8 +7,17 @@ are tests/proxy/test_fault_matrix.py; the plain gate's test and the client insta
 from __future__ import annotations
 
 import pytest
+from selections import PLAIN_RUN_TEST  # tests/ is on sys.path
 
 pytestmark = [pytest.mark.live, pytest.mark.timeout(3600)]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def plain_gate_alongside(request: pytest.FixtureRequest) -> None:
+    """The plain gate judges verdicts too (tests/conformance/test_suite_runs.py): started first, in the
+    background, it runs alongside the baseline; its test, last in this unit, waits for it."""
+    if any(item.name == PLAIN_RUN_TEST for item in request.session.items):
+        request.getfixturevalue("plain_conformance_run").start()
 
 
 def test_the_baseline_passes(matrix_baseline):

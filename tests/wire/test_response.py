@@ -11,7 +11,6 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-from vllm.utils.serial_utils import tensor2binary
 
 from geopool import wire
 from geopool.errors import MalformedResponseError
@@ -23,7 +22,10 @@ values = st.floats(width=32, allow_nan=True, allow_infinity=True)
 
 
 def server_bytes(array: np.ndarray, embed_dtype: str, endianness: str) -> bytes:
-    """What vLLM writes: its own ``tensor2binary`` (vllm/utils/serial_utils.py), imported, not copied."""
+    """What vLLM writes: its own ``tensor2binary`` (vllm/utils/serial_utils.py), imported, not copied
+    (here, not at the top: importing vLLM costs each test worker ~5 CPU-s at collection)."""
+    from vllm.utils.serial_utils import tensor2binary
+
     tensor = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
     return tensor2binary(tensor, embed_dtype, endianness)
 

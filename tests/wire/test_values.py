@@ -8,7 +8,6 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-from vllm.utils.serial_utils import tensor2binary
 
 from geopool import wire
 from geopool.errors import CodecError, MalformedResponseError
@@ -21,7 +20,10 @@ arrays = hnp.arrays(np.float32, hnp.array_shapes(min_dims=1, max_dims=3, max_sid
 
 
 def vllm_bytes(array: np.ndarray, embed_dtype: str, endianness: str) -> bytes:
-    """What vLLM writes: its own ``tensor2binary`` (vllm/utils/serial_utils.py), imported, not copied."""
+    """What vLLM writes: its own ``tensor2binary`` (vllm/utils/serial_utils.py), imported, not copied
+    (here, not at the top: importing vLLM costs each test worker ~5 CPU-s at collection)."""
+    from vllm.utils.serial_utils import tensor2binary
+
     return tensor2binary(torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)), embed_dtype, endianness)
 
 
