@@ -20,7 +20,7 @@ from geopool import wire
 from geopool.client import PROBE_TIMEOUT, AsyncPoolingClient, Endpoint, PoolingClient
 from geopool.conformance import recipes
 from geopool.conformance.checks import Checks, array_diff
-from geopool.conformance.support import body_for, decode, send
+from geopool.conformance.support import batched_steps, body_for, decode, send
 from geopool.errors import GeopoolError
 from geopool.invalid import BadRequest, client_mistakes
 from geopool.strategies import TensorRecipe
@@ -138,12 +138,7 @@ ROUNDS = 4
 
 
 def _batched_steps(target) -> float:
-    """Engine steps that ran two or more requests so far (each Terratorch request is one token)."""
-    with PoolingClient(target.endpoint.with_timeout(PROBE_TIMEOUT)) as probe:
-        found = wire.histogram(wire.read_metrics(probe.metrics()), "vllm:iteration_tokens_total")
-    if not found:
-        return 0.0
-    return found["count"] - found["buckets"].get("1.0", 0.0)
+    return batched_steps(target) or 0.0
 
 
 def _decode_as(response, shape: tuple[int, ...], checks: Checks) -> np.ndarray | None:

@@ -9,13 +9,13 @@ from typing import Any
 import numpy as np
 
 from geopool import wire
-from geopool.client import PoolingClient, PoolingResponse
+from geopool.client import PROBE_TIMEOUT, PoolingClient, PoolingResponse
 from geopool.conformance import recipes
 from geopool.conformance.checks import Evidence, RequirementFailure, evaluated
 from geopool.conformance.target import Target
 from geopool.errors import GeopoolError, PoolingHTTPError
 
-__all__ = ["body_for", "send", "decode", "require", "evidence_of"]
+__all__ = ["body_for", "send", "decode", "require", "evidence_of", "batched_steps"]
 
 
 def body_for(target: Target, arrays: Mapping[str, np.ndarray], *, fmt: wire.InputFormat | None = None,
@@ -65,3 +65,15 @@ def decode(target: Target, response: PoolingResponse, requirement: str, *, case:
         raise RequirementFailure([Evidence(requirement, f"the answer does not decode: {error}",
                                            {"request_id": response.request_id}, case,
                                            recipes.capture(recipes.answer()))]) from error
+
+
+def batched_steps(target: Target) -> float | None:
+    """Engine steps that ran two or more requests so far (each Terratorch request is one token, so a step of
+    more tokens batched requests), from vLLM's ``vllm:iteration_tokens_total``; None: the server does not
+    expose it. Checks of what batching does compare it before and after: a round that batched nothing
+    checked nothing."""
+    with PoolingClient(target.endpoint.with_timeout(PROBE_TIMEOUT)) as probe:
+        found = wire.histogram(wire.read_metrics(probe.metrics()), "vllm:iteration_tokens_total")
+    if not found:
+        return None
+    return found["count"] - found["buckets"].get("1.0", 0.0)
