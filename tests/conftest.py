@@ -10,8 +10,9 @@ few vLLM start-ups:
   what only an owned server shows: one real engine kill of each kind (its restart included), the API-key,
   canary-file and keep-alive checks; then the load phase starts another server.
 
-Both judge verdicts, not timings, so the baseline's fixture starts the plain run in the background first,
-and the plain run's test, moved to the end of its group, waits for it. Run on its own, the test starts it itself.
+Both judge verdicts, not timings, so the baseline's module starts the plain run in the background first,
+and the plain run's test, a unit of work of its own placed where the run has ended, waits for it on whichever
+worker it lands (the run's files are in a folder every worker sees). Run on its own, the test starts it itself.
 """
 
 from __future__ import annotations
@@ -25,12 +26,19 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from selections import BASELINE_SELECTION, PLAIN_RUN_TEST, REAL_KILLS_SELECTION, waive_every_must  # on sys.path
+from selections import (  # tests/ is on sys.path
+    BASELINE_SELECTION,
+    PLAIN_RUN_TEST,
+    PLAIN_RUN_TIMEOUT_S,
+    REAL_KILLS_SELECTION,
+    waive_every_must,
+)
 
 from geopool import wire
 from geopool.client import PROBE_TIMEOUT, PoolingClient
@@ -65,38 +73,67 @@ def gate_command(folder: Path, *args: str) -> list[str]:
 
 
 class BackgroundSuiteRun:
-    """One plain gate run (no URL: the embedded server) in a child process, started once, waited for once."""
+    """One plain gate run (no URL: the embedded server) in a child process, started once per test run (by the
+    first worker to ask) and waited for by any worker: its files, and its exit code (``returncode``, written
+    when it ends), are in a folder every worker sees."""
 
-    def __init__(self, folder: Path, waivers: Path) -> None:
+    def __init__(self, folder: Path) -> None:
+        self.root = folder
         self.folder = folder / "gate"
-        self.waivers = waivers
         self.report = self.folder / "conformance" / "conformance.json"
         self.junit = self.folder / "conformance" / "junit.xml"
         self._stdout, self._stderr = folder / "stdout.txt", folder / "stderr.txt"
-        self._process: subprocess.Popen[bytes] | None = None
-        self.started: float | None = None
+        self._started_file, self._code_file = folder / "started", folder / "returncode"
+        self._process: subprocess.Popen[bytes] | None = None  # only in the worker that started it
+
+    @property
+    def started(self) -> float:
+        """When it started (``time.time()``)."""
+        return float(self._started_file.read_text())
+
+    @property
+    def seconds(self) -> float:
+        """How long it ran (once it ended)."""
+        return self._code_file.stat().st_mtime - self.started
 
     def start(self) -> None:
-        if self._process is not None:
-            return
-        self.started = time.monotonic()
-        with open(self._stdout, "wb") as out, open(self._stderr, "wb") as err:
-            self._process = subprocess.Popen(gate_command(self.folder, "--waivers", str(self.waivers), "--",
-                                                          "-k", REAL_KILLS_SELECTION), stdout=out, stderr=err,
-                                             cwd=self.folder.parent,  # its reports/ (logs, killers) of its own
-                                             env={**os.environ, SERVER_CORE_ENV: cpu_core_for_servers(1)})
+        self.root.mkdir(exist_ok=True)
+        with exclusive(self.root / "start.lock", timeout_s=60):
+            if self._started_file.is_file():
+                return
+            waivers = waive_every_must(self.root / "waivers.toml", "the fault matrix's baseline checks the rest "
+                                       "of the suite")
+            with open(self._stdout, "wb") as out, open(self._stderr, "wb") as err:
+                self._process = subprocess.Popen(gate_command(self.folder, "--waivers", str(waivers), "--",
+                                                              "-k", REAL_KILLS_SELECTION), stdout=out, stderr=err,
+                                                 cwd=self.root,  # its reports/ (logs, killers) of its own
+                                                 env={**os.environ, SERVER_CORE_ENV: cpu_core_for_servers(1)})
+            self._started_file.write_text(str(time.time()))
+        process = self._process
+        threading.Thread(target=lambda: self._code_file.write_text(str(process.wait())), daemon=True).start()
 
     def result(self, timeout: float) -> subprocess.CompletedProcess[str]:
-        """Wait (starting it if nobody did) and return what it printed; kill it past ``timeout``."""
+        """Wait (starting it if nobody did) and return what it printed; past ``timeout`` seconds from its
+        start, stop it (if this worker started it) and fail."""
         self.start()
-        assert self._process is not None and self.started is not None
-        try:
-            code = self._process.wait(timeout=max(1.0, timeout - (time.monotonic() - self.started)))
-        except subprocess.TimeoutExpired:
-            self.stop()
-            raise
-        return subprocess.CompletedProcess(self._process.args, code, self._stdout.read_text(errors="replace"),
+        deadline = self.started + timeout
+        while not self._code_file.is_file():
+            if time.time() > deadline:
+                self.stop()
+                pytest.fail(f"the plain gate run did not end within {timeout:.0f} s:\n"
+                            + self._stdout.read_text(errors="replace")[-3000:])
+            time.sleep(1)
+        code = int(self._code_file.read_text())
+        return subprocess.CompletedProcess(["geopool", "gate"], code, self._stdout.read_text(errors="replace"),
                                            self._stderr.read_text(errors="replace"))
+
+    def finish(self, timeout: float) -> None:
+        """At the end of the starting worker's session: let the run end (another worker's test may be waiting
+        for it) within ``timeout`` seconds of its start, then stop it."""
+        if self._process is not None and self._process.poll() is None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._process.wait(timeout=max(1.0, self.started + timeout - time.time()))
+        self.stop()
 
     def stop(self) -> None:
         if self._process is not None and self._process.poll() is None:
@@ -171,11 +208,9 @@ def io_server() -> Iterator[EmbeddedServer]:
 
 @pytest.fixture(scope="session")
 def plain_conformance_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BackgroundSuiteRun]:
-    folder = tmp_path_factory.mktemp("plain-conformance-run")
-    run = BackgroundSuiteRun(folder, waive_every_must(folder / "waivers.toml", "the fault matrix's baseline "
-                                                      "checks the rest of the suite"))
+    run = BackgroundSuiteRun(run_wide_folder(tmp_path_factory) / "plain-conformance-run")
     yield run
-    run.stop()
+    run.finish(PLAIN_RUN_TIMEOUT_S)
 
 
 class MatrixSession:
@@ -343,8 +378,9 @@ SHARED_FIXTURE_GROUPS = {
 #: client install compares with the baseline, which :func:`matrix_baseline` shares between the workers.
 LONGEST_FIRST = ("baseline", "fault-matrix-0", "image-to-image", "fault-matrix-1", "load/test_load_faults_live.py",
                  "live/test_ci_recipes_live.py", "test_client_install.py", "conformance/test_io_plugins_live.py",
-                 "live/test_server_lifecycle.py", "gate/test_gate_live.py", "float16", "live/test_numeric_oracle.py",
-                 "proxy/test_reproducer_live.py", "conformance/test_expectations_live.py")
+                 "plain-gate", "live/test_server_lifecycle.py", "gate/test_gate_live.py", "float16",
+                 "live/test_numeric_oracle.py", "proxy/test_reproducer_live.py",
+                 "conformance/test_expectations_live.py")
 #: Then everything else, in collection order; last, the live load runs that measure latency, on two workers
 #: (each worker's server computes on a core of its own), so that they share the machine with as little
 #: else as the schedule allows.
@@ -367,6 +403,8 @@ def work_unit(nodeid: str) -> str:
         rows = list({**MATRIX, **CONTROLS})
         row = nodeid.partition("[")[2].removesuffix("]")
         return f"fault-matrix-{rows.index(row) % MATRIX_UNITS if row in rows else 0}"
+    if nodeid.endswith(f"::{PLAIN_RUN_TEST}"):
+        return "plain-gate"  # its run starts with the baseline; by its place in the order, it has ended
     return SHARED_FIXTURE_GROUPS.get(module, module)
 
 
@@ -385,14 +423,9 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     rank = {unit: index for index, unit in enumerate(LONGEST_FIRST)}
     rank |= {unit: len(rank) + 1 + index for index, unit in enumerate(TIMING_LAST)}
-    # stable within a rank; the baseline's module first in its group: its fixture starts the plain gate
+    # stable within a rank; the baseline's module first in its unit: it starts the plain gate's run
     items.sort(key=lambda item: (rank.get(work_unit(item.nodeid), len(LONGEST_FIRST)),
                                  "test_matrix_baseline.py" != item.path.name))
-    plain = [item for item in items if item.name == PLAIN_RUN_TEST]
-    for item in plain:  # last in its group: it waits for the background run the baseline's fixture started
-        items.remove(item)
-        group = [index for index, other in enumerate(items) if work_unit(other.nodeid) == "baseline"]
-        items.insert(group[-1] + 1 if group else len(items), item)
 
 
 @pytest.hookimpl(optionalhook=True)  # a hook of xdist's: unknown to a run with -p no:xdist

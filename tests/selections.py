@@ -18,6 +18,8 @@ REAL_KILLS_SELECTION = ("extra-input-key or empty-messages or input-token-ids or
 #: The plain gate's test (tests/conformance/test_suite_runs.py): its run starts in the background with the
 #: fault matrix's baseline, and the test comes last in that unit of work (tests/conftest.py).
 PLAIN_RUN_TEST = "test_plain_gate_against_the_embedded_server"
+#: How long the plain gate run may take, from its start (its test's budget too).
+PLAIN_RUN_TIMEOUT_S = 2300
 
 
 def waive_every_must(path: Path, reason: str) -> Path:

@@ -11,6 +11,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from selections import PLAIN_RUN_TIMEOUT_S  # tests/ is on sys.path
 
 from geopool.conformance.registry import SUITE_DIR, load_expectations, load_registry
 from geopool.server import free_port
@@ -57,7 +58,7 @@ def known_tests(report: dict, rid: str) -> set[tuple[str, str]]:
 
 
 @pytest.mark.live
-@pytest.mark.timeout(2400)
+@pytest.mark.timeout(PLAIN_RUN_TIMEOUT_S + 100)
 def test_plain_gate_against_the_embedded_server(plain_conformance_run, matrix_baseline):
     """``geopool gate`` with no URL: the suite starts its own server; one real engine kill of each kind, each
     followed by a restart, and the owned-server checks; then load on another embedded server; exit 0.
@@ -66,8 +67,8 @@ def test_plain_gate_against_the_embedded_server(plain_conformance_run, matrix_ba
 
     The run itself may already be going in the background (tests/conftest.py); this waits for it."""
     report_path, junit_path = plain_conformance_run.report, plain_conformance_run.junit
-    result = plain_conformance_run.result(timeout=2300)
-    wall = time.monotonic() - plain_conformance_run.started
+    result = plain_conformance_run.result(timeout=PLAIN_RUN_TIMEOUT_S)
+    wall = plain_conformance_run.seconds
     folder = plain_conformance_run.folder
     conformance_output = (folder / "conformance" / "output.txt").read_text(errors="replace")
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:] + conformance_output[-4000:]
