@@ -19,6 +19,7 @@ import logging
 from typing import Any
 
 import gevent
+import locust.runners
 from geventhttpclient import HTTPClient
 from geventhttpclient.url import URL
 from locust import LoadTestShape, User, constant, events, task
@@ -43,6 +44,10 @@ logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per /metri
 READ_BLOCK_BYTES = 262_144
 #: How long a user with nothing to send waits before asking again.
 IDLE_S = 0.2
+#: Seconds (heartbeats) a worker may go silent before the master drops it as missing (Locust: 3). A worker
+#: encoding its payload pool, or importing torch for it, on a busy machine holds its only loop for longer,
+#: and the master then ended the run with no load measured (seen on 2 shared cores).
+WORKER_SILENCE_HEARTBEATS = 30
 
 
 class RequestFailed(Exception):
@@ -69,6 +74,7 @@ def _init(environment: Any, runner: Any, **_: Any) -> None:
         raise SystemExit(EXIT_USAGE) from None
     attach(environment, runtime)
     if isinstance(runner, MasterRunner):
+        locust.runners.HEARTBEAT_LIVENESS = max(locust.runners.HEARTBEAT_LIVENESS, WORKER_SILENCE_HEARTBEATS)
         runner.register_message(MSG_RECORDS, lambda environment, msg: runtime.receive(msg.data))
 
 
