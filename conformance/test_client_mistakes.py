@@ -25,7 +25,7 @@ from geopool.errors import GeopoolError
 from geopool.invalid import BadRequest, client_mistakes
 from geopool.strategies import TensorRecipe
 
-from .test_determinism import batch_tolerance
+from .test_determinism import ROUNDS, batch_tolerance
 
 MISTAKES = client_mistakes()
 
@@ -110,7 +110,7 @@ def test_concurrent_requests_of_different_sizes(target, client, guard, checks):
     order = [0, 1, 0, 1]
     formed = "concurrent"  # "mixed-batch" once a round is seen batched (or fails as vLLM 0.32's engine does)
     for attempt in range(ROUNDS):
-        batched_before = _batched_steps(target)
+        batched_before = batched_steps(target) or 0.0
         try:
             responses = asyncio.run(_concurrently(target, [body_for(target, inputs[i]) for i in order]))
         except GeopoolError as exc:
@@ -119,7 +119,7 @@ def test_concurrent_requests_of_different_sizes(target, client, guard, checks):
             formed = "mixed-batch"
             break
         # Only a round in which the engine ran two or more requests in one step tested a mixed batch.
-        case = formed = "mixed-batch" if _batched_steps(target) > batched_before else "concurrent"
+        case = formed = "mixed-batch" if (batched_steps(target) or 0.0) > batched_before else "concurrent"
         for position, (which, response) in enumerate(zip(order, responses, strict=True)):
             got = _decode_as(response, shapes[which], checks)
             if got is None or alone[which] is None:
@@ -131,14 +131,6 @@ def test_concurrent_requests_of_different_sizes(target, client, guard, checks):
             break
     # the survival of a mixed batch only if one formed: else that of concurrent requests of two sizes
     guard.survives(checks, "POOL-CLI-005", "concurrent requests of two spatial sizes", case=formed)
-
-
-#: Rounds of four concurrent requests until one is seen batched (vllm:iteration_tokens_total).
-ROUNDS = 4
-
-
-def _batched_steps(target) -> float:
-    return batched_steps(target) or 0.0
 
 
 def _decode_as(response, shape: tuple[int, ...], checks: Checks) -> np.ndarray | None:

@@ -23,6 +23,8 @@ BATCH_TOLERANCES = {"float32": 1e-4, "float16": 2e-3, "bfloat16": 1.6e-2}
 def batch_tolerance(target) -> float:
     return BATCH_TOLERANCES[target.contract.input_dtype]
 CONCURRENCY = 4
+#: Rounds of concurrent requests sent until the engine is seen batching them (vllm:iteration_tokens_total).
+ROUNDS = 4
 
 
 def _inputs(target, index: int, *, vary_coords: bool) -> dict[str, np.ndarray]:
@@ -86,10 +88,6 @@ def test_concurrent_requests_get_their_own_answers(target, client, checks):
                             explained_by=_explain(target, client, arrays_list, index, got))
         if checks.failures or (before is not None and after is not None and after > before):
             break
-
-
-#: Rounds of concurrent requests until one is seen batched.
-ROUNDS = 4
 
 
 def _explain(target, client, arrays_list, index: int, got: np.ndarray) -> str:

@@ -18,7 +18,6 @@ worker it lands (the run's files are in a folder every worker sees). Run on its 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import selectors
@@ -32,6 +31,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 from selections import (  # tests/ is on sys.path
     BASELINE_SELECTION,
     PLAIN_RUN_TEST,
@@ -98,7 +98,7 @@ class BackgroundSuiteRun:
 
     def start(self) -> None:
         self.root.mkdir(exist_ok=True)
-        with exclusive(self.root / "start.lock", timeout_s=60):
+        with FileLock(self.root / "start.lock", timeout=60):
             if self._started_file.is_file():
                 return
             waivers = waive_every_must(self.root / "waivers.toml", "the fault matrix's baseline checks the rest "
@@ -312,7 +312,7 @@ def matrix_baseline(request: pytest.FixtureRequest, tmp_path_factory: pytest.Tem
     to ask (the baseline's own unit, at the start); a worker that asks later (the client install's unit, which
     compares with it) waits for that result and reads it."""
     shared = run_wide_folder(tmp_path_factory) / "matrix-baseline.json"
-    with exclusive(shared.with_suffix(".lock"), timeout_s=3600):
+    with FileLock(shared.with_suffix(".lock"), timeout=3600):  # the others wait, then read
         if shared.is_file():
             return json.loads(shared.read_text())
         row = {"row": "baseline", "fault": "die-on-killer", "selection": [""], "destructive": True,
@@ -326,26 +326,6 @@ def run_wide_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder every xdist worker of this run sees (each worker's base temp is a child of the run's)."""
     base = tmp_path_factory.getbasetemp()
     return base.parent if "PYTEST_XDIST_WORKER" in os.environ else base
-
-
-@contextlib.contextmanager
-def exclusive(lock_path: Path, timeout_s: float) -> Iterator[None]:
-    """Hold ``lock_path``'s lock (one process of the run at a time); fail the test past ``timeout_s``. The
-    system drops the lock of a process that dies, so a crashed holder never blocks the others."""
-    with open(lock_path, "w") as lock:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"another test worker held {lock_path} for over {timeout_s:.0f} s")
-                time.sleep(1)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 @pytest.fixture

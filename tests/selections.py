@@ -16,7 +16,7 @@ REAL_KILLS_SELECTION = ("extra-input-key or empty-messages or input-token-ids or
                         "code_running_pickle_never_runs or api_key_guards or keep_alive_connection_survives")
 
 #: The plain gate's test (tests/conformance/test_suite_runs.py): its run starts in the background with the
-#: fault matrix's baseline, and the test comes last in that unit of work (tests/conftest.py).
+#: fault matrix's baseline; the test, a unit of work of its own placed late (tests/conftest.py), waits for it.
 PLAIN_RUN_TEST = "test_plain_gate_against_the_embedded_server"
 #: How long the plain gate run may take, from its start (its test's budget too).
 PLAIN_RUN_TIMEOUT_S = 2300

@@ -15,7 +15,7 @@ pytestmark = [pytest.mark.live, pytest.mark.timeout(3600)]
 @pytest.fixture(autouse=True, scope="module")
 def plain_gate_alongside(request: pytest.FixtureRequest) -> None:
     """The plain gate judges verdicts too (tests/conformance/test_suite_runs.py): started first, in the
-    background, it runs alongside the baseline; its test, last in this unit, waits for it."""
+    background, it runs alongside the baseline; its test, a unit placed late, waits for it."""
     if any(item.name == PLAIN_RUN_TEST for item in request.session.items):
         request.getfixturevalue("plain_conformance_run").start()
 
