@@ -51,13 +51,15 @@ SERVER_CORE_ENV = "VLLM_CPU_OMP_THREADS_BIND"
 MATRIX_SESSION = Path(__file__).parent / "proxy" / "matrix_session.py"
 #: The gate's load phase in the project's tests: the gate scenario, shorter, with windows and a tolerance
 #: a 2-user loop on 2 busy cores meets (window means drift by 50-100 % and more while the other test
-#: workers' servers compute; steadiness is not what these runs judge).
+#: workers' servers compute; steadiness is not what these runs judge). It ends after 60 requests (~10 s on
+#: idle cores) or 30 s (a busy box), whichever comes first: what these runs judge needs a few windows.
 CI_GATE_SCENARIO = """
 [scenario.ci-gate]
 description = "the gate scenario, short, with a steady-state tolerance for 2 busy cores"
 mode = "closed"
 users = 2
 duration_s = 30
+max_requests = 60
 warmup_s = 5
 window_requests = 5
 stability_tolerance = 3

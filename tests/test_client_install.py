@@ -84,7 +84,7 @@ def test_plain_pytest_and_load_run_from_the_client_install(client_venv, embedded
     assert plain.returncode == 0, plain.stdout[-3000:]
     assert {outcome for outcome, _ in _outcomes(tmp_path / "plain.json").values()} >= {"pass"}
     load = subprocess.run([str(client_venv / "bin" / "geopool"), "load", *target, "--scenario", "closed", "--users",
-                           "1", "--duration", "15", "--warmup", "2", "--window-requests", "3",
+                           "1", "--duration", "30", "--max-requests", "30", "--warmup", "2", "--window-requests", "3",
                            # a 15 s run's windows are few and short, on cores other test workers' servers share:
                            # tolerate their spread so the run is valid
                            "--stability-tolerance", "3",

@@ -1,6 +1,6 @@
 """The load suite in image-to-image mode against the session's real image-to-image server (geopool's plugin).
 
-One closed-loop run (2 users, 50 s: a busy box answered 8 in 22 s once) through the SLO gate, with the
+One closed-loop run (2 users, 30 requests or 50 s: a busy box answered 8 in 22 s once) through the SLO gate, with the
 GeoTIFFs in a folder of the test's that the server on this machine reads by the same paths: the gate's
 verdict, verified answers and the mode in summary.json, and the report drawn by headless Chromium. What it
 asserts does not depend on the machine's speed beyond the SLO's wide bounds.
@@ -42,7 +42,7 @@ def io_run(io_server, tmp_path_factory):
     report_dir, input_dir = folder / "run", folder / "inputs"
     command = [GEOPOOL, "load", "--base-url", io_server.url, "--mode", "image-to-image",
                "--io-input-dir", str(input_dir), "--scenario", "closed", "--users", "2", "--duration", "50",
-               "--warmup", "3", "--pool-size", str(POOL_SIZE),
+               "--max-requests", "30", "--warmup", "3", "--pool-size", str(POOL_SIZE),
                # windows of 3 requests (~1.5 s each here): a busy box answered only 8-14 in 22 s, and
                # their means drift by 100 % and more while other test workers' servers compute: steadiness
                # is not judged here

@@ -4,7 +4,8 @@ gap a stall opens, the split of an open-loop schedule across Locust workers, the
 
 What these assert holds however busy the machine is (a delay or stall the proxy plants is seconds long),
 so, unlike the latency-measuring runs (test_load_live.py, test_compare_live.py, test_sweep_live.py), they
-share the machine with the other test workers. Runs are short (8-30 s).
+share the machine with the other test workers. Runs are short: at most 20-60 s, and those that judge counts
+end sooner, after the requests they need (--max-requests).
 """
 
 from __future__ import annotations
@@ -48,8 +49,10 @@ def test_gate_trips_on_a_slow_tail(embedded_server, tmp_path):
 
 def test_gate_trips_on_503s(embedded_server, tmp_path):
     with FaultProxy(embedded_server.url, "503:30", max_seconds=300) as proxy:
+        # ended by its request budget: 15 s gave a busy box's 2 senders too few answers for one window of 20
         result, summary, _ = run_load(tmp_path, "--base-url", proxy.url, "--scenario", "closed", "--users", "2",
-                                      "--duration", "15", "--warmup", "2", slo=ERROR_SLO)
+                                      "--duration", "60", "--max-requests", "40", "--warmup", "2",
+                                      "--window-requests", "5", "--stability-tolerance", "10", slo=ERROR_SLO)
     assert result.returncode == 10, check_lines(result.stdout)
     requests = summary["requests"]
     assert requests["http_errors"] > 0 and requests["verification_failures"] == 0 and requests["ok"] > 0
@@ -62,7 +65,8 @@ def test_gate_trips_on_503s(embedded_server, tmp_path):
 def test_a_200_with_a_wrong_tensor_is_a_verification_failure(embedded_server, tmp_path, encoding):
     with FaultProxy(embedded_server.url, "nan:7", max_seconds=300) as proxy:
         result, summary, report_dir = run_load(tmp_path, "--base-url", proxy.url, "--scenario", "closed",
-                                               "--users", "2", "--duration", "12", "--warmup", "0",
+                                               "--users", "2", "--duration", "30", "--max-requests", "16",
+                                               "--warmup", "0",
                                                "--response-encoding", encoding, slo=ERROR_SLO)
     assert summary["scenario"]["response_encoding"] == encoding
     assert result.returncode == 10, check_lines(result.stdout)
@@ -90,8 +94,8 @@ def test_answers_can_be_checked_against_the_reference_of_their_own_input(embedde
     # One user: vLLM 0.32 mixes up location_coords between requests batched together (POOL-DET-003),
     # so a lone sender is what makes every answer comparable with its own input's reference.
     result, summary, report_dir = run_load(
-        tmp_path, "--base-url", embedded_server.url, "--scenario", "closed", "--users", "1", "--duration", "20",
-        "--warmup", "0", "--pool-size", "3", "--verify", "reference", "--window-requests", "2",
+        tmp_path, "--base-url", embedded_server.url, "--scenario", "closed", "--users", "1", "--duration", "40",
+        "--max-requests", "12", "--warmup", "0", "--pool-size", "3", "--verify", "reference", "--window-requests", "2",
         # a valid run (steady state) from a lone sender on a busy box: 12 s and windows of 3 gave 5 answers
         # at p50 2.5 s, one window; steadiness is not what this run judges
         "--stability-tolerance", "10",
@@ -105,8 +109,8 @@ def test_answers_can_be_checked_against_the_reference_of_their_own_input(embedde
 def test_reference_verification_catches_wrong_values_the_contract_check_passes(embedded_server, tmp_path):
     with FaultProxy(embedded_server.url, "noise:0.05", max_seconds=300) as proxy:
         result, summary, _ = run_load(
-            tmp_path, "--base-url", proxy.url, "--scenario", "closed", "--users", "1", "--duration", "8",
-            "--warmup", "0", "--pool-size", "2", "--verify", "reference",
+            tmp_path, "--base-url", proxy.url, "--scenario", "closed", "--users", "1", "--duration", "20",
+            "--max-requests", "6", "--warmup", "0", "--pool-size", "2", "--verify", "reference",
             "--model-config", str(embedded_server.served_dir / "config.json"),
             "--reference-checkpoint", str(embedded_server.served_dir), "--numeric-bounds", "same-kernels",
             slo=ERROR_SLO)
