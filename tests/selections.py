@@ -22,8 +22,14 @@ PLAIN_RUN_TEST = "test_plain_gate_against_the_embedded_server"
 PLAIN_RUN_TIMEOUT_S = 2300
 
 
+#: What a run that selects a few tests leaves the rest unchecked for: deselected, or skipped in the
+#: selection for what the target lacks.
+SELECTION_CAUSES = ("deselected", "destructive input", "not checked", "no reference weights", "no API key configured")
+
+
 def waive_every_must(path: Path, reason: str) -> Path:
     """A waiver file naming every MUST requirement: for runs that select a few tests and judge the rest."""
-    path.write_text("".join(f'[[waiver]]\nid = "{rid}"\nreason = "{reason}"\n\n'
+    causes = ", ".join(f'"{cause}"' for cause in SELECTION_CAUSES)
+    path.write_text("".join(f'[[waiver]]\nid = "{rid}"\nreason = "{reason}"\ncauses = [{causes}]\n\n'
                             for rid, requirement in load_registry().items() if requirement.level == "MUST"))
     return path

@@ -168,6 +168,12 @@ class RequirementLedger:
                 found.append((rid, outcome, self._why_unchecked(rid)))
         return found
 
+    def unchecked_causes(self, rid: str) -> list[str]:
+        """Every reason ``rid`` went unchecked, each once, in the words of :meth:`unchecked_cases` (``deselected``,
+        a skip's gist such as ``destructive input``, ...): what a gate waiver must name to cover it."""
+        causes = {case["why"] for case in self.unchecked_cases(rid)}
+        return sorted(causes) if causes else [self._why_unchecked(rid)]
+
     def _why_unchecked(self, rid: str) -> str:
         results = self.results[rid]
         if not results:
@@ -240,7 +246,7 @@ def write_report(path: Path, ledger: RequirementLedger, target: Any, expectation
         "generated": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "duration_s": round(duration_s, 2),
         "target": target.describe(),
-        "unchecked_must": [{"id": rid, "outcome": outcome, "why": why}
+        "unchecked_must": [{"id": rid, "outcome": outcome, "why": why, "causes": ledger.unchecked_causes(rid)}
                            for rid, outcome, why in ledger.unchecked_must()],
         "unchecked_line": unchecked_line(ledger),
         "strict_failures": list(strict_failures),

@@ -32,8 +32,8 @@ LOAD_PHASE: tuple[Option, ...] = (
 #: The gate's own options (the report folder is the load row's: the same concept, one help).
 OWN: tuple[Option, ...] = (
     *declare(
-        Option("--waivers", "TOML file of [[waiver]] id/reason: MUST requirements the gate may leave unchecked.",
-               kind=Path),
+        Option("--waivers", "TOML file of [[waiver]] id/reason/causes: MUST requirements the gate may leave "
+               "unchecked, and for which causes.", kind=Path),
         Option("--conformance-timeout", "Seconds the conformance phase may take before it is stopped.", kind=float,
                low=1, default=5400.0),
     ),

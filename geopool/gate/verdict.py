@@ -2,8 +2,9 @@
 the load run's summary and exit code. Pure: no I/O, so every rule has a test without a server.
 
 Rules: each phase contributes its exit code (conformance: pytest's; load: ``geopool load``'s); a MUST
-requirement nothing checked and no waiver names adds :data:`~geopool.exitcodes.UNCHECKED_MUST`; the
-gate exits with the first of them by :data:`~geopool.exitcodes.PRECEDENCE`, and lists them all.
+requirement not wholly checked and not covered by a waiver (one naming it and every cause it went unchecked
+for) adds :data:`~geopool.exitcodes.UNCHECKED_MUST`; the gate exits with the first of them by
+:data:`~geopool.exitcodes.PRECEDENCE`, and lists them all.
 """
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ from typing import Any
 
 from geopool import exitcodes
 from geopool.conformance.report import ids_by_reason, listed_ids
+from geopool.gate.waivers import Waiver
 
 __all__ = ["judge"]
 
 _FAILING = ("fail", "error")
 
 
-def judge(*, conformance_code: int, conformance: dict[str, Any] | None, waivers: dict[str, str],
+def judge(*, conformance_code: int, conformance: dict[str, Any] | None, waivers: dict[str, Waiver],
           load_code: int | None, load: dict[str, Any] | None, load_skipped: str | None = None,
           conformance_error: str | None = None, strict: bool = False) -> dict[str, Any]:
     """The gate summary's verdict part: verdict, exit code and name, the one line, reasons, and per phase."""
@@ -40,7 +42,12 @@ def _reason(reasons: list[dict[str, Any]], code: int, message: str) -> None:
     reasons.append({"code": code, "name": exitcodes.name(code), "message": message})
 
 
-def _conformance_part(code: int, report: dict[str, Any] | None, waivers: dict[str, str], error: str | None,
+def _causes(item: dict[str, Any]) -> list[str]:
+    """Why an unchecked MUST went unchecked (a report without ``causes``: its one ``why``)."""
+    return list(item.get("causes") or [item["why"]])
+
+
+def _conformance_part(code: int, report: dict[str, Any] | None, waivers: dict[str, Waiver], error: str | None,
                       reasons: list[dict[str, Any]], strict: bool) -> dict[str, Any]:
     part: dict[str, Any] = {"exit_code": code}
     if report is None:
@@ -52,11 +59,17 @@ def _conformance_part(code: int, report: dict[str, Any] | None, waivers: dict[st
     failed = [entry["id"] for entry in requirements if entry["outcome"] in _FAILING]
     unexpected = [entry["id"] for entry in requirements if entry["outcome"] == "unexpected-pass"]
     unchecked = report.get("unchecked_must", [])
+    covered = [item for item in unchecked if item["id"] in waivers and waivers[item["id"]].covers(_causes(item))]
+    covered_ids = {item["id"] for item in covered}
     part.update(counts=dict(Counter(entry["outcome"] for entry in requirements)), failed=failed,
                 unexpected_pass=unexpected, unchecked_must=unchecked,
-                waived=[{"id": item["id"], "reason": waivers[item["id"]]}
-                        for item in unchecked if item["id"] in waivers],
-                unwaived=[item["id"] for item in unchecked if item["id"] not in waivers],
+                waived=[{"id": item["id"], "reason": waivers[item["id"]].reason, "causes": _causes(item)}
+                        for item in covered],
+                unwaived=[item["id"] for item in unchecked if item["id"] not in covered_ids],
+                # waived, but unchecked for a cause the waiver does not name: not covered
+                waived_for_other_causes=[
+                    {"id": item["id"], "causes": _causes(item), "waiver_causes": list(waivers[item["id"]].causes)}
+                    for item in unchecked if item["id"] in waivers and item["id"] not in covered_ids],
                 waivers_unused=sorted(set(waivers) - {item["id"] for item in unchecked}))
     if code == exitcodes.FAILED and not failed and not (strict and unexpected):
         # pytest failed, yet no requirement did: a test outside the ledger, or a crash before the report.
@@ -73,8 +86,11 @@ def _conformance_part(code: int, report: dict[str, Any] | None, waivers: dict[st
     if part["unwaived"]:
         listed = ids_by_reason((item["id"], item["why"]) for item in unchecked if item["id"] in part["unwaived"])
         count = len(part["unwaived"])
+        other = "".join(f"; {entry['id']}'s waiver covers {', '.join(entry['waiver_causes'])}, not "
+                        f"{', '.join(c for c in entry['causes'] if c not in entry['waiver_causes'])}"
+                        for entry in part["waived_for_other_causes"])
         _reason(reasons, exitcodes.UNCHECKED_MUST,
-                f"{count} MUST requirement{'s' if count != 1 else ''} not checked and not waived: {listed}")
+                f"{count} MUST requirement{'s' if count != 1 else ''} not checked and not waived: {listed}{other}")
     return part
 
 

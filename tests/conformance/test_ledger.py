@@ -189,7 +189,8 @@ def test_envelope(checks):
     assert "MUST requirements not checked: " in first and "POOL-NUM-002 (no reference weights)" in first, first
     assert "POOL-ENV-001" not in first
     unchecked = {entry["id"]: entry for entry in report["unchecked_must"]}
-    assert unchecked["POOL-NUM-002"] == {"id": "POOL-NUM-002", "outcome": "skip", "why": "no reference weights"}
+    assert unchecked["POOL-NUM-002"] == {"id": "POOL-NUM-002", "outcome": "skip", "why": "no reference weights",
+                                         "causes": ["no reference weights"]}
     assert report["unchecked_line"] == first
     strict, _ = run(pytester, suite, "", "--strict")
     assert strict.ret == exitcodes.UNCHECKED_MUST
@@ -254,6 +255,10 @@ def test_cases_deselected_with_k_or_m_leave_their_requirement_partial(pytester):
     assert rej["outcome"] == env["outcome"] == "partial"
     assert sorted(case["why"] for case in rej["unchecked_cases"]) == ["deselected", "destructive input"]
     assert env["unchecked_cases"] == [{"test": env["unchecked_cases"][0]["test"], "why": "deselected"}]
+    # every cause, each once: what a gate waiver must name to cover the requirement
+    causes = {entry["id"]: entry["causes"] for entry in report["unchecked_must"]}
+    assert causes["POOL-REJ-010"] == ["deselected", "destructive input"] and causes["POOL-ENV-001"] == ["deselected"]
+    assert causes["POOL-NUM-002"] == ["no test selected"]  # no test of the run names it
     _, report = run(pytester, PARTLY_CHECKED, "", "-k", "rejects")
     assert requirement(report, "POOL-ENV-001")["outcome"] == "not-run"
     assert {e["id"]: e["why"] for e in report["unchecked_must"]}["POOL-ENV-001"] == "deselected"

@@ -177,9 +177,10 @@ def test_the_gate_judges_verdict_renders_in_both_reports(conformance, load_summa
     """The summary the gate writes (geopool.gate.verdict.judge, on the same real outputs) draws as is."""
     from geopool import exitcodes
     from geopool.gate.verdict import judge
+    from geopool.gate.waivers import Waiver
 
-    summary = {**judge(conformance_code=exitcodes.FAILED, conformance=conformance,
-                       waivers={"POOL-REJ-005": "destructive inputs are not sent to a shared server"},
+    waiver = Waiver("destructive inputs are not sent to a shared server", ("destructive input",))
+    summary = {**judge(conformance_code=exitcodes.FAILED, conformance=conformance, waivers={"POOL-REJ-005": waiver},
                        load_code=exitcodes.OK, load=load_summary),
                "target": conformance["target"], "started": "2026-12-01T21:10:40+00:00", "duration_s": 95.2,
                "repro": []}

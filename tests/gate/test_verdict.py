@@ -8,12 +8,12 @@ from geopool import exitcodes
 from geopool.conformance.registry import load_registry
 from geopool.errors import ConfigError
 from geopool.gate.verdict import judge
-from geopool.gate.waivers import load_waivers
+from geopool.gate.waivers import Waiver, load_waivers
 
 
 def conformance(outcomes: dict[str, str], unchecked: list[tuple[str, str]] = ()) -> dict:
     return {"requirements": [{"id": rid, "outcome": outcome} for rid, outcome in outcomes.items()],
-            "unchecked_must": [{"id": rid, "outcome": "skip", "why": why} for rid, why in unchecked]}
+            "unchecked_must": [{"id": rid, "outcome": "skip", "why": why, "causes": [why]} for rid, why in unchecked]}
 
 
 def load(verdict: str = "pass", *, valid: bool = True, checks: list[dict] = (), reasons: list[str] = ()) -> dict:
@@ -52,13 +52,35 @@ def test_an_unchecked_must_fails_the_gate_unless_waived():
     failed = judge(conformance_code=0, conformance=report, waivers={}, load_code=0, load=load())
     assert failed["exit_code"] == exitcodes.UNCHECKED_MUST
     assert "POOL-NUM-002 (no reference weights)" in failed["reasons"][0]["message"]
-    waived = judge(conformance_code=0, conformance=report, waivers={"POOL-NUM-002": "no weights on the runner"},
-                   load_code=0, load=load())
+    waiver = Waiver("no weights on the runner", ("no reference weights",))
+    waived = judge(conformance_code=0, conformance=report, waivers={"POOL-NUM-002": waiver}, load_code=0, load=load())
     assert waived["exit_code"] == 0 and waived["conformance"]["waived"] == [
-        {"id": "POOL-NUM-002", "reason": "no weights on the runner"}]
+        {"id": "POOL-NUM-002", "reason": "no weights on the runner", "causes": ["no reference weights"]}]
     assert "1 unchecked MUST waived" in waived["line"]
     # A waiver changes no outcome: the requirement is still reported as skipped.
     assert waived["conformance"]["counts"]["skip"] == 1
+
+
+def test_a_waiver_covers_only_the_causes_it_names():
+    destructive = Waiver("kills the shared server", ("destructive input",))
+    deselected = conformance({"POOL-A-001": "pass", "POOL-SURV-002": "skip"}, [("POOL-SURV-002", "deselected")])
+    verdict = judge(conformance_code=0, conformance=deselected, waivers={"POOL-SURV-002": destructive}, load_code=0,
+                    load=load())
+    assert verdict["exit_code"] == exitcodes.UNCHECKED_MUST and verdict["conformance"]["unwaived"] == ["POOL-SURV-002"]
+    assert verdict["conformance"]["waived"] == []
+    assert verdict["conformance"]["waived_for_other_causes"] == [
+        {"id": "POOL-SURV-002", "causes": ["deselected"], "waiver_causes": ["destructive input"]}]
+    assert "POOL-SURV-002's waiver covers destructive input, not deselected" in verdict["reasons"][0]["message"]
+    # a partial requirement: one cause the waiver names and one it does not is not covered either
+    mixed = {"requirements": [{"id": "POOL-REJ-011", "outcome": "partial"}], "unchecked_must": [
+        {"id": "POOL-REJ-011", "outcome": "partial", "why": "partly: 2 of 5 tests did not check it, not checked",
+         "causes": ["destructive input", "not checked"]}]}
+    only_one = judge(conformance_code=0, conformance=mixed, waivers={"POOL-REJ-011": destructive}, load_code=0,
+                     load=load())
+    assert only_one["exit_code"] == exitcodes.UNCHECKED_MUST
+    both = Waiver("light install, shared server", ("not checked", "destructive input"))
+    assert judge(conformance_code=0, conformance=mixed, waivers={"POOL-REJ-011": both}, load_code=0,
+                 load=load())["exit_code"] == 0
 
 
 def test_codes_are_listed_and_the_first_by_precedence_wins():
@@ -98,10 +120,13 @@ def test_strict_fails_an_unexpected_pass():
 
 @pytest.mark.parametrize("text, message", [
     ('[[waiver]]\nid = "POOL-NUM-002"\n', "'reason' must be a non-empty string"),
+    ('[[waiver]]\nid = "POOL-NUM-002"\nreason = "x"\n', "'causes' must be a non-empty list"),
+    ('[[waiver]]\nid = "POOL-NUM-002"\nreason = "x"\ncauses = "deselected"\n', "'causes' must be a non-empty list"),
+    ('[[waiver]]\nid = "POOL-NUM-002"\nreason = "x"\ncauses = []\n', "'causes' must be a non-empty list"),
     ('[[waiver]]\nid = "POOL-NOPE-001"\nreason = "x"\n', "'POOL-NOPE-001' is not a requirement"),
-    ('[[waiver]]\nid = "POOL-NUM-002"\nreason = "x"\nuntil = 2027\n', "unknown field(s) ['until']"),
-    ('[[waiver]]\nid = "POOL-NUM-002"\nreason = "x"\n[[waiver]]\nid = "POOL-NUM-002"\nreason = "y"\n',
-     "waived twice"),
+    ('[[waiver]]\nid = "POOL-NUM-002"\nreason = "x"\ncauses = ["y"]\nuntil = 2027\n', "unknown field(s) ['until']"),
+    ('[[waiver]]\nid = "POOL-NUM-002"\nreason = "x"\ncauses = ["y"]\n[[waiver]]\nid = "POOL-NUM-002"\n'
+     'reason = "y"\ncauses = ["y"]\n', "waived twice"),
     ('waive = ["POOL-NUM-002"]\n', "unknown key(s) ['waive']"),
     ("[[waiver]\n", "is not valid TOML"),
 ])
@@ -117,11 +142,12 @@ def test_only_must_requirements_can_be_waived(tmp_path):
     registry = load_registry()
     should = next(rid for rid, requirement in registry.items() if requirement.level != "MUST")
     path = tmp_path / "w.toml"
-    path.write_text(f'[[waiver]]\nid = "{should}"\nreason = "x"\n')
+    path.write_text(f'[[waiver]]\nid = "{should}"\nreason = "x"\ncauses = ["deselected"]\n')
     with pytest.raises(ConfigError, match="only MUST requirements"):
         load_waivers(path, registry)
-    path.write_text('[[waiver]]\nid = "POOL-NUM-002"\nreason = " no weights here "\n')
-    assert load_waivers(path, registry) == {"POOL-NUM-002": "no weights here"}
+    path.write_text('[[waiver]]\nid = "POOL-NUM-002"\nreason = " no weights here "\n'
+                    'causes = [" no reference weights"]\n')
+    assert load_waivers(path, registry) == {"POOL-NUM-002": Waiver("no weights here", ("no reference weights",))}
 
 
 def test_a_load_run_that_wrote_no_summary_is_no_pass_even_with_exit_0():
