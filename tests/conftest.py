@@ -352,9 +352,9 @@ SHARED_FIXTURE_GROUPS = {
     "conformance/test_io_suite_live.py": "image-to-image", "load/test_io_load_live.py": "image-to-image",
     "proxy/test_io_shift_fault.py": "image-to-image", "test_io_reference.py": "image-to-image",
     "live/test_float16_target.py": "float16", "live/test_seed_client.py": "float16",
-    # not shared fixtures: the load runs that measure latency, in units that run last (TIMING_LAST)
+    # not shared fixtures: the load runs that measure latency, in two units that run last (TIMING_LAST)
     "load/test_compare_live.py": "latency-compare",
-    "load/test_load_live.py": "latency-runs", "load/test_sweep_live.py": "latency-sweep",
+    "load/test_load_live.py": "latency-runs", "load/test_sweep_live.py": "latency-runs",
 }
 #: The longest units first (measured wall time on 2 cores), so that no worker starts one near the end. The
 #: client install compares with the baseline, which :func:`matrix_baseline` shares between the workers.
@@ -363,10 +363,10 @@ LONGEST_FIRST = ("baseline", "fault-matrix-0", "image-to-image", "fault-matrix-1
                  "plain-gate", "live/test_server_lifecycle.py", "gate/test_gate_live.py", "float16",
                  "live/test_numeric_oracle.py", "proxy/test_reproducer_live.py",
                  "conformance/test_expectations_live.py")
-#: Then everything else, in collection order; last, the live load runs that measure latency (longest first:
-#: ~120, ~90 and ~55 s on 2 cores), each unit on the worker that frees up first, so that they share the
-#: machine with as little else as the schedule allows, and none waits for another to end.
-TIMING_LAST = ("latency-compare", "latency-sweep", "latency-runs")
+#: Then everything else, in collection order; last, the live load runs that measure latency, on two workers
+#: (each worker's server computes on a core of its own), so that they share the machine with as little
+#: else as the schedule allows.
+TIMING_LAST = ("latency-runs", "latency-compare")
 
 
 #: The fault matrix's tests are split into this many units (``fault-matrix-N``, rows dealt in turn), so
