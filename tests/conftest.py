@@ -62,7 +62,7 @@ duration_s = 30
 max_requests = 60
 warmup_s = 5
 window_requests = 5
-stability_tolerance = 3
+stability_tolerance = 10
 """
 
 

@@ -84,10 +84,10 @@ def test_plain_pytest_and_load_run_from_the_client_install(client_venv, embedded
     assert plain.returncode == 0, plain.stdout[-3000:]
     assert {outcome for outcome, _ in _outcomes(tmp_path / "plain.json").values()} >= {"pass"}
     load = subprocess.run([str(client_venv / "bin" / "geopool"), "load", *target, "--scenario", "closed", "--users",
-                           "1", "--duration", "30", "--max-requests", "30", "--warmup", "2", "--window-requests", "3",
-                           # a 15 s run's windows are few and short, on cores other test workers' servers share:
-                           # tolerate their spread so the run is valid
-                           "--stability-tolerance", "3",
+                           "1", "--duration", "15", "--warmup", "2", "--window-requests", "3",
+                           # a 15 s run's windows are few and short, on cores other test workers' servers share
+                           # (their means 321 % apart, seen): steadiness is not what this run judges
+                           "--stability-tolerance", "10",
                            "--report-dir", str(tmp_path / "load")], capture_output=True, text=True, cwd=tmp_path,
                           timeout=600)
     summary = json.loads((tmp_path / "load" / "summary.json").read_text())

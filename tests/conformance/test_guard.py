@@ -1,5 +1,4 @@
-"""The survival guard restarts a killed server the suite owns, except after the session's last test; the tests
-that may kill it run last."""
+"""The survival guard restarts a killed server the suite owns, except after the session's last test."""
 
 from __future__ import annotations
 
@@ -44,18 +43,3 @@ def test_a_url_is_never_restarted(dead_owned_server):
     ServerGuard(dead_owned_server, {}, np.zeros(1)).recover()
     assert server.restarts == 0
 
-
-class Item:
-    def __init__(self, name: str, destructive: bool) -> None:
-        self.name, self.destructive = name, destructive
-
-    def get_closest_marker(self, name: str) -> object | None:
-        return object() if name == "destructive" and self.destructive else None
-
-
-def test_destructive_tests_run_last_each_group_in_its_order():
-    from geopool.conformance.hooks.session import run_destructive_last
-
-    items = [Item("kill-a", True), Item("ok-a", False), Item("kill-b", True), Item("ok-b", False)]
-    run_destructive_last(items)  # type: ignore[arg-type]
-    assert [item.name for item in items] == ["ok-a", "ok-b", "kill-a", "kill-b"]

@@ -39,8 +39,7 @@ from geopool.resources import SUITE_PACKAGE, suite_dir
 from geopool.server import DEFAULT_PLUGIN
 
 __all__ = ["NO_TORCH", "active", "checks", "guard", "pytest_collection_finish", "pytest_configure",
-           "pytest_report_header", "pytest_runtest_setup", "run_destructive_last", "runs_the_suite",
-           "say_expectations", "target"]
+           "pytest_report_header", "pytest_runtest_setup", "runs_the_suite", "say_expectations", "target"]
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -53,13 +52,6 @@ def pytest_configure(config: pytest.Config) -> None:
         settings.load_profile("ci" if os.environ.get("CI") else "dev")
     if runs_the_suite(config) and not config.option.xmlpath:
         config.option.xmlpath = str(Path(config.getoption("conformance_report")).with_suffix(".junit.xml"))
-
-
-def run_destructive_last(items: list[pytest.Item]) -> None:
-    """Move the tests marked ``destructive`` to the end, each group in its own order: a server the suite owns
-    is restarted after a kill only when a test follows (so the last kill costs no vLLM start-up), and against
-    a URL every other check has run before an input that may kill the server is sent."""
-    items.sort(key=lambda item: item.get_closest_marker("destructive") is not None)
 
 
 def active(config: pytest.Config) -> bool:
@@ -93,7 +85,6 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     config = session.config
     if LEDGER_KEY not in config.stash or config.option.collectonly:
         return
-    run_destructive_last(session.items)
     try:
         # A target another plugin resolved already (the project's tests of this ledger set one) is kept.
         target = config.stash[TARGET_KEY] if TARGET_KEY in config.stash else _resolve(config)
