@@ -174,7 +174,8 @@ def _run_conformance(options: _Run, folder: Path, progress: ProgressLine) -> tup
                        log=out / "output.txt", deadline_s=options.values["conformance_timeout"], tick=show,
                        events=channel)
     output = (out / "output.txt").read_text(errors="replace")
-    error = next((line.split("geopool conformance: ", 1)[1] for line in output.splitlines()
+    # pytest frames an exit's reason as "! _pytest.outcomes.Exit: REASON !": the reports get REASON alone
+    error = next((line.split("geopool conformance: ", 1)[1].rstrip("! ") for line in output.splitlines()
                   if "geopool conformance: " in line and line.startswith(("!", "Exit", "geopool"))), None)
     if code is None:
         timeout = options.values["conformance_timeout"]

@@ -52,6 +52,8 @@ def test_an_unreachable_target_exits_with_the_target_code_and_a_report(tmp_path)
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["exit_code"] == exitcodes.TARGET_UNUSABLE and summary["exit_name"] == "target-unusable"
     assert "is not reachable" in summary["line"] and url in summary["line"]
+    for report in (summary["line"], (tmp_path / "out" / "summary.md").read_text()):
+        assert " !" not in report and "_pytest" not in report, report  # the reason, not pytest's "! ... !" frame
     assert summary["load"] == {"skipped": "the conformance phase could not use the target"}
     assert summary["line"] in result.stdout.splitlines()
     load_suite = ET.parse(tmp_path / "out" / "junit.xml").getroot().find("testsuite[@name='geopool-load']")
