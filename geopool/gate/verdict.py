@@ -59,17 +59,16 @@ def _conformance_part(code: int, report: dict[str, Any] | None, waivers: dict[st
     failed = [entry["id"] for entry in requirements if entry["outcome"] in _FAILING]
     unexpected = [entry["id"] for entry in requirements if entry["outcome"] == "unexpected-pass"]
     unchecked = report.get("unchecked_must", [])
-    covered = [item for item in unchecked if item["id"] in waivers and waivers[item["id"]].covers(_causes(item))]
-    covered_ids = {item["id"] for item in covered}
+    covered = {item["id"] for item in unchecked if item["id"] in waivers and waivers[item["id"]].covers(_causes(item))}
     part.update(counts=dict(Counter(entry["outcome"] for entry in requirements)), failed=failed,
                 unexpected_pass=unexpected, unchecked_must=unchecked,
                 waived=[{"id": item["id"], "reason": waivers[item["id"]].reason, "causes": _causes(item)}
-                        for item in covered],
-                unwaived=[item["id"] for item in unchecked if item["id"] not in covered_ids],
+                        for item in unchecked if item["id"] in covered],
+                unwaived=[item["id"] for item in unchecked if item["id"] not in covered],
                 # waived, but unchecked for a cause the waiver does not name: not covered
                 waived_for_other_causes=[
                     {"id": item["id"], "causes": _causes(item), "waiver_causes": list(waivers[item["id"]].causes)}
-                    for item in unchecked if item["id"] in waivers and item["id"] not in covered_ids],
+                    for item in unchecked if item["id"] in waivers and item["id"] not in covered],
                 waivers_unused=sorted(set(waivers) - {item["id"] for item in unchecked}))
     if code == exitcodes.FAILED and not failed and not (strict and unexpected):
         # pytest failed, yet no requirement did: a test outside the ledger, or a crash before the report.

@@ -42,4 +42,3 @@ def test_a_url_is_never_restarted(dead_owned_server):
     server, dead_owned_server.server = dead_owned_server.server, None
     ServerGuard(dead_owned_server, {}, np.zeros(1)).recover()
     assert server.restarts == 0
-

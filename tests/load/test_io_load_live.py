@@ -1,7 +1,7 @@
 """The load suite in image-to-image mode against the session's real image-to-image server (geopool's plugin).
 
-One closed-loop run (2 users, 30 requests or 50 s: a busy box answered 8 in 22 s once) through the SLO gate, with the
-GeoTIFFs in a folder of the test's that the server on this machine reads by the same paths: the gate's
+One closed-loop run (2 users, 30 requests or 50 s: a busy box answered 8 in 22 s once) through the SLO gate,
+with the GeoTIFFs in a folder of the test's that the server on this machine reads by the same paths: the gate's
 verdict, verified answers and the mode in summary.json, and the report drawn by headless Chromium. What it
 asserts does not depend on the machine's speed beyond the SLO's wide bounds.
 """
