@@ -10,6 +10,7 @@ import json
 import numpy as np
 
 from geopool import wire
+from geopool.errors import FaultSpecError
 from geopool.faults.base import Exchange, Fault
 
 
@@ -104,9 +105,19 @@ class Truncate(_OutputFault):
 
 
 class Noise(_OutputFault):
-    name, summary = "noise", "Gaussian noise on every value (param: sigma [1e-3]), new noise each answer"
+    name, summary = "noise", ("Gaussian noise on every value (params: sigma [1e-3], every Nth answer [1]: with 2 "
+                              "one user's answers alternate noisy and exact), new noise each answer")
+
+    def __init__(self, *params):
+        super().__init__(*params)
+        if not self._float(1, 1.0) >= 1:
+            raise FaultSpecError(f"fault {self.name}: every Nth answer needs N >= 1, got {params[1]!r}")
+        self.answers = 0
 
     def edit(self, values, exchange):
+        self.answers += 1
+        if self.answers % int(self._float(1, 1.0)):
+            return values
         sigma = self._float(0, 1e-3)
         return values + np.random.default_rng(self.random.getrandbits(32)).normal(0, sigma, values.size)
 

@@ -11,7 +11,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from selections import waive_every_must  # tests/ is on sys.path
+from load_runs import check_lines  # tests/ is on sys.path
+from selections import waive_every_must
 
 from geopool import exitcodes
 from geopool.proxy import FaultProxy
@@ -77,3 +78,9 @@ def test_a_slow_tail_under_a_tight_slo_ends_the_gate_with_the_slo_code(embedded_
     assert "SLO latency.corrected.p90 <= 2000 ms" in failed
     page = (tmp_path / "gate" / "report.html").read_text()
     assert "GATE FAILED (exit 10, slo-breached)" in page and "plot-latency" in page
+    # the load phase's own verdict and check line (`geopool load` as the gate ran it)
+    load = json.loads((tmp_path / "gate" / "load" / "summary.json").read_text())
+    assert summary["load"]["exit_code"] == exitcodes.SLO_BREACHED and load["verdict"] == "slo-breached"
+    assert load["latency_ms"]["corrected"]["p90"] > 3000, load["latency_ms"]
+    lines = check_lines((tmp_path / "gate" / "load" / "output.txt").read_text())
+    assert "SLO BREACHED     latency.corrected.p90 <= 2000 ms: " in lines and " ms over (" in lines, lines
