@@ -28,6 +28,8 @@ def run_suite(*args: str, timeout: float = 1500) -> subprocess.CompletedProcess[
 #: the plain gate causes for real (each one then restarts its server).
 OWNED_SERVER_REQUIREMENTS = {"POOL-CLI-005", "POOL-CLI-007", "POOL-CLI-008", "POOL-CLI-009", "POOL-SEC-001"}
 REAL_KILLS = 4
+#: The kill that needs the engine to batch two sizes in one step (requirement, case).
+MIXED_BATCH = ("POOL-CLI-005", "mixed-batch")
 
 
 def _test_key(nodeid: str) -> tuple[str, str]:
@@ -91,8 +93,16 @@ def test_plain_gate_against_the_embedded_server(plain_conformance_run, matrix_ba
     assert suites == {"geopool-conformance", "geopool-load"}
     owned = json.loads(report_path.read_text())
     assert owned["target"]["vllm_version"] == "0.32.0" and owned["target"]["embedded"] is True
+    # vLLM 0.32's engine dies on an engine step that batches two spatial sizes, but the suite sees only that
+    # a step ran two or more requests (batched_steps): a step of two same-size requests among the four,
+    # which the engine survives, reads as a mixed batch held (an unexpected pass, 2 plain runs of ~12 so
+    # far). The three other kinds of kill happen every time.
+    batch = next(entry["outcome"] for entry in owned["requirements"] if entry["id"] == MIXED_BATCH[0])
+    assert batch in ("expected-fail", "unexpected-pass"), batch
+    batch_killed = batch == "expected-fail"
     restarts = re.search(r"server restarted (\d+)×", conformance_output)
-    assert restarts and int(restarts.group(1)) >= REAL_KILLS, conformance_output[-3000:]
+    kills = REAL_KILLS if batch_killed else REAL_KILLS - 1
+    assert restarts and int(restarts.group(1)) >= kills, conformance_output[-3000:]
     # every test the report names is a JUnit test case: (module, name) of "…/test_x.py::test_y[case]" and of
     # classname "….test_x", name "test_y[case]" (the node ids' folder part depends on where pytest ran)
     junit_cases = {(case.get("classname").rpartition(".")[2], case.get("name"))
@@ -127,13 +137,15 @@ def test_plain_gate_against_the_embedded_server(plain_conformance_run, matrix_ba
     outcomes = {rid: max([*owned_checked.get(rid, {}).values(), *proxied_checked.get(rid, {}).values()],
                          key=severity.__getitem__, default=None) for rid in registry}
     expected = load_expectations("0.32.0").reasons
-    assert {rid for rid, outcome in outcomes.items() if outcome == "expected-fail"} == set(expected), outcomes
+    failing_as_expected = set(expected) - (set() if batch_killed else {MIXED_BATCH[0]})
+    assert {rid for rid, outcome in outcomes.items() if outcome == "expected-fail"} == failing_as_expected, outcomes
     assert all(outcome == "pass" for rid, outcome in outcomes.items() if rid not in expected), {
         rid: outcome for rid, outcome in outcomes.items() if rid not in expected and outcome != "pass"}
     # Every known defect is seen failing in its own case, in one run or the other.
     matched = {(e["id"], e.get("case")) for report in (owned, baseline) for e in report["expectations"]["entries"]
                if e["outcome"] == "expected-fail" and e["matched_cases"]}
-    entries = {(e["id"], e.get("case")) for e in baseline["expectations"]["entries"]}
+    entries = {(e["id"], e.get("case")) for e in baseline["expectations"]["entries"]} - (
+        set() if batch_killed else {MIXED_BATCH})
     assert entries and entries <= matched, sorted(entries - matched, key=str)
     for entry in owned["requirements"] + baseline["requirements"]:
         if entry["outcome"] == "expected-fail":

@@ -9,8 +9,9 @@ that ``waivers.toml`` covers every MUST requirement a light install leaves unche
 
 Cost: the gate runs the conformance suite against a URL, then a load run. GitHub's ``gate-compose`` runs
 it whole and must pass (exit 0); the three others select a few tests (``PYTEST_ADDOPTS``, which the gate's
-pytest child reads) and must exit with the unchecked-MUST code. All four take the smoke load scenario
-(``ci-cpu-smoke``: 80 requests or 25 s): the length of the load phase is not what they test.
+pytest child reads) and must exit with the unchecked-MUST code. The full job takes the smoke load scenario
+(``ci-cpu-smoke``: 80 requests or 25 s), the three others one of 16 requests added to the checkout's
+scenario file: the length of the load phase is not what they test.
 """
 
 from __future__ import annotations
@@ -35,6 +36,20 @@ CI = REPO / "examples" / "ci"
 SELECTION = "-k test_envelope"
 HIDE_TORCH = 'import sys\nfor _name in ("torch", "torchvision", "terratorch"):\n    sys.modules[_name] = None\n'
 REPORT_FILES = ("report.html", "summary.json", "junit.xml")
+#: The selections' load phase: 16 requests (the CPU SLO's p50 needs 11), ~5-10 s instead of the smoke
+#: scenario's 25 s on a busy box.
+SELECTION_SCENARIO_NAME = "ci-test-selection"
+SELECTION_SCENARIO = f"""
+[scenario.{SELECTION_SCENARIO_NAME}]
+description = "the project's tests: a selection job's load phase, whose length is not what the job tests"
+mode = "closed"
+users = 2
+duration_s = 20
+max_requests = 16
+warmup_s = 0
+window_requests = 4
+stability_tolerance = 10
+"""
 
 RUNS = [
     pytest.param("github", "gate-compose", None, exitcodes.OK, id="github-compose-full"),
@@ -56,9 +71,7 @@ def test_recipe_job_runs_against_the_embedded_server(embedded_server, hidden_tor
                                                      selection, expected):
     jobs = github_jobs(CI / "github-actions.yml") if platform == "github" else gitlab_jobs(CI / "gitlab-ci.yml")
     job = jobs[name]
-    workspace = tmp_path / "workspace"  # the checkout: the recipes read examples/ci/ from it
-    workspace.mkdir()
-    (workspace / "examples").symlink_to(REPO / "examples")
+    workspace = _checkout(tmp_path / "workspace")  # the recipes read examples/ci/ from it
     (tmp_path / "home").mkdir()
     base = base_environment(Path(sys.executable).parent, [hidden_torch, REPO], tmp_path / "home")
     summary_file = tmp_path / "step-summary.md"
@@ -68,8 +81,9 @@ def test_recipe_job_runs_against_the_embedded_server(embedded_server, hidden_tor
     context = {"vars": {"GEOPOOL_BASE_URL": url, "GEOPOOL_INPUT_DTYPE": "float32"},
                "secrets": {"GEOPOOL_API_KEY": "", "HF_TOKEN": ""}}
     variables = {"GEOPOOL_BASE_URL": url, "GEOPOOL_INPUT_DTYPE": "float32"} if deployed else {}
-    # The load phase's length is not what these runs test: every job takes the smoke scenario.
-    overrides = {"GEOPOOL_SCENARIO": "ci-cpu-smoke",
+    # The load phase's length is not what these runs test: the full job takes the smoke scenario, the
+    # selections a shorter one of the tests' own.
+    overrides = {"GEOPOOL_SCENARIO": SELECTION_SCENARIO_NAME if selection else "ci-cpu-smoke",
                  "GEOPOOL_SLO": str(_cpu_slo(tmp_path))}
     if not deployed:  # the compose jobs name the GPU server's URL and dtype in the file: overridden
         overrides.update(GEOPOOL_BASE_URL=url, GEOPOOL_INPUT_DTYPE="float32")
@@ -117,6 +131,21 @@ def test_recipe_job_runs_against_the_embedded_server(embedded_server, hidden_tor
         assert all("deselected" in entry["causes"] for entry in other.values()), other
     if platform == "github":
         assert summary["line"] in summary_file.read_text()
+
+
+def _checkout(workspace: Path) -> Path:
+    """The checkout a job runs in: links to the repository's examples/, with the tests' scenario added to
+    examples/ci/scenarios.toml."""
+    recipes = workspace / "examples" / "ci"
+    recipes.mkdir(parents=True)
+    for entry in (REPO / "examples").iterdir():
+        if entry.name != "ci":
+            (workspace / "examples" / entry.name).symlink_to(entry)
+    for entry in CI.iterdir():
+        if entry.name != "scenarios.toml":
+            (recipes / entry.name).symlink_to(entry)
+    (recipes / "scenarios.toml").write_text((CI / "scenarios.toml").read_text() + SELECTION_SCENARIO)
+    return workspace
 
 
 def _cpu_slo(folder: Path) -> Path:
