@@ -81,6 +81,13 @@ class Fault:
     async def response(self, exchange: Exchange) -> None:
         """Edit the upstream's answer in place."""
 
+    def _every(self, index: int, default: int) -> int:
+        """An "every Nth" parameter: a whole N >= 1."""
+        n = self._float(index, default)
+        if not (n >= 1 and n == int(n)):
+            raise FaultSpecError(f"fault {self.name}: every Nth needs a whole N >= 1, got {self.params[index]!r}")
+        return int(n)
+
     def _float(self, index: int, default: float) -> float:
         try:
             return float(self.params[index]) if len(self.params) > index else default

@@ -10,7 +10,6 @@ import json
 import numpy as np
 
 from geopool import wire
-from geopool.errors import FaultSpecError
 from geopool.faults.base import Exchange, Fault
 
 
@@ -110,13 +109,11 @@ class Noise(_OutputFault):
 
     def __init__(self, *params):
         super().__init__(*params)
-        if not self._float(1, 1.0) >= 1:
-            raise FaultSpecError(f"fault {self.name}: every Nth answer needs N >= 1, got {params[1]!r}")
-        self.answers = 0
+        self.every, self.answers = self._every(1, 1), 0
 
     def edit(self, values, exchange):
         self.answers += 1
-        if self.answers % int(self._float(1, 1.0)):
+        if self.answers % self.every:
             return values
         sigma = self._float(0, 1e-3)
         return values + np.random.default_rng(self.random.getrandbits(32)).normal(0, sigma, values.size)

@@ -33,14 +33,12 @@ class SlowEvery(Fault):
 
     def __init__(self, *params):
         super().__init__(*params)
-        if not self._float(0, 2.0) >= 1:
-            raise FaultSpecError(f"fault {self.name}: n must be >= 1, got {params[0]!r}")
-        self.seen = 0
+        self.every, self.seen = self._every(0, 2), 0
 
     async def intercept(self, exchange):
         if exchange.pooling:
             self.seen += 1
-            if self.seen % int(self._float(0, 2.0)) == 0:
+            if self.seen % self.every == 0:
                 await asyncio.sleep(self._float(1, 0.1))
         return False
 

@@ -3,7 +3,7 @@ proxy: which bound failed, counts of requests, errors and verification failures,
 gap a stall opens, the split of an open-loop schedule across Locust workers, the users a shape asks for.
 
 What these assert holds however busy the machine is (a delay or stall the proxy plants is seconds long),
-so, unlike the latency-measuring runs (test_load_live.py, test_compare_live.py, test_sweep_live.py), they
+so, unlike the latency-measuring runs (test_compare_live.py, test_sweep_live.py), they
 share the machine with the other test workers. Runs are short: at most 20-60 s, and those that judge counts
 end sooner, after the requests they need (--max-requests). (A slow tail that breaches a latency bound is
 judged in the gate's run of the load phase: tests/gate/test_gate_live.py.)

@@ -295,7 +295,7 @@ def test_slow_every_delays_exactly_every_nth_pooling_request():
         asyncio.run(fault.intercept(model_request(b"{}")))
         delayed.append(time.monotonic() - started >= 0.05)
     assert delayed == [False, False, True, False, False, True]
-    with pytest.raises(FaultSpecError, match="n must be >= 1"):
+    with pytest.raises(FaultSpecError, match="whole N >= 1"):
         parse_fault("slow-every:0")
 
 
@@ -308,5 +308,5 @@ def test_noise_every_second_answer_alternates_noisy_and_exact_answers():
         exact.append(np.frombuffer(output(exchange), "<f4").tolist() == VALUES.tolist())
     assert exact == [True, False, True, False]
     assert np.frombuffer(output(apply("noise:0.5", pooling_exchange(VALUES))), "<f4").tolist() != VALUES.tolist()
-    with pytest.raises(FaultSpecError, match="N >= 1"):
+    with pytest.raises(FaultSpecError, match="whole N >= 1"):
         parse_fault("noise:0.5:0")
