@@ -27,8 +27,8 @@ def client_venv(tmp_path_factory, wheel) -> Path:
     """A venv holding only the wheel and its declared dependencies (from the package registry)."""
     home = tmp_path_factory.mktemp("client") / "venv"
     venv.EnvBuilder(with_pip=True).create(home)
-    # --no-compile: byte-compiling every installed module (plotly, scipy, ...) costs more than the few a
-    # run imports, even where PYTHONDONTWRITEBYTECODE makes each process compile those again
+    # --no-compile: byte-compiling every installed module (plotly, scipy, ...) costs more than compiling the
+    # few a run imports when it first imports them
     install = subprocess.run([str(home / "bin" / "python"), "-m", "pip", "install", "-q", "--no-compile", str(wheel)],
                              capture_output=True, text=True, timeout=900)
     assert install.returncode == 0, install.stdout[-3000:] + install.stderr[-3000:]

@@ -8,6 +8,10 @@ the halves show "no significant change" (exit 0); through its ``slow-every:2:0.5
 second pooling request by 500 ms, the odd half is "regressed" by about 500 ms at p50 (exit 14): a busy box
 spread ~25 samples of each half over 200-800 ms, where +100 ms and once +333 ms were not significant. Then a
 run that breaches its SLO from the first request stops within seconds (exit 10) instead of its 60 s.
+
+The delayed run and the breaching run hold on a busy box (a 500 ms delay against bounds of 250-900 ms; a breach
+from the first request): they run among the other units. The unfaulted run, whose halves must not differ,
+runs in one of the last units, with as little else on the machine as the schedule allows (tests/conftest.py).
 """
 
 from __future__ import annotations
