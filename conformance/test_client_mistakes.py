@@ -26,6 +26,7 @@ from geopool.invalid import BadRequest, client_mistakes
 from geopool.strategies import TensorRecipe
 
 from .test_determinism import ROUNDS, batch_tolerance
+from .test_encoding import BASELINE_OPTIONS
 
 MISTAKES = client_mistakes()
 
@@ -293,16 +294,17 @@ def test_bytes_only_is_the_raw_baseline(target, client, seed_arrays, baseline, c
                     "POOL-CLI-010")
     content_type = response.headers.get("content-type", "")
     checks.that("POOL-CLI-010", content_type.startswith("application/octet-stream"), f"content-type {content_type!r}",
-                case="content-type")
+                case="content-type", expect=recipes.headers("application/octet-stream"))
     checks.that("POOL-CLI-010", response.metadata is None, f"a metadata header: {response.metadata!r:.200}",
-                case="no-metadata")
+                case="no-metadata", expect=recipes.headers("application/octet-stream", metadata=False))
+    same = recipes.close_to(BASELINE_OPTIONS)
     try:
         values = wire.decode_values(response.content, target.contract.output_shape)
     except ValueError as exc:
-        checks.fail("POOL-CLI-010", f"the body is not the float32 output: {exc}", case="values")
+        checks.fail("POOL-CLI-010", f"the body is not the float32 output: {exc}", case="values", expect=same)
         return
     checks.that("POOL-CLI-010", np.array_equal(values, baseline, equal_nan=True), array_diff(values, baseline),
-                case="values")
+                case="values", expect=same)
 
 
 @pytest.mark.requirement("POOL-CLI-011")
@@ -312,31 +314,35 @@ def test_fp8_embed_dtypes(target, client, seed_arrays, baseline, checks, embed_d
     _, mantissa_bits, bias = wire.FP8_FORMATS[embed_dtype]
     shape = target.contract.output_shape
     encoded = send(client, body_for(target, seed_arrays, embed_dtype=embed_dtype), "POOL-CLI-011")
+    # Round to nearest: within half a step, 2^-(m+1) of the value, or half the smallest subnormal step.
+    relative, absolute = 2.0 ** -(mantissa_bits + 1), 2.0 ** (-bias - mantissa_bits)
+    rounded = recipes.close_to(BASELINE_OPTIONS, rtol=relative, atol=absolute)
     try:  # a malformed answer fails the requirement; it is not a crash of the test
         raw = wire.base64_bytes(encoded.json()["data"][0]["data"], validate=True)
         values = wire.decode_fp8(raw, shape, embed_dtype=embed_dtype)
     except (ValueError, KeyError, IndexError, TypeError) as exc:
-        checks.fail("POOL-CLI-011", f"{embed_dtype}: {exc}", case=f"{embed_dtype}-base64")
+        checks.fail("POOL-CLI-011", f"{embed_dtype}: {exc}", case=f"{embed_dtype}-base64", expect=rounded)
         return
-    # Round to nearest: within half a step, 2^-(m+1) of the value, or half the smallest subnormal step.
-    tolerance = np.abs(baseline) * 2.0 ** -(mantissa_bits + 1) + 2.0 ** (-bias - mantissa_bits)
-    checks.that("POOL-CLI-011", bool(np.all(np.abs(values - baseline) <= tolerance)),
+    checks.that("POOL-CLI-011", bool(np.all(np.abs(values - baseline) <= np.abs(baseline) * relative + absolute)),
                 f"{embed_dtype} is further from the float32 baseline than {embed_dtype} rounding: "
-                + array_diff(values, baseline), case=f"{embed_dtype}-base64")
+                + array_diff(values, baseline), case=f"{embed_dtype}-base64", expect=rounded)
     as_bytes = send(client, body_for(target, seed_arrays, embed_dtype=embed_dtype, encoding_format="bytes"),
                     "POOL-CLI-011")
     try:
         item = json.loads(as_bytes.metadata or "")["data"][0]
     except (ValueError, KeyError, IndexError, TypeError) as exc:
         checks.fail("POOL-CLI-011", f"{embed_dtype} bytes: metadata header missing or malformed ({exc!r})",
-                    case=f"{embed_dtype}-bytes", metadata=as_bytes.metadata)
+                    case=f"{embed_dtype}-bytes", metadata=as_bytes.metadata,
+                    expect=recipes.headers("application/octet-stream", metadata=True))
         return
     facts = {"embed_dtype": item.get("embed_dtype") == embed_dtype, "shape": item.get("shape") == list(shape[1:]),
              "slice": (item.get("start"), item.get("end")) == (0, len(as_bytes.content)),
              "endianness": item.get("endianness") in wire.ENDIANNESSES, "body": as_bytes.content == raw}
     wrong = sorted(name for name, holds in facts.items() if not holds)
+    # the script's check: the bytes answer, read as its metadata says, gives the base64 answer's values
     checks.that("POOL-CLI-011", not wrong, f"{embed_dtype} bytes answer: wrong {wrong} (metadata {item!r:.300}, "
-                f"{len(as_bytes.content)}-byte body)", case=f"{embed_dtype}-bytes")
+                f"{len(as_bytes.content)}-byte body)", case=f"{embed_dtype}-bytes",
+                expect=recipes.close_to({"encoding_format": "base64"}))
 
 
 # ------------------------------------------------------------------------------------------ routes

@@ -40,9 +40,33 @@ def values_to_bytes(values, embed_dtype="float32", endianness="little"):
         return flat.astype(f"{order}{'f4' if embed_dtype == 'float32' else 'f2'}").tobytes()
 
 
+def fp8_format(embed_dtype):
+    """``(exponent bits, mantissa bits, exponent bias)`` of a 1-byte embed dtype vLLM answers in (OCP FP8)."""
+    return {"fp8_e4m3": (4, 3, 7), "fp8_e5m2": (5, 2, 15)}[embed_dtype]
+
+
+def fp8_values(raw, embed_dtype):
+    """1-byte fp8 output values → flat float32 values, exactly (every fp8 value is a float32). e4m3 has no
+    infinity and one NaN per sign, ``0x7F``; e5m2 is IEEE-like, with infinities and NaNs at the top exponent."""
+    exponent_bits, mantissa_bits, bias = fp8_format(embed_dtype)
+    codes = np.arange(256, dtype=np.int64)
+    sign = np.where(codes >> 7, -1.0, 1.0)
+    exponent = (codes >> mantissa_bits) & ((1 << exponent_bits) - 1)
+    mantissa = (codes & ((1 << mantissa_bits) - 1)) / float(1 << mantissa_bits)
+    table = sign * np.where(exponent == 0, mantissa * np.exp2(1 - bias), (1.0 + mantissa) * np.exp2(exponent - bias))
+    top = exponent == (1 << exponent_bits) - 1
+    if embed_dtype == "fp8_e4m3":
+        table[top & (mantissa == 1 - 1 / (1 << mantissa_bits))] = np.nan
+    else:
+        table[top] = np.where(mantissa[top] == 0, sign[top] * np.inf, np.nan)
+    return table.astype(np.float32)[np.frombuffer(raw, np.uint8)]
+
+
 def values_from_bytes(raw, embed_dtype="float32", endianness="little"):
     """Raw output bytes → flat float32 values (numpy.frombuffer; nothing is unpickled)."""
     order = _order(endianness)
+    if embed_dtype.startswith("fp8"):
+        return fp8_values(raw, embed_dtype)
     if embed_dtype == "bfloat16":
         return (np.frombuffer(raw, f"{order}u2").astype(np.uint32) << 16).view(np.float32)
     return np.frombuffer(raw, f"{order}{'f4' if embed_dtype == 'float32' else 'f2'}").astype(np.float32)

@@ -370,7 +370,7 @@ LONGEST_FIRST = ("baseline", "fault-matrix-0", "image-to-image", "fault-matrix-1
                  "conformance/test_expectations_live.py")
 #: Then everything else, in collection order; last, the live load runs that measure latency, on two workers
 #: (each worker's server computes on a core of its own), so that they share the machine with as little
-#: else as the schedule allows; the longer of the two first (the sweep: 3 steps of 22 s; compare: one run of 45 s).
+#: else as the schedule allows; the longer of the two first (the sweep: 2 steps of 22 s; compare: one run of 45 s).
 TIMING_LAST = ("latency-sweep", "latency-compare")
 
 

@@ -30,7 +30,7 @@ from geopool import numpy_payloads, wire
 from geopool.strategies import recipe_of
 
 __all__ = ["sent", "sending", "capture", "describe_request", "NotRegenerable", "answer", "finite", "close_to",
-           "envelope", "figures", "rejection", "survives"]
+           "envelope", "figures", "headers", "rejection", "survives"]
 
 #: Strings up to this length are kept as they are (bad values, short bodies); longer ones must be rebuilt.
 LITERAL_LIMIT = 2048
@@ -209,6 +209,12 @@ def close_to(reference: dict[str, Any], *, rtol: float = 0.0, atol: float = 0.0)
     """An answer within ``atol + rtol·|ref|`` of the answer to the same request with ``reference``'s
     top-level fields (0 and 0: bit for bit)."""
     return {"kind": "close", "reference": reference, "rtol": rtol, "atol": atol}
+
+
+def headers(content_type: str, *, metadata: bool | None = None) -> dict[str, Any]:
+    """A 2xx answer whose content-type starts with ``content_type``, with (True) or without (False) a
+    ``metadata`` header (None: either)."""
+    return {"kind": "headers", "content_type": content_type, "metadata": metadata}
 
 
 def envelope(*, request_id: bool = False) -> dict[str, Any]:

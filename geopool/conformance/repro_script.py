@@ -38,8 +38,8 @@ def decoded(answer, options, shape):
     order, encoding = (options.get("embed_dtype", "float32"), options.get("endianness", "little")), options.get(
         "encoding_format", "float")
     try:
-        if encoding == "bytes":
-            values = values_from_bytes(answer.content, *order)
+        if encoding.startswith("bytes"):
+            values = bytes_values(answer, options, shape)
         elif encoding == "float":
             values = np.asarray(answer.json()["data"][0]["data"], np.float32).ravel()
         else:
@@ -49,6 +49,26 @@ def decoded(answer, options, shape):
     if values.size != int(np.prod(shape)):
         return None, f"{values.size} values decoded, shape {shape} needs {int(np.prod(shape))}"
     return values.reshape(shape), None
+
+
+def bytes_values(answer, options, shape):
+    """A bytes answer's values read as its metadata header says (as geopool reads it); bytes_only: raw values."""
+    item = {"embed_dtype": options.get("embed_dtype", "float32"), "endianness": options.get("endianness", "little"),
+            "start": 0, "end": None}
+    if options["encoding_format"] == "bytes":
+        item = json.loads(answer.headers["metadata"])["data"][0]
+        if list(item["shape"]) not in (list(shape), list(shape[1:])):
+            raise ValueError(f"the metadata header reports shape {item['shape']}, the output's is {list(shape)}")
+    return values_from_bytes(answer.content[item["start"]:item["end"]], item["embed_dtype"], item["endianness"])
+
+
+def described(answer):
+    """An answer for the terminal: its text if it is text, else its size and type (never raw bytes)."""
+    kind = answer.headers.get("content-type", "")
+    if kind.startswith(("application/json", "text/")):
+        return answer.text[:300]
+    metadata = answer.headers.get("metadata")
+    return f"{len(answer.content)} bytes of {kind or 'an unnamed type'}, metadata {metadata!r:.200}"
 
 
 def show(name, values):
@@ -63,8 +83,8 @@ def judge(http, recipe):
     answer, request_id = post(http, recipe)
     kind = (recipe["expect"] or {}).get("kind")
     if kind is None:
-        return print("answer:", answer.text[:300])
-    if kind in ("rejection", "envelope", "survives"):
+        return print("answer:", described(answer))
+    if kind in ("rejection", "envelope", "survives", "headers"):
         return globals()["judge_" + kind](http, recipe, answer, request_id)
     values, problem = decoded(answer, recipe["request"].get("json", {}), recipe["output_shape"])
     if problem:
@@ -118,6 +138,19 @@ def judge_envelope(http, recipe, answer, request_id):
     return [f"expected {fact}" for fact, held in facts.items() if not held]
 
 
+def judge_headers(http, recipe, answer, request_id):
+    expect = recipe["expect"]
+    print("answer:", described(answer))
+    if answer.status_code // 100 != 2:
+        return [f"a valid request was answered {answer.status_code}"]
+    kind, metadata = answer.headers.get("content-type", ""), answer.headers.get("metadata")
+    wrong = [f"content-type {kind!r}, expected {expect['content_type']!r}"] if not kind.startswith(
+        expect["content_type"]) else []
+    if expect["metadata"] is not None and (metadata is not None) != expect["metadata"]:
+        wrong.append("a metadata header" if metadata is not None else "no metadata header")
+    return wrong
+
+
 def judge_survives(http, recipe, answer, request_id):
     try:
         health = http.get("/health")
@@ -150,7 +183,7 @@ def judge_close(http, recipe, values):
         return []
     at = tuple(int(i) for i in np.argwhere(far)[0])
     return [f"{int(far.sum())}/{far.size} values differ from the reference answer; at {at}: "
-            f"{values[at]:.7g} vs {wanted[at]:.7g}"]
+            f"{values[at]:.9g} vs {wanted[at]:.9g}"]
 
 
 def judge_figures(http, recipe, values):

@@ -27,8 +27,10 @@ __all__ = ["REPRODUCED_OUTCOMES", "write_reproducers", "reproducer_source", "emb
 SIZE_LIMIT = 10_000
 #: The outcomes that get a reproducer: failures, and the known defects users report upstream.
 REPRODUCED_OUTCOMES = ("fail", "expected-fail")
-#: Driver functions every script needs; the kind's ``judge_<kind>`` comes on top.
-_DRIVER = ("post", "decoded", "show", "judge", "main")
+#: Driver functions every script needs; the kind's ``judge_<kind>`` comes on top, and what it calls.
+_DRIVER = ("post", "judge", "main")
+#: The kinds of check that decode an answer's values (the others judge its status, headers or envelope).
+_DECODING = ("answer", "finite", "close", "figures", "survives")
 _IMPORTS = "\n".join(["import base64", "import io", "import json", "import os", "import sys", "import time",
                       "import uuid", "", "import httpx", "import numpy as np", ""])
 
@@ -106,7 +108,7 @@ def _source(entry: dict[str, Any], evidence: dict[str, Any], target: dict[str, A
         notes.append("this request harmed the server under test: send it only to a server you may restart")
     if kind == "figures":
         notes.append(f"judged on {len(repro['expect']['positions'])} sampled pixels and per-class statistics of the "
-                     f"{repro['expect']['source']}; the suite also compared more pixels and class agreement")
+                     f"{repro['expect']['source']} (the suite compared more)")
     header = "\n".join([
         f'"""Reproducer of {entry["id"]} ({entry.get("level", "")}): '
         f'{_docstring_safe(entry.get("statement", "")[:cut])}',
@@ -121,20 +123,33 @@ def _source(entry: dict[str, Any], evidence: dict[str, Any], target: dict[str, A
         "from RECIPE (tensors: geopool/numpy_payloads.py's functions, below), not stored.",
         '"""',
     ])
-    driver = _DRIVER + ((f"judge_{kind}",) if kind else ())
+    driver = _DRIVER + ((f"judge_{kind}",) if kind else ()) + _driver_needs(repro, kind)
     recipe_text = json.dumps(recipe, separators=(",", ":"))
     return "\n".join([
         "#!/usr/bin/env python3", header, _IMPORTS,
         f"RECIPE = json.loads({recipe_text!r})", "", "",
-        "# --- geopool/numpy_payloads.py", embedded_source(numpy_payloads, _builder_needs(repro.get("request"))), "",
+        "# --- geopool/numpy_payloads.py", embedded_source(numpy_payloads, _builder_needs(repro.get("request"), kind)),
+        "",
         "", "# --- geopool/conformance/repro_script.py", embedded_source(repro_script, driver), "", "",
         'if __name__ == "__main__":', "    sys.exit(main(RECIPE, __doc__))", ""])
 
 
-def _builder_needs(request: dict[str, Any] | None) -> tuple[str, ...]:
-    """The functions of geopool.numpy_payloads this request's tensors call (answers always need decoding)."""
+def _driver_needs(repro: dict[str, Any], kind: str | None) -> tuple[str, ...]:
+    """The driver functions beyond :data:`_DRIVER` this script calls (each script must stay small)."""
+    options = [((repro.get("request") or {}).get("json") or {}), (repro.get("expect") or {}).get("reference") or {}]
+    needs = ("described",) if kind in (None, "headers") else ("decoded", "show") if kind in _DECODING else ()
+    return needs + (("bytes_values",) if any(str(o.get("encoding_format")).startswith("bytes") for o in options)
+                    else ())
+
+
+def _builder_needs(request: dict[str, Any] | None, kind: str | None) -> tuple[str, ...]:
+    """The functions of geopool.numpy_payloads this request's tensors call, and the check's decoding."""
     specs = list(_tensors((request or {}).get("json")))
-    needs = ["_order", "values_from_bytes", "fill"]
+    needs = ["_order", "fill"]
+    if kind in _DECODING or any(dtype in ("float16", "bfloat16") for _, dtype in specs):
+        needs.append("values_from_bytes")
+    if kind in _DECODING and str(((request or {}).get("json") or {}).get("embed_dtype", "")).startswith("fp8"):
+        needs += ["fp8_format", "fp8_values"]
     if specs:
         needs += ["build_tensor", "npy_bytes"]
     if any(dtype in ("float16", "bfloat16") for _, dtype in specs):

@@ -119,26 +119,7 @@ def base64_bytes(text: str | bytes, *, validate: bool = False) -> bytes:
 
 #: The 1-byte embed dtypes vLLM 0.32 also accepts (``torch.float8_e4m3fn`` / ``torch.float8_e5m2`` bits):
 #: ``(exponent bits, mantissa bits, exponent bias)``. Decoded by :func:`decode_fp8` only.
-FP8_FORMATS = {"fp8_e4m3": (4, 3, 7), "fp8_e5m2": (5, 2, 15)}
-
-
-def _fp8_table(embed_dtype: str) -> np.ndarray:
-    """The float32 value of each of the 256 bytes of ``embed_dtype`` (OCP FP8: e4m3 has no infinity and
-    one NaN per sign, ``0x7F``; e5m2 is IEEE-like, with infinities and NaNs at the top exponent)."""
-    exponent_bits, mantissa_bits, bias = FP8_FORMATS[embed_dtype]
-    codes = np.arange(256, dtype=np.int64)
-    sign = np.where(codes >> 7, -1.0, 1.0)
-    exponent = (codes >> mantissa_bits) & ((1 << exponent_bits) - 1)
-    mantissa = (codes & ((1 << mantissa_bits) - 1)) / float(1 << mantissa_bits)
-    normal = (1.0 + mantissa) * np.exp2(exponent - bias)
-    subnormal = mantissa * np.exp2(1 - bias)
-    values = sign * np.where(exponent == 0, subnormal, normal)
-    top = exponent == (1 << exponent_bits) - 1
-    if embed_dtype == "fp8_e4m3":
-        values[top & (mantissa == 1 - 1 / (1 << mantissa_bits))] = np.nan
-    else:
-        values[top] = np.where(mantissa[top] == 0, sign[top] * np.inf, np.nan)
-    return values.astype(np.float32)
+FP8_FORMATS = {name: numpy_payloads.fp8_format(name) for name in ("fp8_e4m3", "fp8_e5m2")}
 
 
 def decode_fp8(raw: bytes, shape: tuple[int, ...] | None = None, *, embed_dtype: str) -> np.ndarray:
@@ -154,5 +135,5 @@ def decode_fp8(raw: bytes, shape: tuple[int, ...] | None = None, *, embed_dtype:
     if len(raw) != count:
         raise MalformedResponseError(f"expected {count} bytes ({count} {embed_dtype} values for shape "
                                      f"{tuple(shape or ())}), got {len(raw)}")
-    values = _fp8_table(embed_dtype)[np.frombuffer(raw, np.uint8)]
+    values = numpy_payloads.fp8_values(raw, embed_dtype)
     return values.reshape(shape if shape is not None else (count,))

@@ -241,6 +241,68 @@ def test_decoding_and_closeness_judgement():
     assert "answered 503" in repro_script.decoded(httpx.Response(503, text="busy"), {}, [1])[1]
 
 
+
+def test_bytes_answers_are_read_as_their_metadata_says_and_bytes_only_as_raw_values():
+    values = np.linspace(-1, 1, 8, dtype=np.float32)
+    raw = wire.encode_values(values, "float16", "big")
+    item = {"index": 0, "embed_dtype": "float16", "endianness": "big", "start": 0, "end": len(raw), "shape": [2, 2, 2]}
+    bytes_answer = httpx.Response(200, content=raw, headers={"content-type": "application/octet-stream",
+                                                             "metadata": json.dumps({"data": [item]})})
+    got, problem = repro_script.decoded(bytes_answer, {"encoding_format": "bytes"}, [1, 2, 2, 2])
+    assert problem is None and np.array_equal(got.ravel(), wire.decode_values(raw, embed_dtype="float16",
+                                                                               endianness="big"))
+    reversed_shape = json.dumps({"data": [{**item, "shape": [2, 4, 1]}]})
+    wrong = httpx.Response(200, content=raw, headers={"metadata": reversed_shape})
+    assert "reports shape" in repro_script.decoded(wrong, {"encoding_format": "bytes"}, [1, 2, 2, 2])[1]
+    assert "does not decode" in repro_script.decoded(httpx.Response(200, content=raw), {"encoding_format": "bytes"},
+                                                     [1, 2, 2, 2])[1]  # no metadata header
+    raw_only = httpx.Response(200, content=values.astype("<f4").tobytes())
+    got, problem = repro_script.decoded(raw_only, {"encoding_format": "bytes_only"}, [1, 2, 2, 2])
+    assert problem is None and np.array_equal(got.ravel(), values)
+    shown = repro_script.described(bytes_answer)
+    assert "16 bytes of application/octet-stream" in shown and "\\x" not in shown
+
+
+@pytest.mark.parametrize("embed_dtype", list(wire.FP8_FORMATS))
+def test_the_scripts_fp8_decoding_is_geopools(embed_dtype):
+    every_byte = bytes(range(256))
+    expected = wire.decode_fp8(every_byte, embed_dtype=embed_dtype)
+    assert expected[0x38] == (1.0 if embed_dtype == "fp8_e4m3" else 0.5) and np.isnan(expected).any()
+    got = embedded_builder()["values_from_bytes"](every_byte, embed_dtype)
+    assert np.array_equal(got, expected, equal_nan=True)
+    assert got.dtype == np.float32
+
+
+def test_a_fp8_request_gives_a_script_with_the_fp8_decoder(tmp_path):
+    body = wire.request_body(MODEL, wire.seed_inputs(contract()), dtype="float32", fmt="npy")
+    body = {**body, "embed_dtype": "fp8_e5m2"}
+    with recipes.sending():
+        recipes.sent(body)
+        repro = recipes.capture(recipes.close_to({"embed_dtype": "float32"}, rtol=2.0**-3, atol=2.0**-17))
+    text = Path(reproducers.write_reproducers(_report(repro), tmp_path)["POOL-ENC-004"]).read_text()
+    assert "def fp8_values(" in text and "def fp8_format(" in text and "def judge_close(" in text
+    assert "Note: NOT" not in text
+    plain = {**body, "embed_dtype": "float32"}
+    with recipes.sending():
+        recipes.sent(plain)
+        repro = recipes.capture(recipes.headers("application/octet-stream", metadata=False))
+    text = Path(reproducers.write_reproducers(_report(repro), tmp_path)["POOL-ENC-004"]).read_text()
+    assert "def fp8_values(" not in text and "def judge_headers(" in text
+
+
+@pytest.mark.parametrize(("content_type", "metadata", "expect", "reproduced"), [
+    ("application/octet-stream", None, recipes.headers("application/octet-stream", metadata=False), False),
+    ("application/json", None, recipes.headers("application/octet-stream", metadata=False), True),
+    ("application/octet-stream", "{}", recipes.headers("application/octet-stream", metadata=False), True),
+    ("application/octet-stream", None, recipes.headers("application/octet-stream", metadata=True), True),
+    ("application/octet-stream", "{}", recipes.headers("application/octet-stream"), False),
+])
+def test_headers_judgement(content_type, metadata, expect, reproduced):
+    headers = {"content-type": content_type, **({"metadata": metadata} if metadata is not None else {})}
+    answer = httpx.Response(200, content=b"\x00\x01", headers=headers)
+    assert bool(repro_script.judge_headers(None, {"expect": expect}, answer, "id")) is reproduced
+
+
 INNER_CONFTEST = '''
 import pytest
 from geopool.conformance import plugin
@@ -300,7 +362,7 @@ def test_rejections(checks):
 
 
 def test_a_recipe_too_large_for_a_small_script_gives_one_that_says_so(tmp_path):
-    repro = {"request": {"json": {"values": "v" * 4000}}, "path": "/pooling", "expect": recipes.envelope()}
+    repro = {"request": {"json": {"values": "v" * 9000}}, "path": "/pooling", "expect": recipes.envelope()}
     script = Path(reproducers.write_reproducers(_report(repro), tmp_path)["POOL-ENC-004"])
     assert script.stat().st_size < LIMIT and "does not fit a script under 10000 bytes" in script.read_text()
 

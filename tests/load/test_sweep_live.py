@@ -22,9 +22,11 @@ pytestmark = pytest.mark.live
 
 GEOPOOL = str(Path(sys.executable).with_name("geopool"))
 KNEE_RPS = 1.0
-RATES = (0.8, 1.0, 1.2, 1.4)
-STEP = 0.2
-# p50 and a 0.5 goodput share need 11 samples (LoadGen's early stopping); 20 s at 0.8 req/s give 16.
+#: One rate below the knee and one above (two steps: the sweep is one of the last, latency-measuring units, whose
+#: length is the run's end), then one the sweep must not run.
+RATES = (0.9, 1.2, 1.5)
+STEP = 0.3
+# p50 and a 0.5 goodput share need 11 samples (LoadGen's early stopping); 20 s at 0.9 req/s give 18.
 SLO = """
 [latency.corrected]
 p50 = 1500
@@ -53,7 +55,7 @@ def test_sweep_finds_the_rate_limit_within_one_step(embedded_server, tmp_path):
     found = sweep["highest_rate_meeting_slo"]
     assert abs(found - KNEE_RPS) <= STEP + 1e-9, tail
     states = [step["state"] for step in sweep["steps"]]
-    assert states[-1] == "breached" and sweep["stopped_early"], states  # 1.4 is never run
+    assert states == ["met", "breached"] and sweep["stopped_early"], states  # 1.5 is never run
     breached = sweep["steps"][-1]
     assert breached["rate"] > KNEE_RPS and breached["latency_ms"]["p50"] > 1500
     assert all(step["goodput"]["of"] >= 11 for step in sweep["steps"])

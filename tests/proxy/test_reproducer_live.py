@@ -1,6 +1,8 @@
 """A failing requirement's standalone reproducer reproduces its failure: the conformance suite runs through
 the fault proxy (``byteswap``), writes ``repro/POOL-ENC-004.py``, and that script, run by a Python that has
-only httpx and numpy, exits 1 against the same proxied server and 0 against the server itself."""
+only httpx and numpy, exits 1 against the same proxied server and 0 against the server itself. The same
+for the checks that compare two requests' answers (bytes, bytes_only and fp8 answers against the float32
+one: POOL-ENC-003, POOL-CLI-010, POOL-CLI-011), whose scripts send both requests."""
 
 from __future__ import annotations
 
@@ -62,18 +64,24 @@ def run_script(python: Path, script: Path, *args: str) -> subprocess.CompletedPr
                           env={"PATH": os.environ.get("PATH", "")})
 
 
+def run_suite(server, proxy_url: str, tmp_path: Path, *selected: str) -> tuple[subprocess.CompletedProcess[str], Path,
+                                                                                Path]:
+    """The selected conformance tests against ``proxy_url`` (no expectations), writing reproducers."""
+    report, repro = tmp_path / "conformance.json", tmp_path / "repro"
+    suite = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--hypothesis-profile", "fast", *selected,
+         "--base-url", proxy_url, "--input-dtype", server.dtype, "--model", server.model_name, "--expectations", "none",
+         "--conformance-report", str(report), "--junitxml", str(tmp_path / "junit.xml"), "--repro-dir", str(repro)],
+        capture_output=True, text=True, cwd=REPO, timeout=600)
+    return suite, report, repro
+
+
 def test_reproducer_of_a_byteswap_failure_reproduces_it_with_httpx_and_numpy_only(embedded_server, bare_python,
                                                                                   tmp_path):
     assert REQUIREMENT in MATRIX[FAULT][1]  # the fault this test plants is one that fails the requirement
-    report, repro = tmp_path / "conformance.json", tmp_path / "repro"
     contract = load_contract(embedded_server.served_dir, input_dtype=embedded_server.dtype)
     with FaultProxy(embedded_server.url, FAULT, max_seconds=600, contract=contract) as proxy:
-        suite = subprocess.run(
-            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--hypothesis-profile", "fast", SELECTED,
-             "--base-url", proxy.url,
-             "--input-dtype", embedded_server.dtype, "--model", embedded_server.model_name, "--expectations", "none",
-             "--conformance-report", str(report), "--junitxml", str(tmp_path / "junit.xml"),
-             "--repro-dir", str(repro)], capture_output=True, text=True, cwd=REPO, timeout=600)
+        suite, report, repro = run_suite(embedded_server, proxy.url, tmp_path, SELECTED)
         assert suite.returncode == 1, suite.stdout[-3000:] + suite.stderr[-2000:]
         entry = next(e for e in json.loads(report.read_text())["requirements"] if e["id"] == REQUIREMENT)
         assert entry["outcome"] == "fail" and entry["reproducer"] == str(repro / f"{REQUIREMENT}.py"), entry
@@ -94,3 +102,34 @@ def test_reproducer_of_a_byteswap_failure_reproduces_it_with_httpx_and_numpy_onl
     assert "NOT REPRODUCED" in direct.stdout, direct.stdout
     print(f"\n{script.name}: {size} bytes; proxied: exit {proxied.returncode}; direct: exit {direct.returncode}\n"
           + proxied.stdout)
+
+
+#: Faults that break the comparisons between two requests' answers: bytes answers whose metadata header
+#: reverses the shape (POOL-ENC-003), bytes_only and fp8 answers with every value's lowest bit flipped
+#: (POOL-CLI-010, POOL-CLI-011).
+COMPARING_FAULT = "bytes-metadata+low-bit"
+COMPARED = ("POOL-ENC-003", "POOL-CLI-010", "POOL-CLI-011")
+COMPARING_TESTS = ("conformance/test_encoding.py::test_bytes_encoding",
+                   "conformance/test_client_mistakes.py::test_bytes_only_is_the_raw_baseline",
+                   "conformance/test_client_mistakes.py::test_fp8_embed_dtypes")
+
+
+def test_reproducers_of_comparisons_between_two_requests_send_both_and_judge(embedded_server, bare_python, tmp_path):
+    assert set(COMPARED) <= MATRIX["bytes-metadata"][1] | MATRIX["low-bit"][1]
+    contract = load_contract(embedded_server.served_dir, input_dtype=embedded_server.dtype)
+    with FaultProxy(embedded_server.url, COMPARING_FAULT, max_seconds=600, contract=contract) as proxy:
+        suite, report, repro = run_suite(embedded_server, proxy.url, tmp_path, *COMPARING_TESTS)
+        assert suite.returncode == 1, suite.stdout[-3000:] + suite.stderr[-2000:]
+        outcomes = {e["id"]: e["outcome"] for e in json.loads(report.read_text())["requirements"]}
+        assert {rid: outcomes.get(rid) for rid in COMPARED} == dict.fromkeys(COMPARED, "fail"), outcomes
+        scripts = {rid: repro / f"{rid}.py" for rid in COMPARED}
+        for rid, script in scripts.items():
+            text = script.read_text()
+            assert "Note: NOT" not in text and '"kind":"close"' in text, (rid, text[:3000])
+        proxied = {rid: run_script(bare_python, script) for rid, script in scripts.items()}
+    direct = {rid: run_script(bare_python, script, embedded_server.url) for rid, script in scripts.items()}
+    for rid in COMPARED:
+        assert proxied[rid].returncode == 1 and "REPRODUCED:" in proxied[rid].stdout, (rid, proxied[rid].stdout[-3000:])
+        assert direct[rid].returncode == 0 and "NOT REPRODUCED" in direct[rid].stdout, (rid, direct[rid].stdout[-3000:])
+        assert "\\x" not in proxied[rid].stdout  # no answer's raw bytes on the terminal
+        print(f"\n{rid}: proxied exit 1, direct exit 0\n" + proxied[rid].stdout[-1200:])
