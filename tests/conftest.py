@@ -352,8 +352,11 @@ SHARED_FIXTURE_GROUPS = {
     "conformance/test_io_suite_live.py": "image-to-image", "load/test_io_load_live.py": "image-to-image",
     "proxy/test_io_shift_fault.py": "image-to-image", "test_io_reference.py": "image-to-image",
     "live/test_float16_target.py": "float16", "live/test_seed_client.py": "float16",
-    # not shared fixtures: the load runs that measure latency, in two units that run last (TIMING_LAST)
+    # not shared fixtures: the load runs that measure latency, in two units that run last (TIMING_LAST), each
+    # with the unit tests of its command: a unit of one test lets its worker take the next unit before it
+    # starts that test (xdist hands a worker more work when one test is left), and both units went to one worker
     "load/test_compare_live.py": "latency-compare", "load/test_sweep_live.py": "latency-sweep",
+    "load/test_compare_units.py": "latency-compare", "load/test_sweep_units.py": "latency-sweep",
 }
 #: Tests of those modules that judge no latency a busy box could move (a bound far from what any box shows: a
 #: breach from the first request; a 500 ms delay found within 250-900 ms): units of their own, among the

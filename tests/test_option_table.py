@@ -190,9 +190,10 @@ def _pytest_options() -> dict[str, dict]:
     from geopool import pytest_plugin
 
     parser = Parser()
-    blocked = SimpleNamespace(is_blocked=lambda name: True)  # pytest-base-url blocked: the suite declares --base-url
+    # pytest-base-url blocked: the suite declares --base-url; no pytest config: the options are declared at once
+    blocked = SimpleNamespace(is_blocked=lambda name: True, get_plugin=lambda name: None)
     conformance_plugin.pytest_addoption(parser, blocked)
-    pytest_plugin.pytest_addoption(parser)
+    pytest_plugin.pytest_addoption(parser, blocked)
     return {option.names()[0]: option.attrs() for group in parser._groups for option in group.options}
 
 

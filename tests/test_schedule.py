@@ -40,3 +40,13 @@ def test_each_test_of_a_busy_box_is_a_unit_of_its_own_in_its_module():
         nodeid = f"tests/load/test_compare_live.py::{name}"
         assert conftest.work_unit(nodeid) == nodeid.removeprefix("tests/")
         assert known_unit(conftest.work_unit(nodeid))
+
+
+def test_each_last_unit_holds_more_than_one_test():
+    """xdist hands a worker its next unit once one test of its current unit is left: a last unit of one test
+    would take the other last unit with it onto one worker, one after the other."""
+    for unit in conftest.TIMING_LAST:
+        modules = [module for module, group in conftest.SHARED_FIXTURE_GROUPS.items() if group == unit]
+        tests = sum(len(re.findall(r"^(?:async )?def test_", (TESTS / module).read_text(), re.MULTILINE))
+                    for module in modules)
+        assert tests > 1, (unit, modules)

@@ -52,7 +52,7 @@ def test_every_renderer_gives_the_same_flags_and_choices():
 
 
 def test_the_same_concept_has_one_name_in_cli_pytest_and_locust():
-    from geopool.conformance import plugin
+    from geopool.conformance.hooks import options as plugin_options
     from geopool.load.run.options import OPTIONS
 
     load_flags = {entry.flag for entry in OPTIONS}
@@ -61,7 +61,7 @@ def test_the_same_concept_has_one_name_in_cli_pytest_and_locust():
         assert shared.flag in load_flags
         assert shared.flag in _click_flags(main.commands["request"]) or shared.flag == "--reference-checkpoint"
     assert {entry.env for entry in OPTIONS if entry.dest == "api_key"} == {"GEOPOOL_API_KEY"}
-    assert "add_pytest" in plugin.pytest_addoption.__code__.co_names
+    assert "add_pytest" in plugin_options._declare.__code__.co_names  # what pytest_addoption declares when asked
 
 
 @pytest.mark.parametrize("old", [["--model", "x"], ["--dtype", "float16"], ["--device", "cpu"]])

@@ -12,9 +12,9 @@ a module, and are gathered here (pytest finds a plugin's hooks and fixtures amon
 - :mod:`~geopool.conformance.hooks.summary`: the report files and the terminal summary.
 
 An installed geopool registers this plugin in every pytest run of its venv; it acts only in runs that are
-the suite's (:func:`~geopool.conformance.hooks.session.active`). Elsewhere it only registers its options,
-markers, fixtures and Hypothesis profiles (``dev``, ``ci``, ``nightly``, ``fast``; loaded with
-``--hypothesis-profile``).
+the suite's (:func:`~geopool.conformance.hooks.session.active`), and only those declare its options
+(:mod:`geopool.pytest_asked`). Elsewhere it registers only its markers, fixtures and Hypothesis profiles
+(``dev``, ``ci``, ``nightly``, ``fast``; loaded with ``--hypothesis-profile``).
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from geopool.conformance.hooks.options import (
     BASE_URL_PLUGIN,
     base_url_plugin_owns_the_option,
     pytest_addoption,
+    pytest_plugin_registered,
 )
 from geopool.conformance.hooks.session import (
     NO_TORCH,
@@ -66,7 +67,7 @@ __all__ = [
     "NO_TORCH",
     "PLUGIN_NAME", "STARTED_KEY", "TARGET_KEY", "base_url_plugin_owns_the_option", "checks", "default_case", "guard",
     "pytest_addoption", "pytest_collection_finish", "pytest_collection_modifyitems", "pytest_configure",
-    "pytest_deselected",
+    "pytest_deselected", "pytest_plugin_registered",
     "pytest_report_header", "pytest_runtest_call", "pytest_runtest_makereport", "pytest_runtest_protocol",
     "pytest_runtest_setup",
     "pytest_sessionfinish", "pytest_terminal_summary", "strict_failures", "strict_mode", "target",

@@ -154,3 +154,73 @@ def test_a_torch_only_test_is_skipped_as_not_checked_without_torch(monkeypatch):
         plugin.pytest_runtest_setup(item)
     monkeypatch.setattr(wire, "torch_available", lambda: True)
     assert plugin.pytest_runtest_setup(item) is None
+
+
+# ------------------------------------------------------------------------------- another project's run
+#: A project of its own, with options of its own named like geopool's.
+FOREIGN_CONFTEST = """
+def pytest_addoption(parser):
+    parser.addoption("--model", default="theirs")
+    parser.addoption("--mode", default="theirs")
+"""
+FOREIGN_TEST = """
+def test_their_options(request):
+    assert request.config.getoption("model") == "mine"
+    assert request.config.getoption("mode") == "theirs"
+"""
+GEOPOOL_OPTIONS = ("--expectations", "--destructive", "--api-key", "--conformance-report", "--embedded-model")
+
+
+def _files(folder) -> list[str]:
+    """The project's files (not pytester's own: its base temp folders runpytest-N, a subprocess's stdout and
+    stderr)."""
+    def pytesters(path) -> bool:
+        top = path.relative_to(folder).parts[0]
+        return top.startswith("runpytest-") or top in ("stdout", "stderr")
+
+    return sorted(str(path.relative_to(folder)) for path in folder.rglob("*")
+                  if "__pycache__" not in path.parts and not pytesters(path))
+
+
+def test_a_project_with_its_own_model_option_runs_beside_an_installed_geopool(pytester):
+    """geopool's plugins autoloaded from its entry points (a subprocess, as in the project's venv) declare no
+    option and write nothing in a run that does not ask for geopool."""
+    pytester.makeconftest(FOREIGN_CONFTEST)
+    pytester.makepyfile(test_theirs=FOREIGN_TEST)
+    before = _files(pytester.path)
+    markers = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--markers")
+    markers.stdout.fnmatch_lines(["@pytest.mark.requirement([*]ids)*"])  # geopool's plugin is loaded
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--model", "mine")
+    result.assert_outcomes(passed=1)
+    assert pytester.runpytest_subprocess("-p", "no:cacheprovider", "--collect-only", "--model", "mine").ret == 0
+    shown = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--help").stdout.str()
+    assert [option for option in GEOPOOL_OPTIONS if option in shown] == []
+    assert _files(pytester.path) == before  # no reports/, no .hypothesis/
+
+
+@pytest.mark.parametrize(("listed", "declared"), [
+    ("geopool.conformance.plugin", GEOPOOL_OPTIONS),
+    ("geopool.pytest_plugin", ("--embedded-model",)),
+])
+def test_a_root_conftest_listing_a_plugin_gets_its_options(pytester, listed, declared):
+    pytester.makeconftest(f"pytest_plugins = [{listed!r}]\n")
+    shown = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--help").stdout.str()
+    assert [option for option in GEOPOOL_OPTIONS if option in shown] == list(declared)
+
+
+@pytest.mark.parametrize(("args", "addopts", "asked"), [
+    ([str(suite_dir())], "", True),
+    ([f"{suite_dir()}/test_envelope.py::test_envelope_fields", "-q"], "", True),
+    (["--pyargs", SUITE_PACKAGE, "-k", "envelope"], "", True),
+    (["-p", "geopool.conformance.plugin", "tests/"], "", True),
+    (["-pgeopool.pytest_plugin"], "", True),
+    (["tests/", "-k", "model"], "-p geopool.conformance.plugin", True),
+    (["tests/", "-k", "model", "--pyargs", "other_package"], "", False),
+    (["-p", "no:cacheprovider", "--model", "mine"], "", False),
+])
+def test_what_asks_for_geopool_on_the_command_line(monkeypatch, tmp_path, args, addopts, asked):
+    from geopool.pytest_asked import asked_by_the_command_line
+
+    monkeypatch.setenv("PYTEST_ADDOPTS", addopts)
+    config = SimpleNamespace(invocation_params=SimpleNamespace(args=args, dir=tmp_path))
+    assert asked_by_the_command_line(config) is asked

@@ -1,5 +1,8 @@
 """The conformance suite's command-line options, and ``--base-url`` shared with pytest-base-url.
 
+They are declared only in a run that asks for the suite (:mod:`geopool.pytest_asked`): an installed geopool
+adds no ``--model`` or ``--expectations`` to another project's pytest.
+
 Target selection follows pytest-base-url: ``--base-url``, else ``$PYTEST_BASE_URL``, else the ``base_url``
 ini key (:func:`base_url`). When the pytest-base-url plugin is installed (and not disabled with
 ``-p no:base_url``), it owns ``--base-url`` and the ``base_url`` ini key, and this plugin reads them:
@@ -18,16 +21,32 @@ from typing import Any
 import pytest
 
 from geopool import options
+from geopool.conformance.hooks.stash import PLUGIN_NAME
+from geopool.pytest_asked import declare_if_listed, declare_when_asked
 
-__all__ = ["BASE_URL_MODULE", "BASE_URL_PLUGIN", "as_path", "base_url", "base_url_plugin_owns_the_option",
-           "pytest_addoption"]
+__all__ = ["BASE_URL_MODULE", "BASE_URL_PLUGIN", "DECLARED", "as_path", "base_url",
+           "base_url_plugin_owns_the_option", "pytest_addoption", "pytest_plugin_registered"]
 
 
 #: pytest-base-url's entry point name (pytest11), and its module.
 BASE_URL_PLUGIN, BASE_URL_MODULE = "base_url", "pytest_base_url.plugin"
 
 
+#: Whether this run declared the suite's options: it asked for the suite (:mod:`geopool.pytest_asked`).
+DECLARED = pytest.StashKey[bool]()
+#: What asks for the suite's options: the suite itself, or this plugin by name (not the embedded-server one).
+ASKING = (PLUGIN_NAME,)
+
+
 def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
+    declare_when_asked(DECLARED, _declare, parser, pluginmanager, ASKING)
+
+
+def pytest_plugin_registered(plugin: object, manager: pytest.PytestPluginManager) -> None:
+    declare_if_listed(DECLARED, plugin, manager)
+
+
+def _declare(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
     group = parser.getgroup("geopool-conformance", "geopool conformance suite")
     if not base_url_plugin_owns_the_option(pluginmanager):
         _add_base_url(parser, group)

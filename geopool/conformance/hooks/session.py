@@ -21,7 +21,7 @@ from hypothesis import settings
 from geopool import exitcodes, options, wire
 from geopool.conformance.checks import Checks
 from geopool.conformance.guard import ServerGuard
-from geopool.conformance.hooks.options import as_path, base_url
+from geopool.conformance.hooks.options import DECLARED, as_path, base_url
 from geopool.conformance.hooks.stash import (
     EXPECT_KEY,
     GUARD_KEY,
@@ -56,7 +56,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def active(config: pytest.Config) -> bool:
     """Whether this run is the suite's: it names the suite, or asks for this plugin by name (``-p``,
-    ``$PYTEST_PLUGINS``, a conftest's ``pytest_plugins``) rather than getting it by autoload only."""
+    ``$PYTEST_PLUGINS``, a conftest's ``pytest_plugins``) rather than getting it by autoload only. Only such
+    a run declared the suite's options."""
+    if not config.stash.get(DECLARED, False):
+        return False
     if runs_the_suite(config):
         return True
     named = [*(config.getoption("plugins", None) or []), *os.environ.get("PYTEST_PLUGINS", "").split(",")]
