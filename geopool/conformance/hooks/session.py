@@ -35,6 +35,7 @@ from geopool.conformance.registry import Expectations, load_expectations, load_r
 from geopool.conformance.target import Target, resolve_target
 from geopool.errors import EmbeddedServerError, GeopoolError, ServerError, TargetError
 from geopool.modes import TENSOR_TO_TENSOR
+from geopool.pytest_asked import declared
 from geopool.resources import SUITE_PACKAGE, suite_dir
 from geopool.server import DEFAULT_PLUGIN
 
@@ -58,7 +59,7 @@ def active(config: pytest.Config) -> bool:
     """Whether this run is the suite's: it names the suite, or asks for this plugin by name (``-p``,
     ``$PYTEST_PLUGINS``, a conftest's ``pytest_plugins``) rather than getting it by autoload only. Only such
     a run declared the suite's options."""
-    if not config.stash.get(DECLARED, False):
+    if not declared(config, DECLARED):
         return False
     if runs_the_suite(config):
         return True
