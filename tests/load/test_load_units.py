@@ -320,3 +320,19 @@ def test_locusts_own_exit_codes_map_into_geopools_table(code, verdict_written, e
     from geopool.load.run.command import geopool_code
 
     assert geopool_code(code, verdict_written=verdict_written) == expected
+
+
+def test_a_packaged_slo_file_is_found_by_name_and_by_its_source_path(tmp_path, monkeypatch):
+    from geopool.resources import slo_examples
+
+    monkeypatch.chdir(tmp_path)  # as from an installed geopool: no load/slo/example.toml here
+    packaged = {path.stem: path for path in slo_examples()}
+    assert "example" in packaged
+    by_name, by_path = slo.load_slo("example"), slo.load_slo("load/slo/example.toml")
+    assert by_name == by_path and by_name.source == str(packaged["example"])
+    (tmp_path / "example").write_text("[errors]\nmax_error_rate = 0.5\n")  # a file of that name comes first
+    assert slo.load_slo("example").source == "example"
+    with pytest.raises(ConfigError, match=r"'exampel' does not exist \(packaged SLO files, by name: example\)"):
+        slo.load_slo("exampel")
+    with pytest.raises(ConfigError, match="does not exist"):
+        slo.load_slo("elsewhere/slo/example.toml")  # only the source tree's path names the packaged file

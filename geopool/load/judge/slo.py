@@ -41,6 +41,7 @@ import numpy as np
 from geopool import exitcodes
 from geopool.errors import ConfigError
 from geopool.load.judge.stats import PERCENTILES, early_stopping_check
+from geopool.resources import slo_examples
 from geopool.tomlfile import read_toml
 
 __all__ = ["CORRECTNESS_ONLY", "CORRECTNESS_ONLY_TEXT", "EXIT_CODES", "Goodput", "Slo", "evaluate", "exit_code",
@@ -92,7 +93,24 @@ def gated_text(spec: Slo | None) -> str:
 
 
 def load_slo(path: str | Path) -> Slo:
-    return slo_from(read_toml(path, "SLO file"), source=str(path))
+    """The SLO file ``path``, or a packaged one by name (:func:`slo_path`)."""
+    found = slo_path(path)
+    if not found.exists():
+        names = ", ".join(sorted(example.stem for example in slo_examples()))
+        raise ConfigError(f"SLO file {str(path)!r} does not exist (packaged SLO files, by name: {names})")
+    return slo_from(read_toml(found, "SLO file"), source=str(found))
+
+
+def slo_path(value: str | Path) -> Path:
+    """``value`` as a path when it names a file; else the packaged SLO file it names, by name (``example``)
+    or by its path in the source tree (``load/slo/example.toml``), so the README's commands work from an
+    installed geopool too; else ``value`` (whose reading then says it does not exist, naming the packaged)."""
+    given = Path(value)
+    if given.is_file():
+        return given
+    packaged = {path.stem: path for path in slo_examples()}
+    name = given.stem if given.suffix == ".toml" and given.parent == Path("load/slo") else str(value)
+    return packaged.get(name, given)
 
 
 def slo_from(document: Mapping[str, Any], source: str = "<slo>") -> Slo:

@@ -53,7 +53,8 @@ _LOAD_ROWS = shared.declare(
     Option("--scenario", "Scenario name in the scenario file (closed, open-constant, open-poisson, ramp, "
                "step, spike, soak, gate).", default="closed"),
     Option("--scenario-file", "TOML scenario file [load/scenarios.toml].", kind=Path),
-    Option("--slo", "SLO TOML file the run is judged against (a sweep: each step); a breach exits 10, an "
+    Option("--slo", "SLO TOML file the run is judged against (a sweep: each step), or a packaged one by name "
+               "(example); a breach exits 10, an "
                "invalid run 11 (geopool compare: each run's verdict and goodput are shown, the exit code is "
                "compare's own).", kind=Path),
     Option("--stop-on-breach", "Stop the run as soon as an SLO bound is breached beyond doubt (exit 10; "
