@@ -138,6 +138,8 @@ def resolve_target(
         base_url, input_dtype = server.url, input_dtype or embedded_dtype
         model_config = model_config or server.model_dir
         reference = reference or server.served_dir
+    if input_dtype is None:  # a usage error, before any request: the same code as load's and the gate's
+        raise InvalidArgument(missing_input_dtype(base_url))
     try:
         with PoolingClient(Endpoint(base_url, api_key, PROBE_TIMEOUT)) as client:
             try:
@@ -155,8 +157,6 @@ def resolve_target(
                 version = client.version()
             except GeopoolError:
                 version = None  # POOL-EP-002 reports it
-        if input_dtype is None:
-            raise InvalidArgument(missing_input_dtype(base_url))
         contract = load_contract(model_config, input_dtype=input_dtype)
     except BaseException:
         if server is not None:

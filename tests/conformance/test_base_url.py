@@ -65,7 +65,7 @@ def test_the_stand_ins_ini_key_names_the_target(suite):
 
 def test_the_target_resolved_from_the_stand_ins_option_is_contacted(suite):
     url = f"http://127.0.0.1:{free_port()}"
-    result = suite.runpytest_subprocess(*COMMON, "-p", "base_url", *OURS, "--base-url", url)
+    result = suite.runpytest_subprocess(*COMMON, "-p", "base_url", *OURS, "--base-url", url, "--input-dtype", "float32")
     output = result.stdout.str() + result.stderr.str()
     assert result.ret == 12, output
     assert output.count(f"conformance target {url} is not reachable") == 1, output

@@ -72,7 +72,8 @@ def test_an_unreachable_base_url_exits_4_with_one_message(tmp_path):
     for name in ("PYTEST_BASE_URL", "GEOPOOL_API_KEY", "PYTEST_ADDOPTS"):
         env.pop(name, None)
     result = subprocess.run([sys.executable, "-m", "geopool.cli", "conformance", "--base-url", url,
-                             "--conformance-report", str(tmp_path / "r.json"), "-p", "no:cacheprovider"],
+                             "--input-dtype", "float32", "--conformance-report", str(tmp_path / "r.json"),
+                             "-p", "no:cacheprovider"],
                             capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)
     output = result.stdout + result.stderr
     assert result.returncode == 12, output[-3000:]

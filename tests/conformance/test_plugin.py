@@ -82,13 +82,24 @@ def test_an_unknown_requirement_id_is_refused_at_collection(pytester):
 def test_an_unreachable_base_url_exits_12_with_one_message_and_runs_nothing(pytester):
     pytester.makepyfile(test_suite=SUITE)
     url = f"http://127.0.0.1:{free_port()}"
-    result = pytester.runpytest_subprocess(*PLUGINS, "--base-url", url)
+    result = pytester.runpytest_subprocess(*PLUGINS, "--base-url", url, "--input-dtype", "float32")
     assert result.ret == 12
     output = result.stdout.str() + result.stderr.str()
     assert output.count("is not reachable") == 1, output
     assert f"conformance target {url} is not reachable" in output
     result.assert_outcomes()
     assert "Traceback" not in output
+
+
+def test_a_url_without_input_dtype_is_a_usage_error_before_any_connection(pytester):
+    """As in ``geopool load`` and the gate: exit 4 naming --input-dtype, even when the URL is unreachable."""
+    pytester.makepyfile(test_suite=SUITE)
+    url = f"http://127.0.0.1:{free_port()}"
+    result = pytester.runpytest_subprocess(*PLUGINS, "--base-url", url)
+    output = result.stdout.str() + result.stderr.str()
+    assert result.ret == 4, output
+    assert output.count("pass --input-dtype") == 1 and "not reachable" not in output, output
+    result.assert_outcomes()
 
 
 def test_a_run_without_requirement_marks_leaves_the_plugin_inert(pytester):
