@@ -1,6 +1,8 @@
 """The gate's JUnit XML: the conformance run's test cases (with their requirement properties) and a
 ``geopool-load`` test suite with one case per SLO bound and one for the run's validity, so a CI system
-that reads JUnit shows a breached bound as a failed test with its figures."""
+that reads JUnit shows a breached bound as a failed test with its figures. A conformance phase that could
+not judge the target (unreachable, a usage error, a crash) is one test case in error, so the CI's test view
+is not green while the gate exits non-zero."""
 
 from __future__ import annotations
 
@@ -8,22 +10,44 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
+from geopool import exitcodes
+
 __all__ = ["write_gate_junit"]
 
 
 def write_gate_junit(path: Path, conformance_junit: Path, summary: dict[str, Any],
                      load: dict[str, Any] | None) -> None:
     root = ET.Element("testsuites", name="geopool gate")
+    suites: list[ET.Element] = []
     try:
         found = ET.parse(conformance_junit).getroot()
         suites = [found] if found.tag == "testsuite" else list(found.iter("testsuite"))
-        for suite in suites:
-            suite.set("name", "geopool-conformance")
-            root.append(suite)
     except (FileNotFoundError, ET.ParseError):
         pass  # the conformance phase wrote none (it could not start); the verdict says why
+    for suite in suites:
+        suite.set("name", "geopool-conformance")
+        root.append(suite)
+    if (error := _conformance_error(summary)) is not None:
+        root.append(_error_suite("geopool-conformance-run" if suites else "geopool-conformance", error))
     root.append(_load_suite(summary, load))
     ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
+
+
+def _conformance_error(summary: dict[str, Any]) -> str | None:
+    """Why the conformance phase could not judge the target (an unusable target, a usage error, a crash):
+    a CI system's test view must show it as an error, not as the tests it never ran. None: it judged."""
+    code = (summary.get("conformance") or {}).get("exit_code")
+    if code in (exitcodes.OK, exitcodes.FAILED, exitcodes.UNCHECKED_MUST):
+        return None
+    said = [reason["message"] for reason in summary.get("reasons", []) if reason["message"].startswith("conformance:")]
+    return "; ".join(said) or f"conformance: {exitcodes.describe(code) if code is not None else 'did not run'}"
+
+
+def _error_suite(name: str, message: str) -> ET.Element:
+    suite = ET.Element("testsuite", name=name, tests="1", failures="0", errors="1", skipped="0")
+    case = ET.SubElement(suite, "testcase", classname="geopool.conformance", name="conformance run")
+    ET.SubElement(case, "error", message=message).text = message
+    return suite
 
 
 def _load_suite(summary: dict[str, Any], load: dict[str, Any] | None) -> ET.Element:

@@ -194,3 +194,31 @@ def test_the_gate_judges_verdict_renders_in_both_reports(conformance, load_summa
     assert text.splitlines()[0] == f"### ❌ {summary['line']}"
     assert "Waived: POOL-REJ-005 (destructive inputs are not sent to a shared server)" in text
     assert f"- exit 13 `unchecked-must`: {summary['reasons'][-1]['message']}" in text
+
+
+def _junit_suites(path: Path) -> dict[str, dict[str, str]]:
+    import xml.etree.ElementTree as ET
+
+    return {suite.get("name"): dict(suite.attrib) for suite in ET.parse(path).getroot().iter("testsuite")}
+
+
+@pytest.mark.parametrize(("code", "judged"), [(12, False), (4, False), (2, False), (0, True), (1, True), (13, True)])
+def test_a_conformance_phase_that_could_not_judge_is_an_error_in_junit(tmp_path, code, judged):
+    from geopool.gate.junit import write_gate_junit
+
+    message = "conformance: conformance target http://127.0.0.1:9 is not reachable"
+    summary = {"verdict": "fail", "exit_code": code, "line": "GATE FAILED", "conformance": {"exit_code": code},
+               "reasons": [{"code": code, "name": "x", "message": message}] if not judged else [],
+               "load": {"skipped": "the conformance phase could not use the target"}}
+    write_gate_junit(tmp_path / "junit.xml", tmp_path / "missing.xml", summary, None)
+    suites = _junit_suites(tmp_path / "junit.xml")
+    assert ("geopool-conformance" in suites) is not judged, suites
+    if not judged:
+        assert suites["geopool-conformance"]["errors"] == "1"
+        assert message in (tmp_path / "junit.xml").read_text()
+    # beside a conformance JUnit the run did write (pytest's, from its exit), the error is a suite of its own
+    (tmp_path / "pytest.xml").write_text('<testsuites><testsuite name="pytest" tests="0" errors="0" failures="0"/>'
+                                         '</testsuites>')
+    write_gate_junit(tmp_path / "junit.xml", tmp_path / "pytest.xml", summary, None)
+    suites = _junit_suites(tmp_path / "junit.xml")
+    assert "geopool-conformance" in suites and ("geopool-conformance-run" in suites) is not judged
