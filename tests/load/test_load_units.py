@@ -336,3 +336,41 @@ def test_a_packaged_slo_file_is_found_by_name_and_by_its_source_path(tmp_path, m
         slo.load_slo("exampel")
     with pytest.raises(ConfigError, match="does not exist"):
         slo.load_slo("elsewhere/slo/example.toml")  # only the source tree's path names the packaged file
+
+
+def _scrapes(values: list[float | None], every: float = 1.0) -> list[dict]:
+    return [{"t": index * every, "running": value, "waiting": 0.0} for index, value in enumerate(values)]
+
+
+def test_a_queue_gauge_counts_only_once_it_moved_under_the_runs_load():
+    busy = [record(0.5, 20.5)]  # one request in flight from 0.5 s to 20.5 s: scrapes at 1..20 s see it
+    flat = serverview.gauge_movement(_scrapes([0.0] * 30), busy)
+    assert flat["state"] == "flat" and flat["loaded_scrapes"] == 20 and flat["max_in_flight"] == 1
+    assert flat["line"].startswith("not measurable: vllm:num_requests_running stayed 0 at all 20 scrapes")
+    moved = serverview.gauge_movement(_scrapes([0.0] * 10 + [1.0] + [0.0] * 19), busy)
+    assert moved["state"] == "moved"
+    # a rise while nothing of this run was in flight (another client's request) is not this run's evidence
+    idle = serverview.gauge_movement(_scrapes([0.0] * 25 + [1.0] * 5), busy)
+    assert idle["state"] == "flat"
+    few = serverview.gauge_movement(_scrapes([0.0] * 30), [record(0.5, 3.5)])
+    assert few["state"] == "unknown" and few["loaded_scrapes"] == 3
+    assert serverview.gauge_movement(_scrapes([None] * 30), busy)["state"] == "absent"
+    # an unfinished request stays in flight; a request never sent never was
+    unfinished = serverview.gauge_movement(_scrapes([0.0] * 30), [record(0.5, None), record(None, None)])
+    assert unfinished["loaded_scrapes"] == 29 and unfinished["max_in_flight"] == 1
+
+
+def test_a_run_whose_queue_gauge_never_moved_says_so_in_its_summary_report_and_output(tmp_path, capsys):
+    from geopool.load.report import run_report
+
+    scenario = Scenario("o", mode="open", rate=1.0, duration_s=40.0, warmup_s=5.0, window_requests=5)
+    log = RecordLog(tmp_path / "records.jsonl")
+    log.append(record(1000.0 + i, 1000.8 + i, seq=i, intended=1000.0 + i) for i in range(40))
+    log.close()
+    samples = [{"t": 1000.5 + i, "running": 0.0, "waiting": 0.0} for i in range(40)]
+    run_report.finalize(tmp_path, scenario=scenario, slo_spec=None, target={"url": "http://127.0.0.1:1"},
+                        samples=samples, slots={0: {"t0": 1000.0}})
+    gauges = json.loads((tmp_path / "summary.json").read_text())["server"]["gauges"]
+    assert gauges["state"] == "flat" and gauges["loaded_scrapes"] == 40
+    assert f"server queue gauges: {gauges['line']}" in capsys.readouterr().out
+    assert "not measurable: vllm:num_requests_running stayed 0" in (tmp_path / "report.html").read_text()

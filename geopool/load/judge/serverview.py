@@ -18,12 +18,15 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from geopool import wire
 from geopool.client import PROBE_TIMEOUT, Endpoint, PoolingClient
 from geopool.errors import GeopoolError
 from geopool.load.records import Record, clock
 
-__all__ = ["HISTOGRAMS", "HTTP_POOLING", "Scraper", "overhead", "scrape", "server_summary"]
+__all__ = ["GAUGE_EVIDENCE_SCRAPES", "HISTOGRAMS", "HTTP_POOLING", "Scraper", "gauge_movement", "overhead",
+           "scrape", "server_summary"]
 
 HISTOGRAMS = {
     "e2e": "vllm:e2e_request_latency_seconds",
@@ -109,6 +112,38 @@ def overhead(samples: Sequence[dict[str, Any]], records: Sequence[Record]) -> di
     return {"client_mean_ms": client_mean, "server_http_mean_ms": server_mean,
             "overhead_mean_ms": client_mean - server_mean, "requests_server": int(count),
             "requests_client": len(answered), "source": OVERHEAD_SOURCE}
+
+
+#: Scrapes taken while the run had requests in flight that ``vllm:num_requests_running`` must be seen above 0
+#: in before its series counts as a measurement. vLLM 0.32's embedded CPU server stayed at 0 in all 46 of a
+#: 0.8 req/s run's (its requests take ~0.3 s, the engine ~0.1 s of it: a working gauge shows one in a few).
+GAUGE_EVIDENCE_SCRAPES = 8
+
+
+def gauge_movement(samples: Sequence[dict[str, Any]], records: Sequence[Record]) -> dict[str, Any]:
+    """Whether the server's queue gauges measure anything: ``vllm:num_requests_running`` seen above 0 while
+    this run had requests in flight (``moved``), never above 0 in :data:`GAUGE_EVIDENCE_SCRAPES` or more such
+    scrapes (``flat``: a gauge that never moves is not a measurement), too few such scrapes to tell
+    (``unknown``), or not exported (``absent``). ``line`` says it in words."""
+    good = [s for s in samples if "error" not in s]
+    sent = np.sort([r.sent for r in records if r.sent is not None])
+    done = np.sort([r.done for r in records if r.sent is not None and r.done is not None])
+    times = np.asarray([s["t"] for s in good], dtype=float)
+    in_flight = np.searchsorted(sent, times, side="right") - np.searchsorted(done, times, side="left")
+    loaded = [sample for sample, count in zip(good, in_flight, strict=True) if count > 0]
+    values = [sample.get("running") for sample in loaded]
+    result: dict[str, Any] = {"gauge": GAUGES["running"], "loaded_scrapes": len(loaded),
+                              "max_in_flight": int(in_flight.max()) if len(in_flight) else 0}
+    if good and all(sample.get("running") is None for sample in good):
+        return {**result, "state": "absent", "line": f"the server exports no {GAUGES['running']}"}
+    if any((value or 0) > 0 for value in values):
+        return {**result, "state": "moved", "line": f"{GAUGES['running']} moved under this run's load"}
+    if len(loaded) >= GAUGE_EVIDENCE_SCRAPES:
+        return {**result, "state": "flat",
+                "line": f"not measurable: {GAUGES['running']} stayed 0 at all {len(loaded)} scrapes taken while up "
+                        f"to {result['max_in_flight']} of this run's requests were in flight"}
+    return {**result, "state": "unknown",
+            "line": f"{GAUGES['running']} not seen above 0 in {len(loaded)} scrapes under load (too few to tell)"}
 
 
 def _delta(first: dict[str, Any] | None, last: dict[str, Any] | None) -> dict[str, Any] | None:

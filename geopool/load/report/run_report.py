@@ -51,6 +51,8 @@ def finalize(report_dir: Path, *, scenario: Scenario, slo_spec: slo.Slo | None, 
     summary["client_minus_server_ms"] = (client_mean - server_e2e
                                          if client_mean is not None and server_e2e is not None else None)
     summary["overhead_ms"] = serverview.overhead(samples, records)
+    if server.get("available"):
+        server["gauges"] = serverview.gauge_movement(samples, records)
     if scenario.open_loop:
         scheduled = len(arrival_offsets(scenario))
         summary["requests"].update(scheduled=scheduled, not_sent=max(scheduled - len(records), 0))
@@ -141,6 +143,9 @@ def print_summary(summary: Mapping[str, Any], report_dir: Path) -> None:
                      f"{_ms((server.get('inference') or {}).get('mean_ms'))}, batch mean "
                      f"{_number((server.get('batch') or {}).get('mean_size'))}; client − server "
                      f"{_ms(summary['client_minus_server_ms'])}")
+    gauges = server.get("gauges") or {}
+    if gauges.get("state") in ("flat", "absent"):
+        lines.append(f"  server queue gauges: {gauges['line']}")
     overhead = summary.get("overhead_ms") or {}
     if "overhead_mean_ms" in overhead:
         lines.append(f"  overhead vs the server's HTTP handling of /pooling: {_ms(overhead['overhead_mean_ms'])} "
@@ -264,8 +269,12 @@ def build_plots(summary: Mapping[str, Any], records: Sequence[Record], t0: float
         ordered = np.sort(values)
         cdf.add_scatter(x=ordered, y=np.arange(1, len(ordered) + 1) / max(len(ordered), 1), mode="lines", name=name)
 
-    queue = go.Figure(layout={**layout, "title": "Server queue over time (vLLM /metrics)",
-                              "xaxis_title": "seconds since start", "yaxis_title": "requests"})
+    gauges = summary["server"].get("gauges") or {}
+    title = "Server queue over time (vLLM /metrics)"
+    if gauges.get("state") in ("flat", "absent"):  # a gauge that never moves is drawn, but not as a measurement
+        title += f"<br><sub>{gauges['line']}</sub>"
+    queue = go.Figure(layout={**layout, "title": title, "xaxis_title": "seconds since start",
+                              "yaxis_title": "requests"})
     series = summary["server"].get("series") or []
     queue.add_scatter(x=[s["t"] - t0 for s in series], y=[s["running"] for s in series], name="running",
                       mode="lines+markers")
