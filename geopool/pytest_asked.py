@@ -25,8 +25,9 @@ from geopool.resources import SUITE_PACKAGE, suite_dir
 __all__ = ["PLUGIN_NAMES", "asked_by_the_command_line", "declare_if_listed", "declare_when_asked", "declared",
            "lists_a_plugin"]
 
-#: The modules pytest loads as geopool's plugins (``-p NAME``, ``pytest_plugins``, the entry points' names).
-PLUGIN_NAMES = ("geopool.conformance.plugin", "geopool.pytest_plugin")
+#: The modules pytest loads as geopool's plugins (``-p NAME``, ``pytest_plugins``, the entry points' names), in
+#: the order ``geopool conformance`` names them.
+PLUGIN_NAMES = ("geopool.pytest_plugin", "geopool.conformance.plugin")
 
 Declare = Callable[[pytest.Parser, pytest.PytestPluginManager], None]
 
@@ -72,14 +73,14 @@ def declare_when_asked(key: pytest.StashKey[bool], declare: Declare, parser: pyt
     if config is None or asked_by_the_command_line(config, names):
         _declare_once(config, key, declare, parser, pluginmanager)
     else:
-        config.stash[_pending(key)] = (declare, parser, names)
+        config.stash.setdefault(_PENDING, {})[key] = (declare, parser, names)
 
 
 def declare_if_listed(key: pytest.StashKey[bool], plugin: object, manager: pytest.PytestPluginManager) -> None:
     """From a plugin's ``pytest_plugin_registered``: declare the kept options once a conftest lists a plugin
     that asks for them."""
     config = manager.get_plugin("pytestconfig")
-    pending = None if config is None else config.stash.get(_pending(key), None)
+    pending = None if config is None else config.stash.get(_PENDING, {}).get(key)
     if pending is None or not lists_a_plugin(plugin, pending[2]):
         return
     declare, parser, _ = pending
@@ -91,12 +92,8 @@ def declared(config: pytest.Config, key: pytest.StashKey[bool]) -> bool:
     return config.stash.get(key, False)
 
 
-Pending = tuple[Declare, pytest.Parser, tuple[str, ...]]
-_PENDING: dict[pytest.StashKey[bool], pytest.StashKey[Pending]] = {}
-
-
-def _pending(key: pytest.StashKey[bool]) -> pytest.StashKey[Pending]:
-    return _PENDING.setdefault(key, pytest.StashKey[Pending]())
+#: Per plugin (its DECLARED key): what to declare once a conftest asks for it.
+_PENDING = pytest.StashKey[dict[pytest.StashKey[bool], tuple[Declare, pytest.Parser, tuple[str, ...]]]]()
 
 
 def _declare_once(config: pytest.Config | None, key: pytest.StashKey[bool], declare: Declare, parser: pytest.Parser,

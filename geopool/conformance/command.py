@@ -16,12 +16,13 @@ import os
 import sys
 from collections.abc import Sequence
 
+from geopool.pytest_asked import PLUGIN_NAMES
 from geopool.resources import suite_dir
 
 __all__ = ["PLUGINS", "plugin_args", "pytest_argv", "run_pytest"]
 
 #: geopool's pytest plugins, by module name (which is also their pytest11 entry point name).
-PLUGINS = ("geopool.pytest_plugin", "geopool.conformance.plugin")
+PLUGINS = PLUGIN_NAMES
 
 
 def plugin_args(environ: os._Environ[str] | dict[str, str] | None = None) -> list[str]:

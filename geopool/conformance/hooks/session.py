@@ -27,7 +27,6 @@ from geopool.conformance.hooks.stash import (
     GUARD_KEY,
     LAST_TEST_KEY,
     LEDGER_KEY,
-    PLUGIN_NAME,
     STARTED_KEY,
     TARGET_KEY,
 )
@@ -57,20 +56,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def active(config: pytest.Config) -> bool:
     """Whether this run is the suite's: it names the suite, or asks for this plugin by name (``-p``,
-    ``$PYTEST_PLUGINS``, a conftest's ``pytest_plugins``) rather than getting it by autoload only. Only such
-    a run declared the suite's options."""
-    if not declared(config, DECLARED):
-        return False
-    if runs_the_suite(config):
-        return True
-    named = [*(config.getoption("plugins", None) or []), *os.environ.get("PYTEST_PLUGINS", "").split(",")]
-    if PLUGIN_NAME in (name.strip() for name in named):
-        return True
-    for found in config.pluginmanager.get_plugins():
-        wanted = getattr(found, "pytest_plugins", ())
-        if PLUGIN_NAME in ([wanted] if isinstance(wanted, str) else wanted):
-            return True
-    return False
+    ``$PYTEST_PLUGINS``, a root conftest's ``pytest_plugins``) rather than getting it by autoload only: the
+    runs that declared the suite's options (:mod:`geopool.pytest_asked` decides)."""
+    return declared(config, DECLARED)
 
 
 def runs_the_suite(config: pytest.Config) -> bool:
