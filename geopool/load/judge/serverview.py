@@ -25,8 +25,8 @@ from geopool.client import PROBE_TIMEOUT, Endpoint, PoolingClient
 from geopool.errors import GeopoolError
 from geopool.load.records import Record, clock
 
-__all__ = ["GAUGE_EVIDENCE_SCRAPES", "HISTOGRAMS", "HTTP_POOLING", "Scraper", "gauge_movement", "overhead",
-           "scrape", "server_summary"]
+__all__ = ["GAUGE_EVIDENCE_SCRAPES", "HISTOGRAMS", "HTTP_POOLING", "UNMEASURED", "Scraper", "gauge_movement",
+           "overhead", "scrape", "server_summary"]
 
 HISTOGRAMS = {
     "e2e": "vllm:e2e_request_latency_seconds",
@@ -118,6 +118,8 @@ def overhead(samples: Sequence[dict[str, Any]], records: Sequence[Record]) -> di
 #: in before its series counts as a measurement. vLLM 0.32's embedded CPU server stayed at 0 in all 46 of a
 #: 0.8 req/s run's (its requests take ~0.3 s, the engine ~0.1 s of it: a working gauge shows one in a few).
 GAUGE_EVIDENCE_SCRAPES = 8
+#: The gauge states whose series is no measurement (:func:`gauge_movement`).
+UNMEASURED = ("flat", "absent")
 
 
 def gauge_movement(samples: Sequence[dict[str, Any]], records: Sequence[Record]) -> dict[str, Any]:

@@ -144,7 +144,7 @@ def print_summary(summary: Mapping[str, Any], report_dir: Path) -> None:
                      f"{_number((server.get('batch') or {}).get('mean_size'))}; client − server "
                      f"{_ms(summary['client_minus_server_ms'])}")
     gauges = server.get("gauges") or {}
-    if gauges.get("state") in ("flat", "absent"):
+    if gauges.get("state") in serverview.UNMEASURED:
         lines.append(f"  server queue gauges: {gauges['line']}")
     overhead = summary.get("overhead_ms") or {}
     if "overhead_mean_ms" in overhead:
@@ -271,7 +271,7 @@ def build_plots(summary: Mapping[str, Any], records: Sequence[Record], t0: float
 
     gauges = summary["server"].get("gauges") or {}
     title = "Server queue over time (vLLM /metrics)"
-    if gauges.get("state") in ("flat", "absent"):  # a gauge that never moves is drawn, but not as a measurement
+    if gauges.get("state") in serverview.UNMEASURED:  # a gauge that never moves is drawn, but not as a measurement
         title += f"<br><sub>{gauges['line']}</sub>"
     queue = go.Figure(layout={**layout, "title": title, "xaxis_title": "seconds since start",
                               "yaxis_title": "requests"})
