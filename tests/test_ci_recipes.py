@@ -30,7 +30,7 @@ from geopool import exitcodes
 from geopool.load.judge.slo import load_slo
 from geopool.load.judge.stats import min_samples
 from geopool.load.scenario import load_scenarios
-from geopool.server import free_port
+from geopool.server import free_port, model_runner_env
 
 REPO = Path(__file__).resolve().parent.parent
 CI = REPO / "examples" / "ci"
@@ -236,7 +236,10 @@ def test_compose_starts_the_server_the_readme_describes():
     # The same flags; the dtype comes from GEOPOOL_INPUT_DTYPE, float16 (the README's) by default.
     command = [str(word) for word in service["command"]]
     assert command == [word if word != "float16" else "${GEOPOOL_INPUT_DTYPE:-float16}" for word in readme[2:]]
-    assert service["environment"]["VLLM_USE_V2_MODEL_RUNNER"] == "0"
+    # The first model runner is asked for exactly where the image's vLLM has one (0.34 refuses the variable).
+    tag = re.search(r"FROM vllm/vllm-openai:v(\S+)", service["build"]["dockerfile_inline"]).group(1)
+    assert service["environment"].get("VLLM_USE_V2_MODEL_RUNNER") == model_runner_env(tag) == "0"
+    assert service["image"].endswith(f":v{tag}")
     assert service["ports"] == ["127.0.0.1:8000:8000"]
     assert "--port" in command and command[command.index("--port") + 1] == "8000"
 

@@ -157,3 +157,15 @@ def test_the_pytest_plugin_offers_embedded_device():
     result = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--help"],
                             capture_output=True, text=True, timeout=120, cwd=Path(__file__).parent)
     assert "--embedded-device={auto,cpu,cuda}" in result.stdout
+
+
+@pytest.mark.parametrize(("version", "expected"), [
+    ("0.32.0", "0"), ("0.32.0+cpu", "0"), ("0.33.1", "0"), (None, "0"), ("not-a-version", "0"),
+    ("0.34.0", None), ("0.34.0rc1", None), ("0.35.2", None), ("1.0.0", None),
+])
+def test_the_first_model_runner_is_asked_for_only_where_it_exists(version, expected):
+    """vLLM 0.34 deletes the V1 runners and refuses VLLM_USE_V2_MODEL_RUNNER=0 (docs/vllm-versions.md): there the
+    variable is removed from the server's environment (None), so a user's stray one cannot stop the start."""
+    _, env = launch_spec("cuda", **COMMON, vllm_version=version)
+    assert env["VLLM_USE_V2_MODEL_RUNNER"] == expected
+    assert server_module.model_runner_env(version) == expected

@@ -48,6 +48,7 @@ from geopool.conformance.hooks.session import (
     pytest_report_header,
     pytest_runtest_protocol,
     pytest_runtest_setup,
+    pytest_unconfigure,
     target,
 )
 from geopool.conformance.hooks.stash import (
@@ -70,7 +71,7 @@ __all__ = [
     "pytest_deselected", "pytest_plugin_registered",
     "pytest_report_header", "pytest_runtest_call", "pytest_runtest_makereport", "pytest_runtest_protocol",
     "pytest_runtest_setup",
-    "pytest_sessionfinish", "pytest_terminal_summary", "strict_failures", "strict_mode", "target",
+    "pytest_sessionfinish", "pytest_terminal_summary", "pytest_unconfigure", "strict_failures", "strict_mode", "target",
 ]
 
 # The profiles are registered when pytest loads the plugin, in every run, so --hypothesis-profile can name them.

@@ -15,6 +15,7 @@ from geopool.i2i_plugin import PLUGINS as IO_PLUGINS
 from geopool.modes import IMAGE_TO_IMAGE, TENSOR_TO_TENSOR
 from geopool.numerics import bounds_for
 from geopool.options import missing_input_dtype
+from geopool.preflight import refusal
 from geopool.server import DEFAULT_PLUGIN, EmbeddedServer, terratorch_version
 
 __all__ = ["Target", "TargetError", "resolve_target"]
@@ -158,6 +159,10 @@ def resolve_target(
             except GeopoolError:
                 version = None  # POOL-EP-002 reports it
         contract = load_contract(model_config, input_dtype=input_dtype)
+        if server is None and not io:  # the embedded server is started from the contract's own model
+            refused = refusal(Endpoint(base_url, api_key), contract, model)
+            if refused:
+                raise TargetError(f"conformance target {base_url}: {refused}")
     except BaseException:
         if server is not None:
             server.stop()

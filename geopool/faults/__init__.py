@@ -9,7 +9,8 @@ Each fault edits what passes through (:meth:`Fault.response`) or answers instead
 ``outputs``        output values: layout, float16 bytes, byte swap, NaN/inf, truncation, noise
 ``numeric``        every answer bent alike: scaled, or the same noise added to each
 ``envelope``       the JSON envelope (data[], index, fields, model, id) and swapped outputs
-``error_answers``  rejections: 5xx for 4xx, bad input accepted, flat or blank error bodies, death
+``error_answers``  rejections: 5xx for 4xx, bad input accepted, flat or blank error bodies, death,
+                   every request refused (vLLM 0.33's out-of-vocabulary 400)
 ``endpoints``      /metrics, /version (garbage or another version), /v1/models, /openapi.json,
                    /health, the metadata header
 ``timing``         slow tail, stall, rate limit, 503s, connection resets
@@ -60,7 +61,14 @@ from geopool.faults.envelope import (
     WrongIndex,
     WrongModel,
 )
-from geopool.faults.error_answers import AcceptBad, BlankErrors, DieAfterBad, FlatErrors, ServerErrorForClientError
+from geopool.faults.error_answers import (
+    AcceptBad,
+    BlankErrors,
+    DieAfterBad,
+    FlatErrors,
+    OutOfVocabulary,
+    ServerErrorForClientError,
+)
 from geopool.faults.gateway import DieOnKiller, RepairValidate
 from geopool.faults.geotiff import GeotiffShift
 from geopool.faults.numeric import FixedNoise, Scale
@@ -83,7 +91,8 @@ __all__ = ["FAULTS", "Exchange", "Fault", "describe_faults", "parse_fault"]
 FAULTS: dict[str, Callable[..., Fault]] = {cls.name: cls for cls in [
     Fault, Layout, Float16Bytes, ByteSwap, NonFinite, Infinite, Truncate, Noise, HalfPrecisionNoise,
     ExtraData, MissingData, WrongIndex, DropField, RetypeField, WrongModel, DropRequestId,
-    IgnoreInput, Stale, Swap, ServerErrorForClientError, AcceptBad, FlatErrors, BlankErrors, DieAfterBad,
+    IgnoreInput, Stale, Swap, ServerErrorForClientError, OutOfVocabulary, AcceptBad, FlatErrors, BlankErrors,
+    DieAfterBad,
     MetricsFrozen, MetricsGarbage, VersionGarbage, VersionAs, ModelsEmpty, OpenapiStrip, OpenapiNarrow,
     BytesMetadata, BytesNoMetadata, HealthFlap, IgnoreEndianness,
     SlowTail, SlowEvery, Stall, RateLimit, Unavailable, ResetMidBody,

@@ -22,6 +22,20 @@ class ServerErrorForClientError(Fault):
             exchange.status = 500
 
 
+class OutOfVocabulary(Fault):
+    name, summary = ("out-of-vocab", "every pooling request refused 400 \"Token id 1 is out of vocabulary\", as vLLM "
+                                     "0.33 is read to refuse TerraTorch requests (docs/vllm-versions.md)")
+
+    async def intercept(self, exchange):
+        if not exchange.pooling:
+            return False
+        exchange.status = 400
+        exchange.body = wire.error_json("Token id 1 is out of vocabulary (0 tokens)", type="BadRequestError",
+                                        code=400)
+        exchange.headers = {"content-type": "application/json"}
+        return True
+
+
 class AcceptBad(Fault):
     name, summary = "accept-bad", "rejected pooling requests get 200 and an all-zero output instead"
 

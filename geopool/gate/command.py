@@ -31,7 +31,7 @@ from geopool import options as shared
 from geopool.conformance.command import pytest_argv
 from geopool.conformance.registry import load_expectations, load_registry
 from geopool.deadlines import load_command_s
-from geopool.errors import ConfigError
+from geopool.errors import ERROR_PREFIX, ConfigError
 from geopool.events import EventChannel
 from geopool.gate import progress_plugin
 from geopool.gate.options import CONFORMANCE_PHASE, LOAD_PHASE
@@ -174,9 +174,9 @@ def _run_conformance(options: _Run, folder: Path, progress: ProgressLine) -> tup
                        log=out / "output.txt", deadline_s=options.values["conformance_timeout"], tick=show,
                        events=channel)
     output = (out / "output.txt").read_text(errors="replace")
-    # pytest frames an exit's reason as "! _pytest.outcomes.Exit: REASON !": the reports get REASON alone
-    error = next((line.split("geopool conformance: ", 1)[1].rstrip("! ") for line in output.splitlines()
-                  if "geopool conformance: " in line and line.startswith(("!", "Exit", "geopool"))), None)
+    # a run stopped before any test says why in one line (geopool.conformance.hooks.session.stop)
+    error = next((line.removeprefix(ERROR_PREFIX) for line in output.splitlines()
+                  if line.startswith(ERROR_PREFIX)), None)
     if code is None:
         timeout = options.values["conformance_timeout"]
         return exitcodes.TARGET_UNUSABLE, f"the conformance run did not stop within {timeout:.0f} s"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -84,3 +85,33 @@ def test_a_slow_tail_under_a_tight_slo_ends_the_gate_with_the_slo_code(embedded_
     assert load["latency_ms"]["corrected"]["p90"] > 3000, load["latency_ms"]
     lines = check_lines((tmp_path / "gate" / "load" / "output.txt").read_text())
     assert "SLO BREACHED     latency.corrected.p90 <= 2000 ms: " in lines and " ms over (" in lines, lines
+
+
+#: What vLLM 0.33 is read to answer every TerraTorch request (docs/vllm-versions.md), played by the proxy.
+REFUSAL = "Token id 1 is out of vocabulary"
+
+
+def test_a_server_refusing_the_seed_request_is_unusable_in_one_line_in_every_command(embedded_server, run_gate,
+                                                                                    tmp_path):
+    def command(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "geopool.cli", *args, "--base-url", proxy.url,
+                               "--input-dtype", "float32"], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+
+    with FaultProxy(embedded_server.url, "out-of-vocab", max_seconds=600) as proxy:
+        conformance = command("conformance", "--conformance-report", str(tmp_path / "c.json"), "-p", "no:cacheprovider")
+        load = command("load", "--duration", "30", "--report-dir", str(tmp_path / "load"))
+        gate, summary = run_gate(tmp_path, proxy.url)
+    for result in (conformance, load, gate):
+        assert result.returncode == exitcodes.TARGET_UNUSABLE, result.stdout[-3000:] + result.stderr[-3000:]
+        assert "Traceback" not in result.stdout + result.stderr
+    lines = (conformance.stdout + conformance.stderr).splitlines()
+    quoted = [line for line in lines if REFUSAL in line]
+    assert len(quoted) == 1 and "refuses the contract's own valid request" in quoted[0], lines[-30:]
+    assert not any(word in line for line in lines for word in (" passed", " failed")), lines[-30:]
+    load_summary = json.loads((tmp_path / "load" / "summary.json").read_text())
+    assert load_summary["verdict"] == "error" and REFUSAL in load_summary["error"]
+    assert not (tmp_path / "load" / "records.jsonl").read_text(), "no load was sent"
+    errors = [line for line in load.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and REFUSAL in errors[0] and "(exit 12;" in errors[0], load.stderr[-3000:]
+    assert summary["exit_name"] == "target-unusable" and REFUSAL in summary["line"]
+    assert summary["load"] == {"skipped": "the conformance phase could not use the target"}

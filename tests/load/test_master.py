@@ -48,9 +48,13 @@ def _settings(tmp_path, **scenario) -> RunSettings:
     return RunSettings(plan, None, tmp_path / "run")
 
 
-def _master(tmp_path, runner, *, distributed=True, probe=_probe_ok, **scenario) -> Master:
+def _accepts(plan):
+    return None
+
+
+def _master(tmp_path, runner, *, distributed=True, probe=_probe_ok, preflight=_accepts, **scenario) -> Master:
     return Master(_settings(tmp_path, **scenario), runner, distributed=distributed, probe=probe, scrape=_scrape,
-                  final_wait_s=0.2)
+                  preflight=preflight, final_wait_s=0.2)
 
 
 def _batch(slot, records=(), *, t0=None, finished=False, final=False):
@@ -114,7 +118,7 @@ def test_a_worker_error_fails_the_run_with_a_usage_exit(tmp_path, capsys):
     assert master.finish() == slo.EXIT_USAGE == master.finish()
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["verdict"] == "error" and summary["error"] == "worker 0: no such config"
-    assert "geopool: run failed: worker 0: no such config (exit 4" in capsys.readouterr().out
+    assert "error: the run failed: worker 0: no such config (exit 4" in capsys.readouterr().err
 
 
 def test_an_unreachable_target_ends_the_run_with_exit_5(tmp_path):
@@ -126,6 +130,25 @@ def test_an_unreachable_target_ends_the_run_with_exit_5(tmp_path):
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["target"] == {"url": "http://127.0.0.1:1", "error": "connection refused"}
     assert "is not reachable: connection refused" in summary["error"]
+
+
+def test_a_target_that_refuses_the_seed_request_ends_the_run_before_any_load(tmp_path, capsys):
+    runner, asked = FakeRunner("a"), []
+
+    def refuses(plan):
+        asked.append(plan.model)
+        return "it refuses the contract's own valid request: /pooling answered HTTP 400: 'Token id 1 is out'"
+
+    master = _master(tmp_path, runner, preflight=refuses)
+    assert not master.start()
+    gevent.sleep(0)
+    assert asked == ["served"], "the preflight sends to the model the run will use"
+    assert runner.sent == [] and runner.quits == 1, "no worker was given a plan"
+    assert master.finish() == slo.EXIT_NO_TARGET == 12
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["verdict"] == "error" and "Token id 1 is out" in summary["target"]["error"]
+    assert summary["error"].startswith("target http://127.0.0.1:1: it refuses the contract's own valid request")
+    assert not (tmp_path / "run" / "records.jsonl").read_text()
 
 
 def test_a_local_run_computes_the_verdict_from_its_records(tmp_path, capsys):

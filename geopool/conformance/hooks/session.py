@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 from hypothesis import settings
@@ -28,18 +29,20 @@ from geopool.conformance.hooks.stash import (
     LAST_TEST_KEY,
     LEDGER_KEY,
     STARTED_KEY,
+    STOPPED_KEY,
     TARGET_KEY,
 )
 from geopool.conformance.registry import Expectations, load_expectations, load_registry
 from geopool.conformance.target import Target, resolve_target
-from geopool.errors import EmbeddedServerError, GeopoolError, ServerError, TargetError
+from geopool.errors import ERROR_PREFIX, EmbeddedServerError, GeopoolError, ServerError, TargetError
 from geopool.modes import TENSOR_TO_TENSOR
 from geopool.pytest_asked import declared
 from geopool.resources import SUITE_PACKAGE, suite_dir
 from geopool.server import DEFAULT_PLUGIN
 
 __all__ = ["NO_TORCH", "active", "checks", "guard", "pytest_collection_finish", "pytest_configure",
-           "pytest_report_header", "pytest_runtest_setup", "runs_the_suite", "say_expectations", "target"]
+           "pytest_report_header", "pytest_runtest_setup", "pytest_unconfigure", "runs_the_suite", "say_expectations",
+           "stop", "target"]
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -87,9 +90,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
                                          plugin=getattr(target, "plugin", None),
                                          terratorch_version=getattr(target, "terratorch_version", None))
     except (TargetError, ServerError, EmbeddedServerError) as exc:
-        pytest.exit(f"geopool conformance: {exc}", returncode=exitcodes.TARGET_UNUSABLE)
+        stop(config, str(exc), exitcodes.TARGET_UNUSABLE)
     except GeopoolError as exc:  # a bad option value or expectations file
-        pytest.exit(f"geopool conformance: {exc}", returncode=exitcodes.USAGE)
+        stop(config, str(exc), exitcodes.USAGE)
     if target.server is not None:
         config.add_cleanup(target.server.stop)
     if isinstance(target, Target):
@@ -102,6 +105,25 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     if reporter is not None and getattr(target, "plugin_description", None):
         reporter.write_line(f"image-to-image through {target.plugin_description}")
     say_expectations(config, expectations)
+
+
+def stop(config: pytest.Config, reason: str, code: int) -> NoReturn:
+    """End the run before any test with ``code``, saying ``reason`` once, as ``error: REASON`` (the line
+    every geopool command ends a failure with; the gate reads it), instead of pytest's ``! Exit: … !``."""
+    config.stash[STOPPED_KEY] = reason
+    pytest.exit(reason, returncode=code)
+
+
+@pytest.hookimpl(tryfirst=True)  # before the terminal reporter's, which prints the exit framed
+def pytest_unconfigure(config: pytest.Config) -> None:
+    reason = config.stash.get(STOPPED_KEY, None)
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reason is None or reporter is None:
+        return
+    # pytest keeps the exit's exception to print it framed in "!" at its unconfigure: this line replaces it
+    if getattr(reporter, "_keyboardinterrupt_memo", None) is not None:
+        reporter._keyboardinterrupt_memo = None
+    reporter.write_line(f"{ERROR_PREFIX}{reason}", red=True)
 
 
 def _resolve(config: pytest.Config) -> Target:

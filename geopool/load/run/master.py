@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import sys
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -24,6 +25,8 @@ import gevent
 
 from geopool import client, events
 from geopool.client import Endpoint
+from geopool.contract import load_contract
+from geopool.errors import ERROR_PREFIX, GeopoolError
 from geopool.load.judge import breach, serverview, slo
 from geopool.load.records import Record, RecordLog, clock, record_from
 from geopool.load.report import run_report
@@ -31,6 +34,7 @@ from geopool.load.run.plan import MSG_CLOSE, MSG_PLAN, Plan
 from geopool.load.run.shape import shape_tick
 from geopool.load.run.tally import LoadTally
 from geopool.load.schedule import arrival_offsets
+from geopool.preflight import refusal
 
 __all__ = ["Master", "RunSettings", "SlotState", "target_facts"]
 
@@ -79,12 +83,25 @@ def target_facts(probed: Mapping[str, Any]) -> dict[str, Any]:
     return {"url": probed["url"], "vllm_version": probed.get("vllm_version"), "model": models[0] if models else None}
 
 
+def plan_refusal(plan: Plan) -> str | None:
+    """:func:`geopool.preflight.refusal` of the plan's target (tensor mode; an image-to-image request needs a
+    raster the server can read, so that mode has no preflight)."""
+    if plan.image_to_image or plan.model is None:
+        return None
+    try:
+        contract = load_contract(plan.model_config, input_dtype=plan.input_dtype)
+    except GeopoolError:
+        return None  # a bad model config is the worker's usage error, reported when it prepares
+    return refusal(plan.endpoint, contract, plan.model)
+
+
 class Master:
     """One test run on the master or only process. Construct it at test start; it opens the run's folder."""
 
     def __init__(self, settings: RunSettings, runner: Any, *, run: int = 1, distributed: bool,
                  probe: Callable[[Endpoint], dict[str, Any]] = client.probe,
                  scrape: Callable[[Endpoint], dict[str, Any]] | None = None,
+                 preflight: Callable[[Plan], str | None] | None = None,
                  final_wait_s: float = FINAL_WAIT_S) -> None:
         self.settings = settings
         self.runner = runner
@@ -110,6 +127,7 @@ class Master:
         self.seen: list[Record] | None = [] if settings.stop_on_breach and settings.slo else None
         self.stopped_early: dict[str, Any] | None = None
         self._probe, self._scrape, self._final_wait_s = probe, scrape or self._kept_scraper, final_wait_s
+        self._preflight = preflight or plan_refusal
         self._scraper: gevent.Greenlet | None = None
 
     def elapsed(self) -> float:
@@ -123,6 +141,11 @@ class Master:
             self.fail(slo.EXIT_NO_TARGET, f"target {self.plan.host} is not reachable: {self.target['error']}")
             return False
         self.plan = self.plan.with_model(self.plan.model or self.target.get("model"))
+        refused = self._preflight(self.plan)
+        if refused:
+            self.target["error"] = refused
+            self.fail(slo.EXIT_NO_TARGET, f"target {self.plan.host}: {refused}")
+            return False
         self._scraper = gevent.spawn(self._scrape_loop)
         gevent.spawn(self._progress_loop)
         if self.seen is not None:
@@ -195,7 +218,8 @@ class Master:
                 self._kept_scraper.close()
             self.exit_code = self.fatal[0]
             run_report.write_failure(self.report_dir, self.fatal[1], self.plan.scenario, self.target)
-            print(f"geopool: run failed: {self.fatal[1]} (exit {self.exit_code}; {self.report_dir})", flush=True)
+            print(f"{ERROR_PREFIX}the run failed: {self.fatal[1]} (exit {self.exit_code}; {self.report_dir})",
+                  file=sys.stderr, flush=True)
             return self.exit_code
         self.samples.append(self._scrape(self.endpoint))
         if self._kept_scraper is not None:
