@@ -1,5 +1,6 @@
-"""Image-to-image mode: Hypothesis-generated rasters (POOL-IO-005) and the numeric check against
-TerraTorch's own offline inference (POOL-IO-011)."""
+"""Image-to-image mode: Hypothesis-generated rasters (POOL-IO-005) and the class map checked against
+TerraTorch's own offline inference (POOL-IO-011): run here (torch and the weights), or kept as golden maps of the
+fixture (no torch)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, note, settings
 
 from geopool.conformance.io_support import io_post, judge_answer, write_input
-from geopool.geotiff import RasterSpec, decode_io_answer, io_request, raster_facts
+from geopool.geotiff import RasterSpec, decode_io_answer, golden, io_request, raster_facts
 from geopool.geotiff.strategies import raster_specs
 
 #: POOL-IO-011: the share of pixels whose class may differ from the offline reference. Same kernels (the
@@ -74,3 +75,25 @@ def test_the_class_map_equals_terratorchs_offline_inference(target, io_guard, ch
     checks.that("POOL-IO-011", share <= bound,
                 f"{share:.2%} of the pixels differ from TerraTorch's offline inference (bound {bound:.1%})",
                 mismatch_share=share, pixels=int(served.size), kernels=target.kernels)
+
+
+@pytest.mark.requirement("POOL-IO-011")
+@pytest.mark.parametrize("raster", list(golden.GOLDEN_RASTERS))
+def test_the_class_map_equals_the_fixtures_golden_answer(target, io_guard, checks, raster):
+    """Without torch or weights: geopool's fixture served under its own name must give its kept class maps."""
+    maps = golden.load_golden_maps(target.model, target.contract.input_dtype)
+    if maps is None:
+        pytest.skip(f"not checked: golden class maps exist only for geopool's fixture {golden.IO_FIXTURE} served under "
+                    f"that name (this server serves {target.model!r}, {target.contract.input_dtype})")
+    from geopool.geotiff.reference import class_map
+
+    kept, case = maps[raster], f"golden-{raster}"
+    path = write_input(target, kept.spec, f"golden-{raster}.tif")
+    result = io_post(target, io_request(target.model, str(path)))
+    checks.that("POOL-IO-011", result.status == 200, f"a valid GeoTIFF was answered {result.status}", case=case,
+                **result.evidence())
+    if result.status != 200:
+        return
+    served = class_map(decode_io_answer(result.body).geotiff or b"")
+    checks.that("POOL-IO-011", kept.mismatch(served) <= golden.MISMATCH_BOUND, kept.describe(served), case=case,
+                mismatch_share=kept.mismatch(served), samples=len(kept.values))

@@ -13,7 +13,8 @@ from __future__ import annotations
 import dataclasses
 import sys
 
-__all__ = ["MATRIX", "CONTROLS", "NOT_SEEN_PASSING", "OPTIONS", "RunOptions", "LOAD_ONLY", "TOOLING", "markdown",
+__all__ = ["MATRIX", "CONTROLS", "IO_MATRIX", "IO_CONTROLS", "NOT_SEEN_PASSING", "OPTIONS", "RunOptions",
+           "LOAD_ONLY", "TOOLING", "markdown",
            "options_of"]
 
 
@@ -167,6 +168,26 @@ CONTROLS: dict[str, tuple[tuple[str, ...], frozenset[str]]] = {
                                                                 "POOL-CLI-007"})),
 }
 
+#: The expectations file of the image-to-image catch rows (geopool's plugin on TerraTorch 1.2).
+IO_EXPECTATIONS = "io-geopool-terratorch-1.2"
+_IO_VALID = "test_io_contract.py::test_a_valid_geotiff_gets_a_geotiff_with_its_georeferencing"
+_IO_GOLDEN = "test_io_generated.py::test_the_class_map_equals_the_fixtures_golden_answer"
+#: Image-to-image rows, run through the proxy in front of the embedded image-to-image server (geopool's plugin;
+#: ``tests/conformance/test_io_suite_live.py``), with no ``--reference-checkpoint``: the class map is judged by
+#: the fixture's golden maps alone, as a client with no torch judges it. fault → (tests, caught ids).
+IO_MATRIX: dict[str, tuple[tuple[str, ...], frozenset[str]]] = {
+    "geotiff-shift:30": ((_IO_VALID,), frozenset({"POOL-IO-002"})),
+    "geotiff-flip": ((_IO_VALID, _IO_GOLDEN), frozenset({"POOL-IO-011"})),
+    "geotiff-swap-classes": ((_IO_VALID, _IO_GOLDEN), frozenset({"POOL-IO-011"})),
+}
+#: Image-to-image positive controls (no expectations file, exit 0): D10's missing file and non-raster file
+#: refused 400 by the proxy, with messages that name no path.
+IO_CONTROLS: dict[str, tuple[tuple[str, ...], frozenset[str]]] = {
+    "repair-io-paths": (("test_io_rejection.py::test_a_missing_file_is_a_4xx",
+                         "test_io_rejection.py::test_a_file_that_is_not_a_raster_is_a_4xx_by_path"),
+                        frozenset({"POOL-IO-006", "POOL-IO-017"})),
+}
+
 #: Known vLLM 0.32 defects no positive control shows passing, and why.
 NOT_SEEN_PASSING: dict[str, str] = {
     "POOL-CLI-005": "its case needs two sizes batched in one engine step: on vLLM 0.32 that kills the engine, and "
@@ -224,6 +245,13 @@ def markdown(results: dict[str, Measured] | None = None) -> str:
         lines.append(f"| `{fault}` | (not a check: {why}) | - | - | - |{blank}")
     for rid, why in NOT_SEEN_PASSING.items():
         lines.append(f"| - | {rid} not seen passing: {why} | - | - | - |{blank}")
+    lines += ["", "Image-to-image rows (`--mode image-to-image`, geopool's plugin, the answer GeoTIFF's "
+              "georeferencing and class map; no `--reference-checkpoint`):", "",
+              "| row | expected | exit code | expectations | selection |", "|---|---|---|---|---|"]
+    lines += [f"| `{fault}` | fail: {', '.join(sorted(ids))} | ≠ 0 | {IO_EXPECTATIONS} | {', '.join(selection)} |"
+              for fault, (selection, ids) in IO_MATRIX.items()]
+    lines += [f"| `{fault}` | pass: {', '.join(sorted(ids))} | 0 | none | {', '.join(selection)} |"
+              for fault, (selection, ids) in IO_CONTROLS.items()]
     return "\n".join(lines) + "\n"
 
 

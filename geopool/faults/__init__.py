@@ -19,7 +19,8 @@ Each fault edits what passes through (:meth:`Fault.response`) or answers instead
 ``gateway``        a validating gateway answering what a conforming server would (``repair-validate``),
                    and vLLM 0.32's death on the inputs that kill its engine, played by the proxy
 ``repairs``        the other positive controls: float answers, a 200 schema, serialized batches
-``geotiff``        image-to-image answers: the GeoTIFF's georeferencing moved
+``geotiff``        image-to-image answers: the GeoTIFF's georeferencing moved, its class map flipped
+                   north-south, or its two classes swapped; the positive control refusing unreadable paths
 ``composed``       ``A+B``: faults stacked as layers
 =================  ==========================================================================
 
@@ -70,7 +71,7 @@ from geopool.faults.error_answers import (
     ServerErrorForClientError,
 )
 from geopool.faults.gateway import DieOnKiller, RepairValidate
-from geopool.faults.geotiff import GeotiffShift
+from geopool.faults.geotiff import GeotiffFlip, GeotiffShift, GeotiffSwapClasses, RepairIoPaths
 from geopool.faults.numeric import FixedNoise, Scale
 from geopool.faults.outputs import (
     ByteSwap,
@@ -99,7 +100,7 @@ FAULTS: dict[str, Callable[..., Fault]] = {cls.name: cls for cls in [
     AcceptCompletion, CloseAfterError, LowBit,
     Scale, FixedNoise,
     RepairValidate, DieOnKiller, RepairFloat, RepairOpenapi, RepairSerialize,
-    GeotiffShift,
+    GeotiffShift, GeotiffFlip, GeotiffSwapClasses, RepairIoPaths,
 ]}
 
 

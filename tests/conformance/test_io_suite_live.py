@@ -1,7 +1,8 @@
 """The image-to-image conformance family run as a user runs it (``geopool conformance --mode image-to-image``):
-against geopool's plugin (the session's ``io_server``, as a URL), and through the fault proxy shifting
-the answer's transform (POOL-IO-002 fails). TerraTorch's stock plugin and the D8-only plugin start servers of
-their own: tests/conformance/test_io_plugins_live.py, a unit of work of its own."""
+against geopool's plugin (the session's ``io_server``, as a URL), and through the fault proxy: the
+image-to-image rows of the fault matrix (``IO_MATRIX``, ``IO_CONTROLS`` of geopool.conformance.matrix).
+TerraTorch's stock plugin and the D8-only plugin start servers of their own: tests/conformance/
+test_io_plugins_live.py, a unit of work of its own."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 from io_runs import conformance, evidence, outcomes  # tests/ is on sys.path
 
 from geopool import exitcodes
+from geopool.conformance.matrix import IO_CONTROLS, IO_MATRIX
 from geopool.conformance.registry import load_registry
 from geopool.proxy import FaultProxy
 from geopool.server import terratorch_version
@@ -43,12 +45,29 @@ def test_geopools_plugin_passes_but_the_listed_defects(io_server, tmp_path):
     assert "longest_health_stall_s" in json.dumps(stall)
 
 
-def test_a_shifted_transform_through_the_proxy_fails_georeferencing(io_server, tmp_path):
-    with FaultProxy(io_server.url, "geotiff-shift:30", max_seconds=300) as proxy:
+@pytest.mark.parametrize("row", [*IO_MATRIX, *IO_CONTROLS])
+def test_the_image_to_image_rows_of_the_fault_matrix(io_server, tmp_path, row):
+    """Each row as a user runs it through the proxy, with no --reference-checkpoint: a catch row's requirements
+    fail (the class map judged by the golden maps alone), the others it selects hold; a control's pass."""
+    control = row in IO_CONTROLS
+    selection, ids = (IO_CONTROLS if control else IO_MATRIX)[row]
+    names = " or ".join(test.split("::")[1] for test in selection)
+    with FaultProxy(io_server.url, row, max_seconds=300) as proxy:
         result, report = conformance(tmp_path, "--base-url", proxy.url, "--io-input-dir", str(tmp_path / "inputs"),
                                      "--plugin", "geopool", "--terratorch-version", terratorch_version() or "",
-                                     "-k", "test_a_valid_geotiff_gets_a_geotiff_with_its_georeferencing")
-    assert result.returncode == exitcodes.FAILED, result.stdout[-4000:]
+                                     *(["--expectations", "none"] if control else []), "-k", names)
     found = outcomes(report)
-    assert found["POOL-IO-002"] == "fail" and found["POOL-IO-001"] == "pass" and found["POOL-IO-003"] == "pass"
-    assert "transform" in evidence(report, "POOL-IO-002")
+    if control:
+        assert result.returncode == exitcodes.OK, result.stdout[-4000:]
+        assert {rid: found[rid] for rid in ids} == dict.fromkeys(ids, "pass"), found
+        return
+    assert result.returncode == exitcodes.FAILED, result.stdout[-4000:]
+    assert {rid: found[rid] for rid in ids} == dict.fromkeys(ids, "fail"), found
+    unjudged = ("skip", "partial", "not-run")
+    others = {rid: outcome for rid, outcome in found.items() if rid not in ids and outcome not in unjudged}
+    assert others and set(others.values()) <= {"pass", "expected-fail"}, found  # only the planted defect fails
+    if row.startswith("geotiff-shift"):
+        assert "transform" in evidence(report, "POOL-IO-002")
+    else:
+        failed = json.loads(evidence(report, "POOL-IO-011"))
+        assert sum("does not match the golden class map" in json.dumps(test) for test in failed) == 2, failed

@@ -1,10 +1,12 @@
 """geotiff-shift: an image-to-image answer's GeoTIFF with its origin moved along x and nothing else changed;
 through the proxy in front of the real image-to-image server, the answer's georeferencing is wrong, while
-the same request sent direct is clean."""
+the same request sent direct is clean. geotiff-flip and geotiff-swap-classes: the class map spoiled, the
+georeferencing kept (their live runs: tests/conformance/test_io_suite_live.py)."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 
 import httpx
@@ -14,7 +16,7 @@ import pytest
 
 from geopool.errors import FaultSpecError
 from geopool.faults import Exchange, parse_fault
-from geopool.faults.geotiff import shifted_geotiff
+from geopool.faults.geotiff import edited_pixels, shifted_geotiff
 from geopool.geotiff import RasterSpec, decode_io_answer, georeferencing_problems, io_request, raster_facts
 from geopool.geotiff.reference import class_map
 from geopool.proxy import FaultProxy
@@ -59,6 +61,22 @@ def test_path_answers_tensor_answers_and_errors_pass_unchanged():
         exchange = Exchange("POST", "/pooling", b"{}", {}, status, {"content-type": "application/json"}, raw)
         asyncio.run(parse_fault("geotiff-shift").response(exchange))
         assert exchange.body == raw
+
+
+@pytest.mark.parametrize(("fault", "expected"), [
+    ("geotiff-flip", lambda pixels: pixels[::-1, :]),
+    ("geotiff-swap-classes", lambda pixels: np.where(pixels == 0, 255, 0)),
+])
+def test_the_content_faults_change_the_class_map_and_keep_the_georeferencing(fault, expected):
+    rng = np.random.default_rng(3)
+    source = dataclasses.replace(ANSWER, nodata=None).to_bytes()
+    source = edited_pixels(source, lambda pixels: (rng.integers(0, 2, pixels.shape) * 255).astype(pixels.dtype))
+    exchange = io_exchange(source)
+    asyncio.run(parse_fault(fault).response(exchange))
+    answer = decode_io_answer(json.loads(exchange.body)).geotiff
+    assert np.array_equal(class_map(answer), expected(class_map(source)))
+    assert not np.array_equal(class_map(answer), class_map(source))
+    assert georeferencing_problems(raster_facts(source), raster_facts(answer)) == []
 
 
 def test_a_bad_shift_is_named():
