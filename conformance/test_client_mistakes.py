@@ -106,7 +106,7 @@ def test_concurrent_requests_of_different_sizes(target, client, guard, checks):
     small = (shape[-2], max(16, (shape[-1] - 16) // 16 * 16))
     inputs = [_inputs(target, 0), _inputs(target, 1, size=small)]
     shapes = [target.contract.output_shape, (*target.contract.output_shape[:2], *small)]
-    alone = [_decode_as(send(client, body_for(target, arrays), "POOL-CLI-005"), shape, checks)
+    alone = [_decode_as(send(client, body_for(target, arrays), "POOL-CLI-005"), shape, checks, case="alone")
              for arrays, shape in zip(inputs, shapes, strict=True)]
     order = [0, 1, 0, 1]
     formed = "concurrent"  # "mixed-batch" once a round is seen batched (or fails as vLLM 0.32's engine does)
@@ -115,14 +115,14 @@ def test_concurrent_requests_of_different_sizes(target, client, guard, checks):
         try:
             responses = asyncio.run(_concurrently(target, [body_for(target, inputs[i]) for i in order]))
         except GeopoolError as exc:
-            checks.fail("POOL-CLI-005", f"round {attempt + 1}: a request of the mixed batch failed: {exc}",
-                        case="mixed-batch")
-            formed = "mixed-batch"
+            formed, seen = _formed_after_failure(target, batched_before)
+            checks.fail("POOL-CLI-005", f"round {attempt + 1}: a request of two concurrent sizes failed ({seen}): "
+                                        f"{exc}", case=formed)
             break
         # Only a round in which the engine ran two or more requests in one step tested a mixed batch.
         case = formed = "mixed-batch" if (batched_steps(target) or 0.0) > batched_before else "concurrent"
         for position, (which, response) in enumerate(zip(order, responses, strict=True)):
-            got = _decode_as(response, shapes[which], checks)
+            got = _decode_as(response, shapes[which], checks, case=case)
             if got is None or alone[which] is None:
                 continue
             checks.that("POOL-CLI-005", np.allclose(got, alone[which], atol=batch_tolerance(target), rtol=0),
@@ -134,13 +134,29 @@ def test_concurrent_requests_of_different_sizes(target, client, guard, checks):
     guard.survives(checks, "POOL-CLI-005", "concurrent requests of two spatial sizes", case=formed)
 
 
-def _decode_as(response, shape: tuple[int, ...], checks: Checks) -> np.ndarray | None:
+def _decode_as(response, shape: tuple[int, ...], checks: Checks, *, case: str) -> np.ndarray | None:
     try:
         return wire.decode_json_response(response.json(), shape)
     except ValueError as exc:
-        checks.fail("POOL-CLI-005", f"a {shape[-2]}×{shape[-1]} input did not give {shape}: {exc}",
-                    case="mixed-batch")
+        checks.fail("POOL-CLI-005", f"a {shape[-2]}×{shape[-1]} input did not give {shape}: {exc}", case=case)
         return None
+
+
+def _formed_after_failure(target, batched_before: float) -> tuple[str, str]:
+    """The case of a round whose request failed, and what was seen: a mixed batch when the engine counted a
+    step of two or more requests, or when its engine died (/health no longer 200: vLLM 0.32's engine dies in the
+    step that batches two sizes, before counting it); else concurrent requests that were not seen batched."""
+    try:
+        with PoolingClient(target.endpoint.with_timeout(PROBE_TIMEOUT)) as probe:
+            healthy = probe.health()
+        batched = batched_steps(target) if healthy else None
+    except GeopoolError:
+        healthy, batched = False, None
+    if not healthy:
+        return "mixed-batch", "the engine died in the round, as vLLM 0.32's does in a step that batches two sizes"
+    if batched is not None and batched > batched_before:
+        return "mixed-batch", "the engine ran them batched"
+    return "concurrent", "no step batched them and the server is healthy"
 
 
 async def _concurrently(target, bodies: list[dict]) -> list:

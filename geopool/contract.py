@@ -24,7 +24,7 @@ from geopool.errors import ContractError
 __all__ = ["INPUT_DTYPES", "SEN1FLOODS11", "InputSpec", "ModelContract", "load_contract"]
 
 #: dtypes a client may send inputs in. The server must have been loaded with the same ``--dtype``:
-#: vLLM 0.32 does not cast inputs, and a mismatch kills its engine (see README, "dtype").
+#: vLLM 0.32 does not cast inputs, and a mismatch kills its engine (see docs/conformance.md).
 INPUT_DTYPES = ("float32", "float16", "bfloat16")
 
 

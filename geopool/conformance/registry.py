@@ -6,6 +6,7 @@ import dataclasses
 import fnmatch
 import re
 from pathlib import Path
+from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
@@ -69,26 +70,56 @@ class ExpectedFailure:
     ``case`` is an fnmatch pattern against a failing fact's case (the named situation inside the
     requirement; by default the test's parametrize id, else its function name); None matches any case.
     ``evidence`` says what was observed when the entry was confirmed (status, message).
+
+    The signature says what the known failure looks like, so that another failure of the same case is not
+    excused: ``status``, the HTTP statuses the failing answer may have, and ``message``, a regular expression
+    searched in the failure's text (its message and the server's message). An entry without them excuses any
+    failure of its case (:meth:`explains`).
     """
 
     id: str
     reason: str
     case: str | None = None
     evidence: str | None = None
+    status: tuple[int, ...] | None = None
+    message: str | None = None
 
     def matches(self, requirement: str, case: str | None) -> bool:
         return requirement == self.id and (self.case is None or fnmatch.fnmatchcase(case or "", self.case))
 
     @property
+    def signed(self) -> bool:
+        return self.status is not None or self.message is not None
+
+    def explains(self, fact: dict) -> bool:
+        """Whether a failing fact (its ``status`` and text) looks like the failure this entry expects."""
+        if self.status is not None and fact.get("status") not in self.status:
+            return False
+        return self.message is None or re.search(self.message, failure_text(fact)) is not None
+
+    @property
+    def signature(self) -> str:
+        parts = ([f"status {list(self.status)}"] if self.status is not None else []) + (
+            [f"message /{self.message}/"] if self.message is not None else [])
+        return ", ".join(parts) or "(any failure)"
+
+    @property
     def label(self) -> str:
         return self.case if self.case is not None else "(any case)"
 
-    def as_dict(self) -> dict[str, str | None]:
-        return dataclasses.asdict(self)
+    def as_dict(self) -> dict[str, Any]:
+        found = dataclasses.asdict(self)
+        return {**found, "status": list(self.status) if self.status is not None else None}
 
 
 #: The fields an ``[[expected-fail]]`` entry may have.
-ENTRY_FIELDS = ("id", "case", "reason", "evidence")
+ENTRY_FIELDS = ("id", "case", "reason", "evidence", "status", "message")
+
+
+def failure_text(fact: dict) -> str:
+    """A failing fact's text a signature's ``message`` is searched in: its message, the server's message and
+    any error it carries."""
+    return " | ".join(str(fact[key]) for key in ("message", "server_message", "error") if fact.get(key) is not None)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -293,10 +324,20 @@ def _entry(path: Path, number: int, entry: dict, registry: dict[str, Requirement
         raise RegistryError(f"{where}: needs string 'id' and 'reason'")
     if registry is not None and rid not in registry:
         raise RegistryError(f"{where}: unknown requirement {rid!r}")
-    for field in ("case", "evidence"):
+    for field in ("case", "evidence", "message"):
         if field in entry and not (isinstance(entry[field], str) and entry[field].strip()):
             raise RegistryError(f"{where}: field {field!r} must be a non-empty string (omit it for none)")
-    return ExpectedFailure(rid, reason, entry.get("case"), entry.get("evidence"))
+    status = entry.get("status")
+    if status is not None and not (isinstance(status, list) and status and all(
+            isinstance(code, int) and not isinstance(code, bool) and 100 <= code <= 599 for code in status)):
+        raise RegistryError(f"{where}: 'status' must be a non-empty list of HTTP status codes, e.g. [500]")
+    if "message" in entry:
+        try:
+            re.compile(entry["message"])
+        except re.error as exc:
+            raise RegistryError(f"{where}: 'message' is not a regular expression: {exc}") from None
+    return ExpectedFailure(rid, reason, entry.get("case"), entry.get("evidence"),
+                           tuple(status) if status is not None else None, entry.get("message"))
 
 
 def _bound(path: Path, data: dict, field: str) -> Version | None:

@@ -97,8 +97,13 @@ class RequirementLedger:
         failed = {str(item.get("case")) for item in failing}
         for item in failing:
             matched = self.expectations.matching(rid, item.get("case"))
-            if matched:
-                item["expected_by"] = [entry.label for entry in matched]
+            explained = [entry for entry in matched if entry.explains(item)]
+            if explained:
+                item["expected_by"] = [entry.label for entry in explained]
+            elif matched:  # the case is known to fail, but not like this: shown beside the entry it did not match
+                item["unlike_expected"] = [f"{entry.label}: {entry.signature}" for entry in matched]
+                item["message"] = (f"{item.get('message', '')} [not the known failure of this case: expected "
+                                   f"{'; '.join(entry.signature for entry in matched)}]")
         if failing:
             outcome = "expected-fail" if all("expected_by" in item for item in failing) else "fail"
         else:
@@ -116,7 +121,8 @@ class RequirementLedger:
         """An expectation entry's outcome, the failing cases it matched and its evaluated cases that held."""
         failed, held = set(), set()
         for result in self.results.get(entry.id, []):
-            failed |= {case for case in result["failed_cases"] if entry.matches(entry.id, case)}
+            failed |= {str(item.get("case")) for item in result["evidence"]
+                       if entry.label in item.get("expected_by", ()) and entry.matches(entry.id, item.get("case"))}
             if result["outcome"] in _CHECKED:
                 held |= {case for case in result["held_cases"] if entry.matches(entry.id, case)}
         outcome = "expected-fail" if failed else "unexpected-pass" if held else "not-run"

@@ -131,11 +131,14 @@ def test_versions_compare_without_their_local_part(text, expected):
     assert (str(found) if found else None) == expected
 
 
-def test_the_shipped_file_covers_vllm_0_32_and_the_next_minor_versions():
-    for version in ("0.32.0", "0.32.0+cpu", "0.33.0"):
+def test_the_shipped_file_covers_only_the_vllm_versions_seen():
+    for version in ("0.32.0", "0.32.0+cpu", "0.32.9"):
         found = load_expectations(version, registry=load_registry())
         assert found.source and found.source.endswith("vllm-0.32.toml") and found.warning is None, version
     assert load_expectations("0.31.0").warning and "older than every file" in load_expectations("0.31.0").line
+    for version in ("0.33.0", "0.34.0", "1.0.0"):  # read, not run (docs/vllm-versions.md): none, and a warning
+        found = load_expectations(version, registry=load_registry())
+        assert found.source is None and found.warning and "no file covers it" in found.line, version
 
 
 class _Reporter:
@@ -173,7 +176,7 @@ def test_the_report_carries_the_line(tmp_path):
         "file": str(tmp_path / "vllm-0.32.toml"), "requirements": ["POOL-ENV-001"], "line": expectations.line,
         "warning": None, "applies_from": "0.32.0", "applies_below": None,
         "entries": [{"id": "POOL-ENV-001", "case": None, "reason": "a reason long enough to be one", "evidence": None,
-                     "outcome": "not-run", "matched_cases": [], "held_cases": []}]}
+                     "status": None, "message": None, "outcome": "not-run", "matched_cases": [], "held_cases": []}]}
     assert json.loads((tmp_path / "r.json").read_text())["expectations"]["line"] == expectations.line
 
 
@@ -197,13 +200,17 @@ def test_entries_are_per_case_with_fnmatch_patterns(tmp_path):
 @pytest.mark.parametrize(("entry", "message"), [
     ('id = "POOL-ENV-001"\nreason = "r"\ncases = "x"\n',
      "x.toml expected-fail #1 (POOL-ENV-001): unknown field(s) ['cases']; an entry has ['id', 'case', 'reason', "
-     "'evidence']"),
+     "'evidence', 'status', 'message']"),
+    ('id = "POOL-ENV-001"\nreason = "r"\nstatus = 500\n', "(POOL-ENV-001): 'status' must be a non-empty list of HTTP"),
+    ('id = "POOL-ENV-001"\nreason = "r"\nstatus = [700]\n', "(POOL-ENV-001): 'status' must be a non-empty list"),
+    ('id = "POOL-ENV-001"\nreason = "r"\nmessage = "(unclosed"\n', "(POOL-ENV-001): 'message' is not a regular"),
     ('id = "POOL-ENV-001"\nreason = "r"\ncase = 3\n', "x.toml expected-fail #1 (POOL-ENV-001): field 'case' must be"),
     ('id = "POOL-ENV-001"\nreason = "r"\nevidence = ""\n', "(POOL-ENV-001): field 'evidence' must be a non-empty"),
     ('id = "POOL-ENV-001"\n', "x.toml expected-fail #1 (POOL-ENV-001): needs string 'id' and 'reason'"),
     ('id = "POOL-ENV-001"\nreason = "r"\ncase = "a"\n[[expected-fail]]\nid = "POOL-ENV-001"\nreason = "s"\n'
      'case = "a"\n', "x.toml expected-fail #2 (POOL-ENV-001, case a): listed twice"),
-], ids=["unknown-field", "case-not-a-string", "empty-evidence", "no-reason", "duplicate"])
+], ids=["unknown-field", "status-not-a-list", "status-not-http", "message-not-a-regex", "case-not-a-string",
+      "empty-evidence", "no-reason", "duplicate"])
 def test_a_malformed_entry_names_the_file_and_the_entry(tmp_path, entry, message):
     path = tmp_path / "x.toml"
     path.write_text("[[expected-fail]]\n" + entry)

@@ -29,22 +29,22 @@ def run_endpoints_as(server, version: str, report: Path) -> tuple[subprocess.Com
     return result, json.loads(report.read_text())
 
 
-def test_a_newer_minor_version_gets_the_0_32_file(embedded_server, tmp_path):
+def test_a_version_only_read_gets_none_and_a_warning(embedded_server, tmp_path):
     result, report = run_endpoints_as(embedded_server, "0.33.0", tmp_path / "r.json")
-    line = ("expectations: vllm-0.32.toml (for vLLM >= 0.32.0, < 1.0.0) applied to vLLM 0.33.0; "
-            "an unexpected pass marks a defect fixed in 0.33.0")
-    assert line in result.stdout, result.stdout[-4000:]
+    line = ("expectations: none for vLLM 0.33.0 (no file covers it: vllm-0.32.toml is for >= 0.32.0, < 0.33.0); "
+            "every failure counts")
+    assert f"warning: {line}" in result.stdout, result.stdout[-4000:]
     assert report["target"]["vllm_version"] == "0.33.0"
-    assert report["expectations"]["line"] == line and report["expectations"]["warning"] is None
-    assert report["expectations"]["file"].endswith("vllm-0.32.toml")
-    # vLLM 0.32's empty /pooling response schema is still listed, so it does not fail the run
+    assert report["expectations"]["line"] == line and report["expectations"]["warning"] == line
+    assert report["expectations"]["file"] is None
+    # vLLM 0.32's empty /pooling response schema is no longer excused: a 0.33 server showing it fails
     outcomes = {entry["id"]: entry["outcome"] for entry in report["requirements"]}
-    assert outcomes["POOL-EP-007"] == "expected-fail" and result.returncode == 0, result.stdout[-4000:]
+    assert outcomes["POOL-EP-007"] == "fail" and result.returncode == 1, result.stdout[-4000:]
 
 
 def test_an_older_version_gets_none_and_a_warning(embedded_server, tmp_path):
     result, report = run_endpoints_as(embedded_server, "0.31.0", tmp_path / "r.json")
-    line = ("expectations: none for vLLM 0.31.0 (older than every file: vllm-0.32.toml is for >= 0.32.0, < 1.0.0); "
+    line = ("expectations: none for vLLM 0.31.0 (older than every file: vllm-0.32.toml is for >= 0.32.0, < 0.33.0); "
             "every failure counts")
     assert f"warning: {line}" in result.stdout, result.stdout[-4000:]
     assert report["expectations"]["line"] == line and report["expectations"]["warning"] == line

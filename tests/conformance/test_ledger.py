@@ -140,6 +140,38 @@ def test_named_cases(checks):
     assert entry["evidence"] == "500, then the server exits"
 
 
+def test_a_failure_unlike_its_entrys_signature_is_a_failure_shown_beside_the_entry(pytester):
+    """The entry was written for a 500 naming the sparse tensor's size: a 200 (the tensor accepted), or a 500
+    saying something else, fails; only the known failure is excused."""
+    expected = ('[[expected-fail]]\nid = "POOL-SEC-003"\ncase = "out-of-bounds*"\nreason = "D5: a 500, not a 4xx"\n'
+                'status = [500]\nmessage = "size is inconsistent with indices"\n')
+    result, report = run(pytester, '''
+import pytest
+
+ANSWERS = {"out-of-bounds-known": (500, "size is inconsistent with indices: for dim 0, size is 6"),
+           "out-of-bounds-accepted": (200, None), "out-of-bounds-other-500": (500, "pop from empty list")}
+
+@pytest.mark.requirement("POOL-SEC-003")
+@pytest.mark.parametrize("case", sorted(ANSWERS))
+def test_sparse(checks, case):
+    status, server_message = ANSWERS[case]
+    checks.fail("POOL-SEC-003", f"answered {status}", status=status, server_message=server_message)
+''', expected)
+    result.assert_outcomes(failed=2, xfailed=1)
+    tests = results_by_test(report, "POOL-SEC-003")
+    assert {name: test["outcome"] for name, test in tests.items()} == {
+        "test_sparse[out-of-bounds-known]": "expected-fail", "test_sparse[out-of-bounds-accepted]": "fail",
+        "test_sparse[out-of-bounds-other-500]": "fail"}
+    accepted = tests["test_sparse[out-of-bounds-accepted]"]["evidence"][0]
+    assert "expected_by" not in accepted
+    assert accepted["unlike_expected"] == ["out-of-bounds*: status [500], message /size is inconsistent with indices/"]
+    assert "not the known failure of this case" in accepted["message"]
+    result.stdout.fnmatch_lines(["*POOL-SEC-003*answered 200*not the known failure of this case*"])
+    [entry] = report["expectations"]["entries"]
+    assert entry["outcome"] == "expected-fail" and entry["matched_cases"] == ["out-of-bounds-known"]
+    assert entry["status"] == [500] and requirement(report, "POOL-SEC-003")["outcome"] == "fail"
+
+
 def test_an_expected_case_that_passes_is_an_unexpected_pass(pytester):
     expected = ('[[expected-fail]]\nid = "POOL-REJ-010"\ncase = "fixed"\nreason = "D3: was a killer"\n'
                 '[[expected-fail]]\nid = "POOL-REJ-010"\ncase = "still-broken"\nreason = "a known defect"\n'

@@ -117,6 +117,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         record = item.stash.get(EVALUATED_KEY, None) if report.when == "call" else None
         evaluated = {rid: record.cases(rid, case) for rid in ids} if record is not None else {}
         outcome = ledger.record(item.nodeid, report, ids, evidence=evidence, evaluated=evaluated, error=error)
+        unlike = [fact for fact in evidence if "unlike_expected" in fact]
+        if unlike:  # shown with the failure: its case is a known one, but the entry's signature does not match
+            report.sections.append(("geopool: not the known failure of an expected case", "\n".join(
+                f"{fact['requirement']} [{fact['case']}]: {fact['message']}" for fact in unlike)))
         _add_properties(item, report, _outcome_properties(ledger, item.nodeid, ids))
         if outcome == "expected-fail":
             report.outcome = "skipped"
