@@ -102,8 +102,9 @@ def test_two_samples_of_one_server_show_no_significant_change(baseline, tmp_path
 
 
 def test_requests_behind_a_500_ms_delay_are_a_regression_of_about_500_ms(embedded_server, tmp_path):
-    # one user's closed loop: the proxy's 2nd, 4th, ... pooling request is the run's sequence number 1, 3, ...
-    prompt, delayed = interleaved_halves(proxied_run(embedded_server, tmp_path / "slow", "slow-every:2:0.5"),
+    # one user's closed loop after the preflight's seed request (the proxy's 1st pooling request): the proxy's
+    # 2nd, 4th, ... pooling request is the run's sequence number 0, 2, ...
+    delayed, prompt = interleaved_halves(proxied_run(embedded_server, tmp_path / "slow", "slow-every:2:0.5"),
                                          tmp_path / "halves")
     result, compared = compare(prompt, delayed, tmp_path / "regressed")
     assert result.returncode == exitcodes.REGRESSED, result.stdout + result.stderr

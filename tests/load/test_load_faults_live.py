@@ -1,6 +1,7 @@
 """The load suite's verdicts on what a run counts, against the real embedded vLLM server through the fault
 proxy: which bound failed, counts of requests, errors and verification failures, the corrected/uncorrected
-gap a stall opens, the split of an open-loop schedule across Locust workers, the users a shape asks for.
+gap a stall opens, the users a shape asks for. (The split of an open-loop schedule across Locust workers, on
+one host and across network namespaces: test_distributed_netns.py.)
 
 What these assert holds however busy the machine is (a delay or stall the proxy plants is seconds long),
 so, unlike the latency-measuring runs (test_compare_live.py, test_sweep_live.py), they
@@ -13,8 +14,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -125,43 +124,6 @@ stages = [{ until_s = 10, users = 1 }, { until_s = 24, users = 3 }]
 
     assert most_in_flight(1, 8) == 1
     assert most_in_flight(14, 22) == 3
-
-
-def test_plain_locust_master_and_two_workers_split_the_schedule(embedded_server, tmp_path):
-    common = ["-f", LOCUSTFILE, "--master-port", "0"]
-    port = _free_port()
-    report_dir = tmp_path / "run"
-    master = subprocess.Popen(
-        [sys.executable, "-m", "locust", "-f", LOCUSTFILE, "--master", "--master-bind-port", str(port),
-         # workers import geopool and gevent: on a busy box that alone can take a minute
-         "--expect-workers", "2", "--expect-workers-max-wait", "240", "--headless", "--host", embedded_server.url,
-         "--input-dtype", "float32",
-         "--scenario", "open-constant", "--rate", "2", "-t", "20s", "--warmup", "2", "--window-requests", "8",
-         # steadiness is not what this run judges: 2/s on busy cores queues up (window means 441 % apart, seen)
-         "--stability-tolerance", "10",
-         "--report-dir", str(report_dir)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path, start_new_session=True)
-    workers = [subprocess.Popen([sys.executable, "-m", "locust", *common[:2], "--worker", "--master-port", str(port)],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path,
-                                start_new_session=True) for _ in range(2)]
-    try:
-        output, _ = master.communicate(timeout=420)
-        for worker in workers:
-            worker.wait(timeout=60)
-    finally:
-        for process in (master, *workers):
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGKILL)
-    assert (report_dir / "summary.json").is_file(), f"exit {master.returncode}\n{output[-3000:]}"
-    summary = json.loads((report_dir / "summary.json").read_text())
-    assert master.returncode == 0, output[-3000:] + str(summary["invalid_reasons"])
-    assert summary["slots"] == 2
-    rows = records(report_dir)
-    by_slot = {slot: sorted(r["seq"] for r in rows if r["slot"] == slot) for slot in (0, 1)}
-    # 2 arrivals/s for 20 s = 40, every other one per worker, all merged at the master
-    assert by_slot == {0: list(range(0, 40, 2)), 1: list(range(1, 40, 2))}
-    assert summary["requests"]["total"] == 40 and summary["requests"]["ok"] == summary["requests"]["measured"]
-    assert "no final records" not in output
 
 
 def _free_port() -> int:
