@@ -367,7 +367,8 @@ JUDGED_ON_A_BUSY_BOX = ("test_a_breaching_run_stops_early_with_exit_10", REGRESS
 #: client install compares with the baseline, which :func:`matrix_baseline` shares between the workers.
 LONGEST_FIRST = ("baseline", "fault-matrix-0", "image-to-image", "fault-matrix-1", "load/test_load_faults_live.py",
                  "live/test_ci_recipes_live.py", "test_client_install.py", "conformance/test_io_plugins_live.py",
-                 "load/test_load_live.py", "plain-gate", "live/test_server_lifecycle.py", "gate/test_gate_live.py",
+                 "load/test_load_live.py", "load/test_distributed_netns.py", "plain-gate",
+                 "live/test_server_lifecycle.py", "gate/test_gate_live.py",
                  f"load/test_compare_live.py::{REGRESSION_RUN}", "float16", "test_compat.py",
                  "live/test_numeric_oracle.py", "proxy/test_reproducer_live.py",
                  "conformance/test_expectations_live.py")
