@@ -16,16 +16,19 @@ embedded default is ``dtype="float32"`` and the contract's ``input_dtype`` follo
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections import deque
 from pathlib import Path
 from types import TracebackType
+from typing import IO
 
 from geopool.client import Endpoint, PoolingClient
 from geopool.contract import INPUT_DTYPES, ModelContract, load_contract
@@ -105,10 +108,43 @@ def describe_plugin(plugin: str) -> str:
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that was free a moment ago (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
+    """A TCP port that was free a moment ago (the OS picks it), and that no embedded server has claimed."""
+    for _ in range(20):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind((host, 0))
+            port = sock.getsockname()[1]
+        if not _claimed(port):
+            return port
+    return port
+
+
+#: Where embedded servers claim their ports (one lock file per port, held while the server runs).
+PORT_CLAIMS = Path(tempfile.gettempdir()) / "geopool-ports"
+
+
+def claim_port(port: int) -> IO[str] | None:
+    """Claim ``port`` for an embedded server of this process: the open, locked claim file (keep it open while
+    the server runs; the lock goes with the process), or None when another server holds the claim.
+
+    vLLM's server binds with SO_REUSEPORT, so two servers started at once on the same free port both start and
+    the kernel shares the connections between them: each client then talks to either. A claim rules that out
+    for the servers geopool starts (seen: two test workers' servers on one port, their requests mixed)."""
+    PORT_CLAIMS.mkdir(parents=True, exist_ok=True)
+    claim = open(PORT_CLAIMS / f"{port}.lock", "w")  # held open (and locked) for the server's life
+    try:
+        fcntl.flock(claim, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        claim.close()
+        return None
+    return claim
+
+
+def _claimed(port: int) -> bool:
+    claim = claim_port(port)
+    if claim is None:
+        return True
+    claim.close()  # closing the file releases the lock just taken
+    return False
 
 
 def installed_device() -> str:
@@ -244,6 +280,7 @@ class EmbeddedServer:
         self.model_name = served_model_name or self.model_dir.name
         self.requested_port = port
         self.port: int | None = None
+        self._port_claim: IO[str] | None = None  # claim_port() of an auto-picked port, held until stop()
         self.dtype = dtype
         self.device = device
         self.max_num_seqs = max_num_seqs
@@ -307,7 +344,7 @@ class EmbeddedServer:
         started = time.monotonic()
         attempts = 1 if self.requested_port else 2
         for attempt in range(attempts):
-            self.port = self.requested_port or free_port()
+            self.port = self.requested_port or self._claimed_free_port()
             try:
                 self._launch(served_dir)
                 self._wait_healthy(started)
@@ -320,18 +357,36 @@ class EmbeddedServer:
         self.startup_s = time.monotonic() - started
         return self
 
+    def _claimed_free_port(self) -> int:
+        """A free port this server claims (:func:`claim_port`) until it stops for good."""
+        self._release_port()
+        for _ in range(20):
+            port = free_port()
+            self._port_claim = claim_port(port)
+            if self._port_claim is not None:
+                return port
+        raise EmbeddedServerError("no free port could be claimed for the embedded server (20 tries)")
+
+    def _release_port(self) -> None:
+        claim, self._port_claim = self._port_claim, None
+        if claim is not None:
+            claim.close()
+
     def restart(self) -> EmbeddedServer:
         """Stop (if running) and start again on the same port, so clients' URLs stay valid."""
         port = self.port
-        self.stop()
+        self.stop(release_port=False)
         requested, self.requested_port = self.requested_port, port or self.requested_port
         try:
             return self.start()
         finally:
             self.requested_port = requested
 
-    def stop(self, timeout_s: float = 30.0) -> None:
-        """Stop the server and every process it started (SIGTERM, then SIGKILL). Idempotent."""
+    def stop(self, timeout_s: float = 30.0, *, release_port: bool = True) -> None:
+        """Stop the server and every process it started (SIGTERM, then SIGKILL), and give up its port's claim
+        (not when restarting on it). Idempotent."""
+        if release_port:
+            self._release_port()
         process, self._process = self._process, None
         if process is not None:
             _kill_group(process, timeout_s)

@@ -169,3 +169,29 @@ def test_the_first_model_runner_is_asked_for_only_where_it_exists(version, expec
     _, env = launch_spec("cuda", **COMMON, vllm_version=version)
     assert env["VLLM_USE_V2_MODEL_RUNNER"] == expected
     assert server_module.model_runner_env(version) == expected
+
+
+def test_a_claimed_port_is_claimed_once_and_free_port_skips_it():
+    """Two servers started at once on the same free port would both bind it (vLLM uses SO_REUSEPORT) and share
+    its connections: a claim makes the second pick another port."""
+    port = server_module.free_port()
+    first = server_module.claim_port(port)
+    try:
+        assert first is not None and server_module.claim_port(port) is None
+        assert server_module._claimed(port)
+        assert all(server_module.free_port() != port for _ in range(50))
+    finally:
+        first.close()
+    again = server_module.claim_port(port)
+    assert again is not None, "the claim goes with its holder"
+    again.close()
+
+
+def test_an_embedded_server_holds_its_ports_claim_until_it_stops(monkeypatch, tmp_path):
+    server = EmbeddedServer(log_dir=tmp_path)
+    port = server._claimed_free_port()
+    assert server_module._claimed(port)
+    server.stop(release_port=False)
+    assert server_module._claimed(port), "a restart keeps the port"
+    server.stop()
+    assert not server_module._claimed(port)
