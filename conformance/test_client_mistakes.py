@@ -115,7 +115,7 @@ def test_concurrent_requests_of_different_sizes(target, client, guard, checks):
         try:
             responses = asyncio.run(_concurrently(target, [body_for(target, inputs[i]) for i in order]))
         except GeopoolError as exc:
-            formed, seen = _formed_after_failure(target, batched_before)
+            formed, seen = _formed_after_failure(target, guard, batched_before)
             checks.fail("POOL-CLI-005", f"round {attempt + 1}: a request of two concurrent sizes failed ({seen}): "
                                         f"{exc}", case=formed)
             break
@@ -142,13 +142,12 @@ def _decode_as(response, shape: tuple[int, ...], checks: Checks, *, case: str) -
         return None
 
 
-def _formed_after_failure(target, batched_before: float) -> tuple[str, str]:
+def _formed_after_failure(target, guard, batched_before: float) -> tuple[str, str]:
     """The case of a round whose request failed, and what was seen: a mixed batch when the engine counted a
     step of two or more requests, or when its engine died (/health no longer 200: vLLM 0.32's engine dies in the
     step that batches two sizes, before counting it); else concurrent requests that were not seen batched."""
+    healthy = guard.healthy()
     try:
-        with PoolingClient(target.endpoint.with_timeout(PROBE_TIMEOUT)) as probe:
-            healthy = probe.health()
         batched = batched_steps(target) if healthy else None
     except GeopoolError:
         healthy, batched = False, None

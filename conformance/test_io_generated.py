@@ -95,5 +95,6 @@ def test_the_class_map_equals_the_fixtures_golden_answer(target, io_guard, check
     if result.status != 200:
         return
     served = class_map(decode_io_answer(result.body).geotiff or b"")
-    checks.that("POOL-IO-011", kept.mismatch(served) <= golden.MISMATCH_BOUND, kept.describe(served), case=case,
-                mismatch_share=kept.mismatch(served), samples=len(kept.values))
+    share = kept.mismatch(served)
+    checks.that("POOL-IO-011", share <= golden.MISMATCH_BOUND, kept.describe(share), case=case,
+                mismatch_share=share, samples=len(kept.values))

@@ -24,6 +24,7 @@ from geopool import options as shared
 from geopool.client import PoolingClient
 from geopool.contract import InputSpec, ModelContract, load_contract
 from geopool.errors import (
+    ERROR_PREFIX,
     CheckpointError,
     ConfigError,
     ContractError,
@@ -51,13 +52,13 @@ def _friendly_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             return func(*args, **kwargs)
         except (ContractError, ConfigError, RegistryError, FaultSpecError, CheckpointError, InvalidArgument,
                 InstallError, MissingDependencyError, click.BadParameter) as exc:
-            click.echo(f"error: {exc}", err=True)
+            click.echo(f"{ERROR_PREFIX}{exc}", err=True)
             sys.exit(exitcodes.USAGE)
         except (ServerError, TargetError, EmbeddedServerError) as exc:
-            click.echo(f"error: {exc}", err=True)
+            click.echo(f"{ERROR_PREFIX}{exc}", err=True)
             sys.exit(exitcodes.TARGET_UNUSABLE)
         except GeopoolError as exc:
-            click.echo(f"error: {exc}", err=True)
+            click.echo(f"{ERROR_PREFIX}{exc}", err=True)
             sys.exit(exitcodes.FAILED)
 
     return wrapper
@@ -182,7 +183,7 @@ def serve(**options: Any) -> None:
 
 
 def _send_seed(url: str, model: str, contract: ModelContract, api_key: str | None) -> np.ndarray:
-    body = wire.request_body(model, wire.seed_inputs(contract), dtype=contract.input_dtype)
+    body = wire.seed_request(model, contract)
     with PoolingClient(url, api_key=api_key) as client:
         response = client.pool(body)
     result = wire.decode_json_response(response.json(), contract.output_shape)

@@ -18,17 +18,12 @@ import httpx
 from geopool.client import Endpoint, PoolingClient
 from geopool.contract import ModelContract
 from geopool.errors import GeopoolError, PoolingHTTPError
-from geopool.wire.request import request_body, seed_inputs
+from geopool.wire import seed_request
 
-__all__ = ["NOT_A_REFUSAL", "refusal", "seed_body"]
+__all__ = ["NOT_A_REFUSAL", "refusal"]
 
 #: 4xx answers that say "not now", not "not this request": a timeout and a rate limit.
 NOT_A_REFUSAL = frozenset({408, 429})
-
-
-def seed_body(contract: ModelContract, model: str) -> dict:
-    """The seed client's request for ``model``: every input filled with 1.0, in the server's input dtype."""
-    return request_body(model, seed_inputs(contract), dtype=contract.input_dtype)
 
 
 def refusal(endpoint: Endpoint, contract: ModelContract, model: str, *,
@@ -37,7 +32,7 @@ def refusal(endpoint: Endpoint, contract: ModelContract, model: str, *,
     it does not refuse it: it answered 2xx, or failed in a way the suites judge (5xx, no answer)."""
     try:
         with PoolingClient(endpoint, transport=transport) as client:
-            client.pool(seed_body(contract, model))
+            client.pool(seed_request(model, contract))
     except PoolingHTTPError as exc:
         if 400 <= exc.status < 500 and exc.status not in NOT_A_REFUSAL:
             return (f"it refuses the contract's own valid request (the seed request, model {model!r}): {exc}"

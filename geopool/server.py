@@ -140,6 +140,8 @@ def claim_port(port: int) -> IO[str] | None:
 
 
 def _claimed(port: int) -> bool:
+    if not (PORT_CLAIMS / f"{port}.lock").exists():  # never claimed: no file to make for a mere check
+        return False
     claim = claim_port(port)
     if claim is None:
         return True

@@ -102,7 +102,7 @@ def run_gate(values: Mapping[str, Any], pytest_args: Sequence[str] = ()) -> int:
         summary["report_errors"] = failed_outputs
         (folder / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
         for failure in failed_outputs:
-            print(f"error: could not write {failure}", file=sys.stderr)
+            print(f"{ERROR_PREFIX}could not write {failure}", file=sys.stderr)
         return exitcodes.worst([summary["exit_code"], exitcodes.INTERNAL])
     return summary["exit_code"]
 

@@ -63,8 +63,8 @@ class GoldenMap:
             return 1.0
         return float(np.mean(served[self.positions[:, 0], self.positions[:, 1]] != self.values))
 
-    def describe(self, served: np.ndarray) -> str:
-        share = self.mismatch(served)
+    def describe(self, share: float) -> str:
+        """The verdict line for a served map whose :meth:`mismatch` is ``share``."""
         verdict = "matches" if share <= MISMATCH_BOUND else "does not match"
         return (f"{verdict} the golden class map of {IO_FIXTURE} ({self.case}): {share:.2%} of {len(self.values)} "
                 f"sampled pixels differ (bound {MISMATCH_BOUND:.0%})")

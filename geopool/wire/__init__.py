@@ -33,6 +33,7 @@ from geopool.wire.request import (
     pooling_request,
     request_body,
     seed_inputs,
+    seed_request,
     set_image_embed,
 )
 from geopool.wire.response import decode_bytes_response, decode_json_response
@@ -97,6 +98,7 @@ __all__ = [
     "read_metrics",
     "request_body",
     "seed_inputs",
+    "seed_request",
     "serialize_array",
     "set_image_embed",
     "torch_load",

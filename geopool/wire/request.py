@@ -30,6 +30,7 @@ __all__ = [
     "pooling_request",
     "request_body",
     "seed_inputs",
+    "seed_request",
     "set_image_embed",
 ]
 
@@ -92,6 +93,11 @@ def request_body(
     """
     return pooling_request(model, encode_inputs(arrays, dtype=dtype, fmt=fmt), encoding_format=encoding_format,
                            embed_dtype=embed_dtype, endianness=endianness)
+
+
+def seed_request(model: str, contract: ModelContract) -> dict[str, Any]:
+    """The seed client's request for ``model``: every input filled with 1.0, in the server's input dtype."""
+    return request_body(model, seed_inputs(contract), dtype=contract.input_dtype)
 
 
 def image_part(body: dict[str, Any]) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from geopool.deadlines import locust_run_s
-from geopool.errors import ConfigError
+from geopool.errors import ERROR_PREFIX, ConfigError
 from geopool.events import EventChannel
 from geopool.exitcodes import INTERNAL, INTERRUPTED, USAGE
 from geopool.load.judge.slo import EXIT_CODES, EXIT_NO_TARGET, load_slo
@@ -119,12 +119,12 @@ def _run_child(command: list[str], env: dict[str, str], deadline: float, report_
     finally:
         progress.close()
     if code is None:
-        print(f"error: the load run did not stop within {deadline:.0f} s and was stopped; "
+        print(f"{ERROR_PREFIX}the load run did not stop within {deadline:.0f} s and was stopped; "
               f"records so far are in {records}", file=sys.stderr)
         return EXIT_NO_TARGET
     mapped = geopool_code(code, verdict_written=(report_dir / "summary.json").is_file())
     if mapped != code:
-        print(f"error: Locust exited {code} without a verdict of geopool's ({describe_locust(code)}); "
+        print(f"{ERROR_PREFIX}Locust exited {code} without a verdict of geopool's ({describe_locust(code)}); "
               f"records so far are in {records}", file=sys.stderr)
     return mapped
 
